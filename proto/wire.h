@@ -1,0 +1,66 @@
+/* Framing and client-side transport shared by the provider, keystorectl and
+ * the tests.  The server has its own non-blocking reader (keystore-server/)
+ * but uses the same constants and limits. */
+#ifndef KEYSTORE_WIRE_H
+#define KEYSTORE_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "keystore.pb-c.h"
+
+#define KS_PROTOCOL_VERSION 1
+#define KS_FRAME_HEADER 4
+#define KS_DEFAULT_MAX_FRAME (64 * 1024)
+#define KS_MIN_MAX_FRAME 1024
+#define KS_ABS_MAX_FRAME (16 * 1024 * 1024)
+#define KS_MAX_KEY_NAME 64
+#define KS_DEFAULT_SOCKET "unix:/run/keystored/keystored.sock"
+#define KS_DEFAULT_ADMIN_SOCKET "unix:/run/keystored/admin.sock"
+#define KS_IO_TIMEOUT_MS 30000  /* a dead or wedged server fails within this */
+#define KS_URI_SCHEME "keystore:"
+
+/* An error buffer size that fits every message the helpers produce. */
+#define KS_ERRLEN 512
+
+/* Encode the 4-byte big-endian length prefix / decode it. */
+void ks_put_be32(uint8_t out[4], uint32_t v);
+uint32_t ks_get_be32(const uint8_t in[4]);
+
+/* Key names: 1..64 characters from [A-Za-z0-9._-], not starting with '.'.
+ * They become file names in the key directory, so this is a security check. */
+int ks_valid_key_name(const char *name);
+
+/* Parse a "keystore:" URI into a key name.  Accepted forms (documented in
+ * docs/uris.md): "keystore:NAME" and "keystore:name=NAME".  Returns 1 and
+ * writes the name (NUL-terminated) into out[KS_MAX_KEY_NAME + 1], or 0 with a
+ * reason in err. */
+int ks_parse_uri(const char *uri, char *out, char *err, size_t errlen);
+
+/* Connect to "unix:/path" (TCP forms are added by the remote transport).
+ * Returns a connected fd with send/receive timeouts of timeout_ms, or -1 with
+ * a message such as "keystore server unreachable at unix:/x: Connection refused". */
+int ks_connect(const char *addr, int timeout_ms, char *err, size_t errlen);
+
+/* Blocking frame I/O on a connected fd.  Return 0 on success, -1 on error
+ * with a message in err (which may be NULL).  ks_read_frame checks the
+ * length against max_frame before allocating; *out is malloc'd. */
+int ks_write_frame(int fd, const uint8_t *buf, size_t len, char *err, size_t errlen);
+int ks_read_frame(int fd, size_t max_frame, uint8_t **out, size_t *outlen,
+                  char *err, size_t errlen);
+
+/* Send one request and wait for the response with the same id.
+ * On success returns 0 and *resp must be freed with
+ * keystore__response__free_unpacked(*resp, NULL).  Transport or decoding
+ * failures return -1 with a message (the connection should be dropped). */
+int ks_call(int fd, size_t max_frame, const Keystore__Request *req,
+            Keystore__Response **resp, char *err, size_t errlen);
+
+/* Hello exchange; fills *server_max_frame.  Returns 0 or -1 with err. */
+int ks_hello(int fd, const char *client_name, size_t *server_max_frame,
+             char *err, size_t errlen);
+
+/* Names for logs and messages. */
+const char *ks_error_code_name(Keystore__ErrorCode code);
+const char *ks_key_type_name(Keystore__KeyType type);
+
+#endif
