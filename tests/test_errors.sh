@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Every failure says what went wrong, distinctly, and names the server.
+. "$(dirname "$0")/lib.sh"
+ks_start
+
+ks_ctl generate rsa --type rsa >/dev/null || fail "generate rsa"
+ks_ctl generate ec --type ec >/dev/null || fail "generate ec"
+openssl dgst -sha256 -binary /etc/hostname > "$T/d"
+
+# unknown key name
+expect_fail "no key named 'nosuch'" \
+    openssl pkeyutl "${PROV[@]}" -sign -inkey keystore:nosuch -in "$T/d" -out "$T/s"
+e1=$(openssl pkeyutl "${PROV[@]}" -sign -inkey keystore:nosuch -in "$T/d" -out "$T/s" 2>&1 || true)
+pass "unknown key"
+
+# malformed URI
+expect_fail "malformed keystore URI" \
+    openssl pkeyutl "${PROV[@]}" -sign -inkey 'keystore:../etc/passwd' -in "$T/d" -out "$T/s"
+e2=$(openssl pkeyutl "${PROV[@]}" -sign -inkey 'keystore:../etc/passwd' -in "$T/d" -out "$T/s" 2>&1 || true)
+pass "malformed URI"
+
+# wrong key type for the operation: decrypt with an EC key
+head -c 32 /dev/urandom > "$T/ct"
+expect_fail "(key ?type|not supported)" \
+    openssl pkeyutl "${PROV[@]}" -decrypt -inkey keystore:ec -in "$T/ct" -out "$T/pt"
+e3=$(openssl pkeyutl "${PROV[@]}" -decrypt -inkey keystore:ec -in "$T/ct" -out "$T/pt" 2>&1 || true)
+pass "wrong key type"
+
+# raw RSA is never offered
+expect_fail "raw RSA" \
+    openssl pkeyutl "${PROV[@]}" -sign -inkey keystore:rsa -in "$T/d" -out "$T/s" -pkeyopt rsa_padding_mode:none
+pass "raw RSA refused"
+
+[ "$e1" != "$e2" ] && [ "$e2" != "$e3" ] && [ "$e1" != "$e3" ] || fail "error messages are not distinct"
+
+# server down: the error names the socket and the reason
+ks_stop
+expect_fail "keystore server unreachable at unix:$T/ks.sock: (Connection refused|No such file or directory)" \
+    openssl pkeyutl "${PROV[@]}" -sign -inkey keystore:rsa -in "$T/d" -out "$T/s"
+pass "server down named with socket and reason"
+
+# keystorectl: stable exit codes
+set +e
+"$KEYSTORECTL" -s "unix:$T/admin.sock" list >/dev/null 2>&1; rc=$?
+set -e
+[ $rc = 2 ] || fail "keystorectl with server down exited $rc, expected 2"
+pass "keystorectl exit code 2 when the server is down"
