@@ -1,0 +1,371 @@
+/* ksbench: sign/decrypt throughput and latency, in-process OpenSSL versus the
+ * same keys through the keystore provider, measured in one run.
+ *
+ *   ksbench --pem-dir DIR [--seconds S] [--clients 1,2,4,16,64]
+ *           [--algs rsa2048,rsa3072,p256,p384,ed25519,rsa2048-oaep]
+ *           [--modes threads,procs] [--backends default,keystore]
+ *
+ * DIR holds rsa2048.pem rsa3072.pem p256.pem p384.pem ed25519.pem; the keystore
+ * server must hold the same keys as bench-rsa2048 ... (tests/bench/run.sh does
+ * both).  KEYSTORE_SERVER selects the server (unix: or later tcp:).
+ * For each case it prints ops/s, p50 and p99 latency and the ratio of the
+ * keystore figures to the in-process default provider's. */
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/provider.h>
+#include <openssl/rsa.h>
+#include <openssl/store.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CLIENTS 256
+#define MAX_SAMPLES 200000
+
+struct alg { const char *name, *pem; int decrypt, eddsa; };
+static const struct alg ALGS[] = {
+    { "rsa2048", "rsa2048.pem", 0, 0 },
+    { "rsa3072", "rsa3072.pem", 0, 0 },
+    { "p256", "p256.pem", 0, 0 },
+    { "p384", "p384.pem", 0, 0 },
+    { "ed25519", "ed25519.pem", 0, 1 },
+    { "rsa2048-oaep", "rsa2048.pem", 1, 0 },
+};
+
+struct result { double ops, p50_us, p99_us; };
+
+struct worker {
+    const struct alg *alg;
+    EVP_PKEY *key;
+    double seconds;
+    unsigned long n;              /* operations done */
+    float *lat;                   /* microseconds, up to MAX_SAMPLES */
+    int failed;
+};
+
+static const char *pem_dir;
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "ksbench: %s\n", what);
+    ERR_print_errors_fp(stderr);
+    exit(1);
+}
+
+static EVP_PKEY *load_key(const struct alg *a, const char *backend)
+{
+    char path[1024];
+    EVP_PKEY *k = NULL;
+
+    if (strcmp(backend, "default") == 0) {
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/%s", pem_dir, a->pem);
+        if ((f = fopen(path, "r")) == NULL)
+            die(path);
+        k = PEM_read_PrivateKey_ex(f, NULL, NULL, NULL, NULL, "provider=default");
+        fclose(f);
+    } else {
+        OSSL_STORE_CTX *s;
+        char uri[256];
+        char base[64];
+
+        snprintf(base, sizeof(base), "%s", a->pem);
+        *strchr(base, '.') = '\0';
+        snprintf(uri, sizeof(uri), "keystore:bench-%s", base);
+        if ((s = OSSL_STORE_open(uri, NULL, NULL, NULL, NULL)) == NULL)
+            die(uri);
+        while (k == NULL && !OSSL_STORE_eof(s)) {
+            OSSL_STORE_INFO *i = OSSL_STORE_load(s);
+
+            if (i == NULL)
+                break;
+            if (OSSL_STORE_INFO_get_type(i) == OSSL_STORE_INFO_PKEY)
+                k = OSSL_STORE_INFO_get1_PKEY(i);
+            OSSL_STORE_INFO_free(i);
+        }
+        OSSL_STORE_close(s);
+    }
+    if (k == NULL)
+        die("cannot load key");
+    return k;
+}
+
+/* One operation; returns 1 on success. */
+static int one_op(const struct worker *w, EVP_PKEY_CTX *ctx, const unsigned char *ct, size_t ctlen)
+{
+    unsigned char out[1024];
+    size_t outlen = sizeof(out);
+    static const unsigned char dgst[48] = { 1, 2, 3 };
+
+    if (w->alg->eddsa) {
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        int ok = md != NULL && EVP_DigestSignInit_ex(md, NULL, NULL, NULL, NULL, w->key, NULL) == 1
+                 && EVP_DigestSign(md, out, &outlen, dgst, 32) == 1;
+
+        EVP_MD_CTX_free(md);
+        return ok;
+    }
+    if (w->alg->decrypt)
+        return EVP_PKEY_decrypt(ctx, out, &outlen, ct, ctlen) == 1;
+    return EVP_PKEY_sign(ctx, out, &outlen, dgst, strcmp(w->alg->name, "p384") == 0 ? 48 : 32) == 1;
+}
+
+static void *run_worker(void *arg)
+{
+    struct worker *w = arg;
+    EVP_PKEY_CTX *ctx = NULL;
+    unsigned char ct[1024];
+    size_t ctlen = sizeof(ct);
+    double t0, end, t;
+
+    if (!w->alg->eddsa) {
+        ctx = EVP_PKEY_CTX_new_from_pkey(NULL, w->key, NULL);
+        if (ctx == NULL)
+            die("ctx");
+        if (w->alg->decrypt) {
+            EVP_PKEY_CTX *ectx = EVP_PKEY_CTX_new_from_pkey(NULL, w->key, NULL);
+            static const unsigned char msg[32] = { 7 };
+
+            if (ectx == NULL || EVP_PKEY_encrypt_init(ectx) != 1
+                || EVP_PKEY_CTX_set_rsa_padding(ectx, RSA_PKCS1_OAEP_PADDING) != 1
+                || EVP_PKEY_encrypt(ectx, ct, &ctlen, msg, sizeof(msg)) != 1)
+                die("encrypt");
+            EVP_PKEY_CTX_free(ectx);
+            if (EVP_PKEY_decrypt_init(ctx) != 1 || EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) != 1)
+                die("decrypt init");
+        } else {
+            if (EVP_PKEY_sign_init(ctx) != 1 || EVP_PKEY_CTX_set_signature_md(ctx,
+                    EVP_get_digestbyname(strcmp(w->alg->name, "p384") == 0 ? "SHA384" : "SHA256")) != 1)
+                die("sign init");
+        }
+    }
+    t0 = now();
+    end = t0 + w->seconds;
+    while ((t = now()) < end) {
+        if (!one_op(w, ctx, ct, ctlen)) {
+            w->failed = 1;
+            ERR_print_errors_fp(stderr);
+            break;
+        }
+        if (w->n < MAX_SAMPLES)
+            w->lat[w->n] = (float)((now() - t) * 1e6);
+        w->n++;
+    }
+    EVP_PKEY_CTX_free(ctx);
+    return NULL;
+}
+
+static int cmpf(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static struct result summarize(float *lat, size_t n, double ops)
+{
+    struct result r = { ops, 0, 0 };
+
+    if (n > 0) {
+        qsort(lat, n, sizeof(float), cmpf);
+        r.p50_us = lat[n / 2];
+        r.p99_us = lat[(size_t)(n * 0.99)];
+    }
+    return r;
+}
+
+/* Threads share one loaded key (as a threaded server does). */
+static struct result bench_threads(const struct alg *a, const char *backend, int clients, double secs)
+{
+    struct worker w[MAX_CLIENTS];
+    pthread_t th[MAX_CLIENTS];
+    EVP_PKEY *key = load_key(a, backend);
+    size_t total = 0, k = 0;
+    unsigned long ops = 0;
+    float *all;
+    int i;
+
+    for (i = 0; i < clients; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i].alg = a;
+        w[i].key = key;
+        w[i].seconds = secs;
+        w[i].lat = malloc(sizeof(float) * MAX_SAMPLES);
+        if (w[i].lat == NULL || pthread_create(&th[i], NULL, run_worker, &w[i]) != 0)
+            die("thread");
+    }
+    for (i = 0; i < clients; i++) {
+        pthread_join(th[i], NULL);
+        if (w[i].failed)
+            die("an operation failed");
+        ops += w[i].n;
+        total += w[i].n < MAX_SAMPLES ? w[i].n : MAX_SAMPLES;
+    }
+    all = malloc(sizeof(float) * (total + 1));
+    for (i = 0; i < clients; i++) {
+        size_t n = w[i].n < MAX_SAMPLES ? w[i].n : MAX_SAMPLES;
+
+        memcpy(all + k, w[i].lat, n * sizeof(float));
+        k += n;
+        free(w[i].lat);
+    }
+    EVP_PKEY_free(key);
+    {
+        struct result r = summarize(all, total, ops / secs);
+
+        free(all);
+        return r;
+    }
+}
+
+/* Processes: the key is loaded before fork, as pre-forking servers do; each
+ * child sends its count and a latency sample back through a pipe. */
+static struct result bench_procs(const struct alg *a, const char *backend, int clients, double secs)
+{
+    EVP_PKEY *key = load_key(a, backend);
+    int fds[MAX_CLIENTS][2], i;
+    pid_t pids[MAX_CLIENTS];
+    const size_t per = 20000;
+    float *all = malloc(sizeof(float) * per * clients);
+    size_t total = 0;
+    unsigned long ops = 0;
+
+    for (i = 0; i < clients; i++) {
+        if (pipe(fds[i]) != 0)
+            die("pipe");
+        pids[i] = fork();
+        if (pids[i] < 0)
+            die("fork");
+        if (pids[i] == 0) {
+            struct worker w = { a, key, secs, 0, malloc(sizeof(float) * MAX_SAMPLES), 0 };
+            unsigned long hdr[2];
+            size_t n;
+
+            close(fds[i][0]);
+            run_worker(&w);
+            n = w.n < per ? w.n : per;
+            hdr[0] = w.failed ? (unsigned long)-1 : w.n;
+            hdr[1] = n;
+            if (write(fds[i][1], hdr, sizeof(hdr)) != sizeof(hdr)
+                || write(fds[i][1], w.lat, n * sizeof(float)) != (ssize_t)(n * sizeof(float)))
+                _exit(1);
+            _exit(0);
+        }
+        close(fds[i][1]);
+    }
+    for (i = 0; i < clients; i++) {
+        unsigned long hdr[2];
+        size_t want, got = 0;
+
+        if (read(fds[i][0], hdr, sizeof(hdr)) != sizeof(hdr) || hdr[0] == (unsigned long)-1)
+            die("a child failed");
+        ops += hdr[0];
+        want = hdr[1] * sizeof(float);
+        while (got < want) {
+            ssize_t r = read(fds[i][0], (char *)(all + total) + got, want - got);
+
+            if (r <= 0)
+                die("short read from child");
+            got += (size_t)r;
+        }
+        total += hdr[1];
+        close(fds[i][0]);
+        waitpid(pids[i], NULL, 0);
+    }
+    EVP_PKEY_free(key);
+    {
+        struct result r = summarize(all, total, ops / secs);
+
+        free(all);
+        return r;
+    }
+}
+
+static int in_list(const char *list, const char *item)
+{
+    char buf[512], *tok, *save;
+
+    snprintf(buf, sizeof(buf), "%s", list);
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        if (strcmp(tok, item) == 0)
+            return 1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *clients = "1,2,4,16,64", *algs = "rsa2048,rsa3072,p256,p384,ed25519,rsa2048-oaep";
+    const char *modes = "threads,procs", *backends = "default,keystore";
+    double secs = 1.0;
+    size_t ai;
+    int i;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--pem-dir") == 0 && i + 1 < argc) pem_dir = argv[++i];
+        else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) secs = atof(argv[++i]);
+        else if (strcmp(argv[i], "--clients") == 0 && i + 1 < argc) clients = argv[++i];
+        else if (strcmp(argv[i], "--algs") == 0 && i + 1 < argc) algs = argv[++i];
+        else if (strcmp(argv[i], "--modes") == 0 && i + 1 < argc) modes = argv[++i];
+        else if (strcmp(argv[i], "--backends") == 0 && i + 1 < argc) backends = argv[++i];
+        else {
+            fprintf(stderr, "usage: ksbench --pem-dir DIR [--seconds S] [--clients 1,2,4] "
+                            "[--algs rsa2048,...] [--modes threads,procs] [--backends default,keystore]\n");
+            return 1;
+        }
+    }
+    if (pem_dir == NULL || secs <= 0)
+        die("--pem-dir is required and --seconds must be positive");
+    if (OSSL_PROVIDER_load(NULL, "default") == NULL)
+        die("cannot load the default provider");
+    if (in_list(backends, "keystore") && OSSL_PROVIDER_load(NULL, "keystore") == NULL)
+        die("cannot load the keystore provider (set OPENSSL_MODULES)");
+
+    printf("%-13s %-7s %7s | %10s %8s %8s | %10s %8s %8s | %6s %8s %8s\n",
+           "algorithm", "mode", "clients", "inproc/s", "p50us", "p99us",
+           "keystore/s", "p50us", "p99us", "ratio", "+p50us", "+p99us");
+    for (ai = 0; ai < sizeof(ALGS) / sizeof(ALGS[0]); ai++) {
+        const struct alg *a = &ALGS[ai];
+        const char *mode_names[] = { "threads", "procs" };
+        int m;
+
+        if (!in_list(algs, a->name))
+            continue;
+        for (m = 0; m < 2; m++) {
+            char cbuf[256], *tok, *save;
+
+            if (!in_list(modes, mode_names[m]))
+                continue;
+            snprintf(cbuf, sizeof(cbuf), "%s", clients);
+            for (tok = strtok_r(cbuf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                int c = atoi(tok);
+                struct result d = { 0, 0, 0 }, k = { 0, 0, 0 };
+
+                if (c < 1 || c > MAX_CLIENTS)
+                    die("client count out of range 1..256");
+                if (in_list(backends, "default"))
+                    d = m == 0 ? bench_threads(a, "default", c, secs) : bench_procs(a, "default", c, secs);
+                if (in_list(backends, "keystore"))
+                    k = m == 0 ? bench_threads(a, "keystore", c, secs) : bench_procs(a, "keystore", c, secs);
+                printf("%-13s %-7s %7d | %10.0f %8.1f %8.1f | %10.0f %8.1f %8.1f | %5.0f%% %8.1f %8.1f\n",
+                       a->name, mode_names[m], c, d.ops, d.p50_us, d.p99_us, k.ops, k.p50_us, k.p99_us,
+                       d.ops > 0 ? 100.0 * k.ops / d.ops : 0.0, k.p50_us - d.p50_us, k.p99_us - d.p99_us);
+                fflush(stdout);
+            }
+        }
+    }
+    return 0;
+}
