@@ -1,0 +1,159 @@
+/* forkstress URI CHILDREN THREADS COUNT
+ *
+ * Loads a keystore key once, then forks CHILDREN processes and, in the parent
+ * and every child, runs THREADS threads that each make COUNT signatures at
+ * the same time.  Every message is unique (pid, thread, counter, random
+ * bytes) and every signature is verified against its own message, so a reply
+ * delivered to the wrong request, a connection shared across fork() or frames
+ * interleaved between threads all show up as failures.
+ * Exit 0 only if every signature verified. */
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/store.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static EVP_PKEY *key;
+static int count, eddsa;
+
+struct tresult { long ok, bad; };
+
+static int sign_verify(const unsigned char *msg, size_t n)
+{
+    unsigned char sig[1024];
+    size_t siglen = sizeof(sig);
+    const char *md = eddsa ? NULL : "SHA256";
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = c != NULL
+             && EVP_DigestSignInit_ex(c, NULL, md, NULL, NULL, key, NULL) == 1
+             && EVP_DigestSign(c, sig, &siglen, msg, n) == 1;
+
+    EVP_MD_CTX_free(c);
+    if (!ok)
+        return 0;
+    c = EVP_MD_CTX_new();
+    ok = c != NULL
+         && EVP_DigestVerifyInit_ex(c, NULL, md, NULL, NULL, key, NULL) == 1
+         && EVP_DigestVerify(c, sig, siglen, msg, n) == 1;
+    EVP_MD_CTX_free(c);
+    return ok;
+}
+
+static void *thread_main(void *arg)
+{
+    struct tresult *r = arg;
+    unsigned char msg[64];
+    int i;
+
+    for (i = 0; i < count; i++) {
+        int n = snprintf((char *)msg, sizeof(msg), "%d:%lu:%d:", (int)getpid(),
+                         (unsigned long)pthread_self(), i);
+
+        if (RAND_bytes(msg + n, (int)sizeof(msg) - n) != 1) {
+            r->bad++;
+            continue;
+        }
+        if (sign_verify(msg, sizeof(msg)))
+            r->ok++;
+        else {
+            if (r->bad == 0)
+                ERR_print_errors_fp(stderr);
+            r->bad++;
+        }
+    }
+    return NULL;
+}
+
+/* Runs the threads of one process; returns the number of failures. */
+static long run_threads(int nthreads)
+{
+    pthread_t th[64];
+    struct tresult res[64];
+    long bad = 0, ok = 0;
+    int t;
+
+    memset(res, 0, sizeof(res));
+    for (t = 0; t < nthreads; t++)
+        if (pthread_create(&th[t], NULL, thread_main, &res[t]) != 0) {
+            fprintf(stderr, "forkstress: pthread_create failed\n");
+            return 1;
+        }
+    for (t = 0; t < nthreads; t++) {
+        pthread_join(th[t], NULL);
+        ok += res[t].ok;
+        bad += res[t].bad;
+    }
+    if (ok != (long)nthreads * count)
+        bad += (long)nthreads * count - ok - bad;
+    return bad;
+}
+
+int main(int argc, char **argv)
+{
+    OSSL_STORE_CTX *s;
+    int children, threads, i, failed = 0;
+    long bad;
+    pid_t pids[256];
+
+    if (argc != 5) {
+        fprintf(stderr, "usage: forkstress URI CHILDREN THREADS COUNT\n");
+        return 2;
+    }
+    children = atoi(argv[2]);
+    threads = atoi(argv[3]);
+    count = atoi(argv[4]);
+    if (children < 0 || children > 256 || threads < 1 || threads > 64 || count < 1) {
+        fprintf(stderr, "forkstress: CHILDREN 0..256, THREADS 1..64, COUNT >= 1\n");
+        return 2;
+    }
+    if ((s = OSSL_STORE_open(argv[1], NULL, NULL, NULL, NULL)) == NULL) {
+        ERR_print_errors_fp(stderr);
+        return 2;
+    }
+    while (key == NULL && !OSSL_STORE_eof(s)) {
+        OSSL_STORE_INFO *info = OSSL_STORE_load(s);
+
+        if (info == NULL)
+            break;
+        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+            key = OSSL_STORE_INFO_get1_PKEY(info);
+        OSSL_STORE_INFO_free(info);
+    }
+    OSSL_STORE_close(s);
+    if (key == NULL) {
+        fprintf(stderr, "forkstress: no key at %s\n", argv[1]);
+        ERR_print_errors_fp(stderr);
+        return 2;
+    }
+    eddsa = EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448");
+    /* Use the connection once before forking, so the children inherit it. */
+    if (!sign_verify((const unsigned char *)"warm-up", 7)) {
+        ERR_print_errors_fp(stderr);
+        return 1;
+    }
+    for (i = 0; i < children; i++) {
+        pids[i] = fork();
+        if (pids[i] < 0) {
+            perror("fork");
+            return 2;
+        }
+        if (pids[i] == 0)
+            _exit(run_threads(threads) == 0 ? 0 : 1);
+    }
+    bad = run_threads(threads);
+    for (i = 0; i < children; i++) {
+        int st;
+
+        if (waitpid(pids[i], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            failed++;
+    }
+    printf("forkstress: %d processes x %d threads x %d signatures: %ld failures in the parent, "
+           "%d failing children\n", children + 1, threads, count, bad, failed);
+    EVP_PKEY_free(key);
+    return bad == 0 && failed == 0 ? 0 : 1;
+}
