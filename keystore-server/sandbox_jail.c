@@ -1,0 +1,100 @@
+/* Filesystem and user confinement for keystored; see sandbox_jail.h. */
+#include "sandbox_jail.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int ks_lookup_user(const char *user, struct ks_identity *id, char *err, size_t errlen)
+{
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    int rc;
+
+    rc = getpwnam_r(user, &pw, buf, sizeof(buf), &res);
+    if (rc != 0 || res == NULL) {
+        snprintf(err, errlen, "user '%s' does not exist: create it (useradd --system "
+                 "--no-create-home --shell /usr/sbin/nologin %s) or set 'user' in the config",
+                 user, user);
+        return -1;
+    }
+    if (pw.pw_uid == 0) {
+        snprintf(err, errlen, "user '%s' is root: keystored must drop to an unprivileged user", user);
+        return -1;
+    }
+    id->uid = pw.pw_uid;
+    id->gid = pw.pw_gid;
+    snprintf(id->name, sizeof(id->name), "%s", user);
+    return 0;
+}
+
+static int dir_is_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int empty = 1;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            empty = 0;
+    closedir(d);
+    return empty;
+}
+
+int ks_enter_jail(const char *dir, char *err, size_t errlen)
+{
+    struct stat st;
+
+    if (stat(dir, &st) != 0) {
+        snprintf(err, errlen, "jail directory %s: %s (create it empty: mkdir -m 0555 %s)",
+                 dir, strerror(errno), dir);
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "jail %s is not a directory", dir);
+        return -1;
+    }
+    if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        snprintf(err, errlen, "jail %s must be owned by root and writable by nobody else "
+                 "(chown root: %s && chmod 0555 %s)", dir, dir, dir);
+        return -1;
+    }
+    if (dir_is_empty(dir) != 1) {
+        snprintf(err, errlen, "jail %s must be an empty directory", dir);
+        return -1;
+    }
+    if (chdir(dir) != 0 || chroot(dir) != 0 || chdir("/") != 0) {
+        snprintf(err, errlen, "chroot into %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int ks_drop_privileges(const struct ks_identity *id, char *err, size_t errlen)
+{
+    if (setgroups(0, NULL) != 0) {
+        snprintf(err, errlen, "setgroups: %s", strerror(errno));
+        return -1;
+    }
+    if (setresgid(id->gid, id->gid, id->gid) != 0) {
+        snprintf(err, errlen, "setresgid(%u): %s", (unsigned)id->gid, strerror(errno));
+        return -1;
+    }
+    if (setresuid(id->uid, id->uid, id->uid) != 0) {
+        snprintf(err, errlen, "setresuid(%u): %s", (unsigned)id->uid, strerror(errno));
+        return -1;
+    }
+    /* a drop that can be undone is no drop */
+    if (setuid(0) == 0 || geteuid() == 0 || getegid() == 0) {
+        snprintf(err, errlen, "privilege drop to %s did not stick", id->name);
+        return -1;
+    }
+    return 0;
+}

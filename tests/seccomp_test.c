@@ -1,0 +1,159 @@
+/* Proves keystored's seccomp filter (the same ks_seccomp_install the server
+ * calls): in forked children, forbidden calls die with SIGSYS, also from a
+ * thread that existed before the filter (TSYNC), while the calls the server
+ * needs keep working.  Prints one line per case; exit 0 if all hold. */
+#include "sandbox_seccomp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int keydir = -1;
+
+static void install(void)
+{
+    char err[256];
+
+    if (ks_seccomp_install(keydir, err, sizeof(err)) != 0) {
+        fprintf(stderr, "seccomp_test: %s\n", err);
+        _exit(3);
+    }
+}
+
+static void do_open(void) { syscall(SYS_open, "/etc/passwd", O_RDONLY); }
+static void do_openat_cwd(void) { syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY); }
+static void do_execve(void)
+{
+    char *argv[] = { "/bin/true", NULL };
+
+    syscall(SYS_execve, "/bin/true", argv, NULL);
+}
+static void do_socket(void) { syscall(SYS_socket, AF_INET, SOCK_STREAM, 0); }
+static void do_ptrace(void) { syscall(SYS_ptrace, PTRACE_TRACEME, 0, NULL, NULL); }
+static void do_fork(void) { syscall(SYS_fork); }
+
+static void *late_socket(void *arg)
+{
+    (void)arg;
+    sleep(1);          /* the main thread installs the filter meanwhile */
+    do_socket();
+    return NULL;
+}
+static void do_thread_socket(void) { }
+
+/* What the server does all day must keep working. */
+static int allowed_calls(void)
+{
+    int sv[2], ep, fd;
+    char buf[64];
+    unsigned char rnd[32];
+    struct timespec ts;
+    struct epoll_event ev = { .events = EPOLLIN };
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    void *big;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 || (ep = epoll_create1(0)) < 0)
+        return 10;
+    ev.data.fd = sv[1];
+    /* as the server does: OpenSSL initialised and its DRBG seeded before the filter */
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return 9;
+    install();
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, sv[1], &ev) != 0) return 11;
+    if (send(sv[0], "ping", 4, MSG_NOSIGNAL) != 4) return 12;
+    if (epoll_wait(ep, &ev, 1, 1000) != 1) return 13;
+    if (recv(sv[1], buf, sizeof(buf), 0) != 4) return 14;
+    if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) return 15;
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) return 16;
+    if ((big = malloc(8 << 20)) == NULL) return 17;
+    memset(big, 1, 8 << 20);
+    free(big);
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 18;
+    pthread_mutex_lock(&m);
+    pthread_mutex_unlock(&m);
+    fd = openat(keydir, "k.tmp", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return 19;
+    if (write(fd, "x", 1) != 1 || fsync(fd) != 0 || close(fd) != 0) return 20;
+    if (renameat(keydir, "k.tmp", keydir, "k.key") != 0) return 21;
+    if (fsync(keydir) != 0) return 22;
+    if (unlinkat(keydir, "k.key", 0) != 0) return 23;
+    fprintf(stderr, "seccomp_test: allowed calls work\n");
+    return 0;
+}
+
+struct kcase { const char *name; void (*fn)(void); };
+
+int main(int argc, char **argv)
+{
+    static const struct kcase kills[] = {
+        { "open", do_open }, { "openat outside the key directory", do_openat_cwd },
+        { "execve", do_execve }, { "socket", do_socket }, { "ptrace", do_ptrace },
+        { "fork", do_fork }, { "socket from a thread started before the filter", do_thread_socket },
+    };
+    size_t i;
+    int failures = 0, st;
+    pid_t pid;
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: seccomp_test KEYDIR\n");
+        return 2;
+    }
+    if ((keydir = open(argv[1], O_RDONLY | O_DIRECTORY)) < 0) {
+        perror(argv[1]);
+        return 2;
+    }
+    for (i = 0; i < sizeof(kills) / sizeof(kills[0]); i++) {
+        pid = fork();
+        if (pid < 0)
+            return 2;
+        if (pid == 0) {
+            if (kills[i].fn == do_thread_socket) {
+                pthread_t t;
+
+                if (pthread_create(&t, NULL, late_socket, NULL) != 0)
+                    _exit(4);
+                install();
+                pthread_join(t, NULL);
+            } else {
+                install();
+                kills[i].fn();
+            }
+            _exit(0);   /* survived: the filter let the call through */
+        }
+        if (waitpid(pid, &st, 0) < 0)
+            return 2;
+        if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS) {
+            printf("ok: %s killed the process with SIGSYS\n", kills[i].name);
+        } else {
+            printf("FAIL: %s was not killed by SIGSYS (status %d)\n", kills[i].name, st);
+            failures++;
+        }
+    }
+    pid = fork();
+    if (pid == 0)
+        _exit(allowed_calls());
+    if (pid < 0 || waitpid(pid, &st, 0) < 0)
+        return 2;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        printf("ok: the calls keystored needs succeed under the filter\n");
+    } else {
+        printf("FAIL: allowed calls: status %d (exit %d, signal %d)\n", st,
+               WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+        failures++;
+    }
+    return failures == 0 ? 0 : 1;
+}
