@@ -1,0 +1,275 @@
+/* Connections to keystored.
+ *
+ * A connection is never shared between threads (a pthread key gives each
+ * thread its own) nor between processes: each records the pid that opened
+ * it, and a forked child that finds a parent's connection closes its copy of
+ * the descriptor (close only, never shutdown, which would cut the parent's
+ * conversation too) and connects anew.  That check happens on use, not in an
+ * atfork handler. */
+#include "client.h"
+#include "errors.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct ks_conn {
+    KS_PROVCTX *pc;
+    int fd;                 /* -1 when not connected */
+    pid_t pid;              /* process that owns fd */
+    size_t max_frame;       /* from the server's HelloReply */
+    uint64_t next_id;
+    struct ks_conn *next, *prev;
+};
+
+static void conn_close(struct ks_conn *c)
+{
+    if (c->fd >= 0)
+        (void)close(c->fd);
+    c->fd = -1;
+}
+
+/* Thread exit: forget this thread's connection. */
+static void conn_destructor(void *arg)
+{
+    struct ks_conn *c = arg;
+    KS_PROVCTX *pc = c->pc;
+
+    if (pthread_mutex_lock(&pc->conn_lock) != 0)
+        return; /* leaking one connection beats touching a broken list */
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        pc->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    (void)pthread_mutex_unlock(&pc->conn_lock);
+    if (c->pid == getpid())
+        conn_close(c);
+    else if (c->fd >= 0)
+        (void)close(c->fd);
+    free(c);
+}
+
+int ks_client_init(KS_PROVCTX *pc)
+{
+    int e;
+
+    pc->conns = NULL;
+    if ((e = pthread_mutex_init(&pc->conn_lock, NULL)) != 0) {
+        KS_RAISE(pc, KS_R_INTERNAL, "pthread_mutex_init: %s", strerror(e));
+        return 0;
+    }
+    if ((e = pthread_key_create(&pc->conn_key, conn_destructor)) != 0) {
+        KS_RAISE(pc, KS_R_INTERNAL, "pthread_key_create: %s", strerror(e));
+        (void)pthread_mutex_destroy(&pc->conn_lock);
+        return 0;
+    }
+    pc->conn_key_set = 1;
+    return 1;
+}
+
+void ks_client_cleanup(KS_PROVCTX *pc)
+{
+    struct ks_conn *c, *next;
+
+    if (!pc->conn_key_set)
+        return;
+    /* After this no destructor runs, so the list is ours alone. */
+    (void)pthread_key_delete(pc->conn_key);
+    pc->conn_key_set = 0;
+    if (pthread_mutex_lock(&pc->conn_lock) != 0)
+        return;
+    for (c = pc->conns; c != NULL; c = next) {
+        next = c->next;
+        conn_close(c);
+        free(c);
+    }
+    pc->conns = NULL;
+    (void)pthread_mutex_unlock(&pc->conn_lock);
+    (void)pthread_mutex_destroy(&pc->conn_lock);
+}
+
+/* This thread's connection object (not necessarily connected). */
+static struct ks_conn *conn_get(KS_PROVCTX *pc)
+{
+    struct ks_conn *c = pthread_getspecific(pc->conn_key);
+    int e;
+
+    if (c != NULL) {
+        if (c->pid != getpid()) {
+            /* Inherited across fork: drop our copy of the descriptor only. */
+            if (c->fd >= 0)
+                (void)close(c->fd);
+            c->fd = -1;
+            c->pid = getpid();
+        }
+        return c;
+    }
+    if ((c = calloc(1, sizeof(*c))) == NULL) {
+        KS_RAISE(pc, KS_R_INTERNAL, "out of memory for a keystore connection");
+        return NULL;
+    }
+    c->pc = pc;
+    c->fd = -1;
+    c->pid = getpid();
+    c->next_id = 2; /* ks_hello uses id 1 */
+    if ((e = pthread_mutex_lock(&pc->conn_lock)) != 0) {
+        KS_RAISE(pc, KS_R_INTERNAL, "pthread_mutex_lock: %s", strerror(e));
+        free(c);
+        return NULL;
+    }
+    c->next = pc->conns;
+    if (pc->conns != NULL)
+        pc->conns->prev = c;
+    pc->conns = c;
+    (void)pthread_mutex_unlock(&pc->conn_lock);
+    if ((e = pthread_setspecific(pc->conn_key, c)) != 0) {
+        KS_RAISE(pc, KS_R_INTERNAL, "pthread_setspecific: %s", strerror(e));
+        conn_destructor(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int conn_open(KS_PROVCTX *pc, struct ks_conn *c)
+{
+    char err[KS_ERRLEN], name[96];
+    size_t mf = KS_DEFAULT_MAX_FRAME;
+    int fd;
+
+    fd = ks_connect(pc->server, KS_IO_TIMEOUT_MS, err, sizeof(err));
+    if (fd < 0) {
+        /* err already reads "keystore server unreachable at ADDR: reason" */
+        KS_RAISE(pc, KS_R_SERVER_UNREACHABLE, "%s", err);
+        return 0;
+    }
+    snprintf(name, sizeof(name), "keystore provider %s pid %ld", KEYSTORE_VERSION, (long)getpid());
+    if (ks_hello(fd, name, &mf, err, sizeof(err)) != 0) {
+        (void)close(fd);
+        KS_RAISE(pc, KS_R_SERVER_UNREACHABLE, "keystore server at %s: %s", pc->server, err);
+        return 0;
+    }
+    c->fd = fd;
+    c->max_frame = mf;
+    c->pid = getpid();
+    return 1;
+}
+
+size_t ks_client_max_frame(KS_PROVCTX *pc)
+{
+    struct ks_conn *c = conn_get(pc);
+
+    if (c == NULL || (c->fd < 0 && !conn_open(pc, c)))
+        return 0;
+    return c->max_frame;
+}
+
+void ks_client_free_response(Keystore__Response *resp)
+{
+    if (resp == NULL)
+        return;
+    if (resp->body_case == KEYSTORE__RESPONSE__BODY_DECRYPT && resp->decrypt != NULL
+        && resp->decrypt->plaintext.data != NULL)
+        OPENSSL_cleanse(resp->decrypt->plaintext.data, resp->decrypt->plaintext.len);
+    keystore__response__free_unpacked(resp, NULL);
+}
+
+static void raise_server_error(KS_PROVCTX *pc, const Keystore__Error *e, const char *op,
+                               const char *keyname)
+{
+    Keystore__ErrorCode code = e != NULL ? e->code : KEYSTORE__ERROR_CODE__ERROR_INTERNAL;
+    const char *msg = e != NULL && e->message != NULL && e->message[0] != '\0'
+                      ? e->message : ks_error_code_name(code);
+
+    if (keyname == NULL)
+        keyname = "";
+    switch (code) {
+    case KEYSTORE__ERROR_CODE__ERROR_NO_SUCH_KEY:
+        KS_RAISE(pc, KS_R_NO_SUCH_KEY, "no key named '%s' in the keystore at %s (keystore server: %.200s)",
+                 keyname, pc->server, msg);
+        break;
+    case KEYSTORE__ERROR_CODE__ERROR_PERMISSION_DENIED:
+        KS_RAISE(pc, KS_R_PERMISSION_DENIED, "keystore server at %s refused to %s with key '%s': %.200s",
+                 pc->server, op, keyname, msg);
+        break;
+    case KEYSTORE__ERROR_CODE__ERROR_WRONG_KEY_TYPE:
+        KS_RAISE(pc, KS_R_WRONG_KEY_TYPE, "keystore server: cannot %s with key '%s': %.200s",
+                 op, keyname, msg);
+        break;
+    case KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER:
+        KS_RAISE(pc, KS_R_INVALID_PARAMETER, "keystore server: bad parameter to %s with key '%s': %.200s",
+                 op, keyname, msg);
+        break;
+    case KEYSTORE__ERROR_CODE__ERROR_TOO_LARGE:
+        KS_RAISE(pc, KS_R_TOO_LARGE, "keystore server: input to %s with key '%s' too large: %.200s",
+                 op, keyname, msg);
+        break;
+    case KEYSTORE__ERROR_CODE__ERROR_OPERATION_FAILED:
+        KS_RAISE(pc, KS_R_OPERATION_FAILED, "keystore server could not %s with key '%s': %.200s",
+                 op, keyname, msg);
+        break;
+    default:
+        KS_RAISE(pc, KS_R_SERVER_ERROR, "keystore server: %s with key '%s' failed: %.200s (%s)",
+                 op, keyname, msg, ks_error_code_name(code));
+        break;
+    }
+}
+
+int ks_client_call(KS_PROVCTX *pc, Keystore__Request *req,
+                   Keystore__Response__BodyCase expect, const char *op,
+                   const char *keyname, Keystore__Response **resp,
+                   Keystore__ErrorCode *server_code)
+{
+    struct ks_conn *c = conn_get(pc);
+    Keystore__Response *r = NULL;
+    char err[KS_ERRLEN];
+    int attempt;
+
+    *resp = NULL;
+    if (server_code != NULL)
+        *server_code = KEYSTORE__ERROR_CODE__ERROR_NONE;
+    if (c == NULL)
+        return 0;
+    /* Every request we send (get key, sign, decrypt) is idempotent, so one
+     * retry on a fresh connection covers a restarted server. */
+    for (attempt = 0; ; attempt++) {
+        size_t len;
+
+        if (c->fd < 0 && !conn_open(pc, c))
+            return 0;
+        req->id = c->next_id++;
+        len = keystore__request__get_packed_size(req);
+        if (len > c->max_frame) {
+            KS_RAISE(pc, KS_R_TOO_LARGE,
+                     "%s request of %zu bytes exceeds the frame limit of %zu bytes of the keystore server at %s",
+                     op, len, c->max_frame, pc->server);
+            return 0;
+        }
+        if (ks_call(c->fd, c->max_frame, req, &r, err, sizeof(err)) == 0)
+            break;
+        conn_close(c);
+        if (attempt == 0)
+            continue;
+        KS_RAISE(pc, KS_R_SERVER_UNREACHABLE, "keystore server at %s: %s", pc->server, err);
+        return 0;
+    }
+    if (r->body_case == KEYSTORE__RESPONSE__BODY_ERROR) {
+        if (server_code != NULL && r->error != NULL)
+            *server_code = r->error->code;
+        raise_server_error(pc, r->error, op, keyname);
+        ks_client_free_response(r);
+        return 0;
+    }
+    if (r->body_case != expect) {
+        KS_RAISE(pc, KS_R_PROTOCOL, "keystore server at %s answered a %s request with the wrong message type",
+                 pc->server, op);
+        ks_client_free_response(r);
+        /* The stream may be out of step; start over next time. */
+        conn_close(c);
+        return 0;
+    }
+    *resp = r;
+    return 1;
+}

@@ -1,0 +1,69 @@
+/* A keystore key as the provider sees it: the name the server knows it by,
+ * its public half (an EVP_PKEY of another provider, in our child library
+ * context) and metadata fetched once with GetKey.  Never any private bytes. */
+#ifndef KEYSTORE_KEY_H
+#define KEYSTORE_KEY_H
+
+#include <openssl/evp.h>
+
+#include "provider.h"
+
+/* Same values as keystore.KeyType on the wire. */
+enum {
+    KS_KEY_RSA = KEYSTORE__KEY_TYPE__KEY_TYPE_RSA,
+    KS_KEY_RSA_PSS = KEYSTORE__KEY_TYPE__KEY_TYPE_RSA_PSS,
+    KS_KEY_EC = KEYSTORE__KEY_TYPE__KEY_TYPE_EC,
+    KS_KEY_ED25519 = KEYSTORE__KEY_TYPE__KEY_TYPE_ED25519,
+    KS_KEY_ED448 = KEYSTORE__KEY_TYPE__KEY_TYPE_ED448,
+};
+
+#define KS_MAX_CERTS 16
+#define KS_GROUP_MAX 64
+
+typedef struct ks_key_st {
+    KS_PROVCTX *pc;
+    int refs;
+    int type;
+    char name[KS_MAX_KEY_NAME + 1];   /* "" for a public key imported from elsewhere */
+    EVP_PKEY *pub;
+    int bits, security_bits, max_size;
+    char group[KS_GROUP_MAX];         /* EC curve, "" otherwise */
+    size_t ncerts;                    /* chain stored with the key, leaf first */
+    unsigned char *certs[KS_MAX_CERTS];
+    size_t certlens[KS_MAX_CERTS];
+} KS_KEY;
+
+/* An empty key of the given type (filled later by import). */
+KS_KEY *ks_key_new(KS_PROVCTX *pc, int type);
+
+/* Ask the server for key `name`: NULL with an error raised if it is unknown
+ * or the server cannot be reached. */
+KS_KEY *ks_key_fetch(KS_PROVCTX *pc, const char *name);
+
+/* Install the public half (ownership passes to the key) and derive the
+ * metadata from it. */
+int ks_key_set_pub(KS_KEY *k, EVP_PKEY *pub);
+
+int ks_key_up_ref(KS_KEY *k);
+void ks_key_free(KS_KEY *k);
+
+/* OpenSSL key type name: "RSA", "RSA-PSS", "EC", "ED25519", "ED448". */
+const char *ks_key_type_name_of(int type);
+
+static inline int ks_key_is_rsa(const KS_KEY *k)
+{
+    return k->type == KS_KEY_RSA || k->type == KS_KEY_RSA_PSS;
+}
+
+static inline int ks_key_is_eddsa(const KS_KEY *k)
+{
+    return k->type == KS_KEY_ED25519 || k->type == KS_KEY_ED448;
+}
+
+/* 1 if the server holds the private half (the key has a name). */
+static inline int ks_key_has_private(const KS_KEY *k)
+{
+    return k->name[0] != '\0';
+}
+
+#endif

@@ -1,0 +1,195 @@
+/* Provider entry point: configuration, algorithm tables, teardown. */
+#include "provider.h"
+#include "client.h"
+#include "errors.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/params.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KS_PROPS "provider=keystore"
+
+static const OSSL_ALGORITHM keymgmt_algs[] = {
+    { "RSA:rsaEncryption:1.2.840.113549.1.1.1", KS_PROPS, ks_rsa_keymgmt_functions,
+      "keystore RSA key" },
+    { "RSA-PSS:RSASSA-PSS:1.2.840.113549.1.1.10", KS_PROPS, ks_rsapss_keymgmt_functions,
+      "keystore RSA-PSS key" },
+    { "EC:id-ecPublicKey:1.2.840.10045.2.1", KS_PROPS, ks_ec_keymgmt_functions,
+      "keystore EC key" },
+    { "ED25519:1.3.101.112", KS_PROPS, ks_ed25519_keymgmt_functions, "keystore Ed25519 key" },
+    { "ED448:1.3.101.113", KS_PROPS, ks_ed448_keymgmt_functions, "keystore Ed448 key" },
+    { NULL, NULL, NULL, NULL }
+};
+
+static const OSSL_ALGORITHM signature_algs[] = {
+    { "RSA:rsaEncryption:1.2.840.113549.1.1.1", KS_PROPS, ks_rsa_signature_functions,
+      "RSA signatures in the keystore server" },
+    { "ECDSA", KS_PROPS, ks_ecdsa_signature_functions, "ECDSA in the keystore server" },
+    { "ED25519:1.3.101.112", KS_PROPS, ks_ed25519_signature_functions,
+      "Ed25519 in the keystore server" },
+    { "ED448:1.3.101.113", KS_PROPS, ks_ed448_signature_functions,
+      "Ed448 in the keystore server" },
+    { NULL, NULL, NULL, NULL }
+};
+
+static const OSSL_ALGORITHM asym_cipher_algs[] = {
+    { "RSA:rsaEncryption:1.2.840.113549.1.1.1", KS_PROPS, ks_rsa_asym_cipher_functions,
+      "RSA decryption in the keystore server" },
+    { NULL, NULL, NULL, NULL }
+};
+
+static const OSSL_ALGORITHM store_algs[] = {
+    { "keystore", KS_PROPS, ks_store_functions, "keystore:NAME key URIs" },
+    { NULL, NULL, NULL, NULL }
+};
+
+static const OSSL_ALGORITHM *ks_query(void *provctx, int operation_id, int *no_cache)
+{
+    (void)provctx;
+    *no_cache = 0;
+    switch (operation_id) {
+    case OSSL_OP_KEYMGMT: return keymgmt_algs;
+    case OSSL_OP_SIGNATURE: return signature_algs;
+    case OSSL_OP_ASYM_CIPHER: return asym_cipher_algs;
+    case OSSL_OP_STORE: return store_algs;
+    default: return NULL;
+    }
+}
+
+static const OSSL_PARAM *ks_gettable_params(void *provctx)
+{
+    static const OSSL_PARAM params[] = {
+        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_NAME, NULL, 0),
+        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_VERSION, NULL, 0),
+        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_BUILDINFO, NULL, 0),
+        OSSL_PARAM_int(OSSL_PROV_PARAM_STATUS, NULL),
+        OSSL_PARAM_END
+    };
+
+    (void)provctx;
+    return params;
+}
+
+static int ks_get_params(void *provctx, OSSL_PARAM params[])
+{
+    OSSL_PARAM *p;
+
+    (void)provctx;
+    if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_NAME)) != NULL
+        && !OSSL_PARAM_set_utf8_ptr(p, "keystore"))
+        return 0;
+    if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_VERSION)) != NULL
+        && !OSSL_PARAM_set_utf8_ptr(p, KEYSTORE_VERSION))
+        return 0;
+    if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_BUILDINFO)) != NULL
+        && !OSSL_PARAM_set_utf8_ptr(p, "keystore " KEYSTORE_VERSION " built against " OPENSSL_VERSION_TEXT))
+        return 0;
+    if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_STATUS)) != NULL
+        && !OSSL_PARAM_set_int(p, 1))
+        return 0;
+    return 1;
+}
+
+static const OSSL_ITEM *ks_get_reason_strings(void *provctx)
+{
+    (void)provctx;
+    return ks_reason_strings();
+}
+
+static void ks_teardown(void *provctx)
+{
+    KS_PROVCTX *pc = provctx;
+
+    if (pc == NULL)
+        return;
+    ks_client_cleanup(pc);
+    OSSL_LIB_CTX_free(pc->libctx);
+    free(pc);
+}
+
+static const OSSL_DISPATCH provider_functions[] = {
+    { OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))ks_teardown },
+    { OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, (void (*)(void))ks_gettable_params },
+    { OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))ks_get_params },
+    { OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))ks_query },
+    { OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))ks_get_reason_strings },
+    { 0, NULL }
+};
+
+/* Server address: the config's "server", then KEYSTORE_SERVER, else the default. */
+static int configure_server(KS_PROVCTX *pc, OSSL_FUNC_core_get_params_fn *get_params)
+{
+    const char *addr = KS_DEFAULT_SOCKET, *cfg = NULL, *env;
+    OSSL_PARAM params[2];
+
+    if (get_params != NULL) {
+        params[0] = OSSL_PARAM_construct_utf8_ptr("server", (char **)&cfg, 0);
+        params[1] = OSSL_PARAM_construct_end();
+        if (!get_params(pc->handle, params)) {
+            KS_RAISE(pc, KS_R_INTERNAL, "cannot read the keystore provider configuration");
+            return 0;
+        }
+        if (cfg != NULL && cfg[0] != '\0')
+            addr = cfg;
+    }
+    env = secure_getenv("KEYSTORE_SERVER");
+    if (env != NULL && env[0] != '\0')
+        addr = env;
+    if (strlen(addr) >= sizeof(pc->server)) {
+        KS_RAISE(pc, KS_R_INVALID_PARAMETER, "keystore server address is longer than %zu bytes",
+                 sizeof(pc->server) - 1);
+        return 0;
+    }
+    strcpy(pc->server, addr);
+    return 1;
+}
+
+__attribute__((visibility("default")))
+int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+                       const OSSL_DISPATCH **out, void **provctx)
+{
+    OSSL_FUNC_core_get_params_fn *get_params = NULL;
+    const OSSL_DISPATCH *f;
+    KS_PROVCTX *pc;
+
+    if ((pc = calloc(1, sizeof(*pc))) == NULL)
+        return 0;
+    pc->handle = handle;
+    for (f = in; f->function_id != 0; f++) {
+        switch (f->function_id) {
+        case OSSL_FUNC_CORE_GET_PARAMS:
+            get_params = OSSL_FUNC_core_get_params(f);
+            break;
+        case OSSL_FUNC_CORE_NEW_ERROR:
+            pc->core_new_error = OSSL_FUNC_core_new_error(f);
+            break;
+        case OSSL_FUNC_CORE_SET_ERROR_DEBUG:
+            pc->core_set_error_debug = OSSL_FUNC_core_set_error_debug(f);
+            break;
+        case OSSL_FUNC_CORE_VSET_ERROR:
+            pc->core_vset_error = OSSL_FUNC_core_vset_error(f);
+            break;
+        default:
+            break;
+        }
+    }
+    if (!configure_server(pc, get_params))
+        goto err;
+    /* Public keys, digests and verification come from the application's
+     * other providers (normally default) through a child library context. */
+    if ((pc->libctx = OSSL_LIB_CTX_new_child(handle, in)) == NULL) {
+        KS_RAISE(pc, KS_R_INTERNAL, "cannot create the keystore provider's child library context");
+        goto err;
+    }
+    if (!ks_client_init(pc))
+        goto err;
+    *out = provider_functions;
+    *provctx = pc;
+    return 1;
+err:
+    OSSL_LIB_CTX_free(pc->libctx);
+    free(pc);
+    return 0;
+}

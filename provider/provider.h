@@ -1,0 +1,48 @@
+/* The provider context shared by every algorithm implementation. */
+#ifndef KEYSTORE_PROVIDER_H
+#define KEYSTORE_PROVIDER_H
+
+#include <openssl/core.h>
+#include <openssl/core_dispatch.h>
+#include <pthread.h>
+
+#include "wire.h"
+
+/* Everything we fetch from the child library context must come from another
+ * provider: our own algorithms are mirrored there too and would recurse. */
+#define KS_CHILD_PROPQ "provider!=keystore"
+
+#define KS_ADDR_MAX 256
+
+struct ks_conn;
+
+typedef struct ks_provctx_st {
+    const OSSL_CORE_HANDLE *handle;
+    OSSL_LIB_CTX *libctx;           /* child of the application's context */
+    char server[KS_ADDR_MAX];       /* "unix:/path" */
+
+    OSSL_FUNC_core_new_error_fn *core_new_error;
+    OSSL_FUNC_core_set_error_debug_fn *core_set_error_debug;
+    OSSL_FUNC_core_vset_error_fn *core_vset_error;
+
+    /* Connections: one per thread (and per process after fork), all kept
+     * on a list so teardown can close them. */
+    pthread_key_t conn_key;
+    int conn_key_set;
+    pthread_mutex_t conn_lock;
+    struct ks_conn *conns;
+} KS_PROVCTX;
+
+extern const OSSL_DISPATCH ks_rsa_keymgmt_functions[];
+extern const OSSL_DISPATCH ks_rsapss_keymgmt_functions[];
+extern const OSSL_DISPATCH ks_ec_keymgmt_functions[];
+extern const OSSL_DISPATCH ks_ed25519_keymgmt_functions[];
+extern const OSSL_DISPATCH ks_ed448_keymgmt_functions[];
+extern const OSSL_DISPATCH ks_rsa_signature_functions[];
+extern const OSSL_DISPATCH ks_ecdsa_signature_functions[];
+extern const OSSL_DISPATCH ks_ed25519_signature_functions[];
+extern const OSSL_DISPATCH ks_ed448_signature_functions[];
+extern const OSSL_DISPATCH ks_rsa_asym_cipher_functions[];
+extern const OSSL_DISPATCH ks_store_functions[];
+
+#endif
