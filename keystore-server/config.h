@@ -1,0 +1,33 @@
+/* keystored configuration file: "key = value" lines, '#' comments. */
+#ifndef KS_CONFIG_H
+#define KS_CONFIG_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define KS_CONF_PATH_MAX 4096
+
+struct ks_config {
+    char socket[KS_CONF_PATH_MAX];        /* "unix:/path" for clients */
+    char admin_socket[KS_CONF_PATH_MAX];  /* "unix:/path" for keystorectl */
+    mode_t socket_mode;                   /* client socket permissions */
+    char key_dir[KS_CONF_PATH_MAX];
+    char master_key[KS_CONF_PATH_MAX];
+    int workers;
+    size_t max_frame;
+    int allow_client_generate;
+    int max_connections;
+    int idle_timeout;                     /* seconds without a complete request */
+    int frame_timeout;                    /* seconds a partial frame may linger */
+    size_t secure_heap;                   /* bytes of OpenSSL secure heap (power of 2) */
+    /* Reserved for confinement (confine.c). */
+    char user[256];
+    char jail[KS_CONF_PATH_MAX];
+    int seccomp;
+};
+
+/* Fill cfg with defaults, then read path.  Returns 0, or -1 after printing
+ * "keystored: FILE:LINE: problem" (or the open error) to stderr. */
+int ks_config_load(struct ks_config *cfg, const char *path);
+
+#endif

@@ -1,0 +1,284 @@
+/* Connection framing and buffering; see conn.h. */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "server.h"
+
+#define IN_INITIAL 4096
+/* Stop reading new requests while this much reply data is unsent, so a
+ * client that pipelines without reading cannot make us buffer without bound. */
+#define OUT_HIGH_WATER (256 * 1024)
+
+struct ks_conn *ks_conn_new(int fd, int is_admin, unsigned long id, time_t now)
+{
+    struct ks_conn *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->kind = KS_ITEM_CONN;
+    c->fd = fd;
+    c->s.id = id;
+    c->s.is_admin = is_admin;
+    c->last_request = now;
+    return c;
+}
+
+static void wipe_free(uint8_t **buf, size_t cap)
+{
+    if (*buf != NULL) {
+        sodium_memzero(*buf, cap);
+        free(*buf);
+        *buf = NULL;
+    }
+}
+
+void ks_conn_free(struct ks_conn *c)
+{
+    if (c == NULL)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    wipe_free(&c->in, c->in_cap);
+    wipe_free(&c->out, c->out_cap);
+    free(c);
+}
+
+static size_t out_pending(const struct ks_conn *c)
+{
+    return c->out_len - c->out_off;
+}
+
+/* Length of the frame at the head of the input, or 0 if the header is incomplete. */
+static uint32_t head_len(const struct ks_conn *c)
+{
+    return c->in_len >= KS_FRAME_HEADER ? ks_get_be32(c->in) : 0;
+}
+
+static int has_complete_frame(const struct ks_conn *c)
+{
+    uint32_t len = head_len(c);
+
+    return len > 0 && c->in_len >= KS_FRAME_HEADER + (size_t)len;
+}
+
+uint32_t ks_conn_wanted_events(const struct ks_conn *c)
+{
+    uint32_t ev = 0;
+
+    if (!c->eof && !c->closing && out_pending(c) < OUT_HIGH_WATER)
+        ev |= EPOLLIN;
+    if (out_pending(c) > 0)
+        ev |= EPOLLOUT;
+    return ev;
+}
+
+/* Append one packed reply frame to the output buffer. */
+static int queue_reply(struct ks_conn *c, const Keystore__Response *resp)
+{
+    size_t size = keystore__response__get_packed_size(resp);
+    size_t need = KS_FRAME_HEADER + size;
+
+    if (c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->out_len + need > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 4096;
+        uint8_t *nb;
+
+        while (cap < c->out_len + need)
+            cap *= 2;
+        /* not realloc: the old buffer may hold plaintext and must be wiped */
+        nb = malloc(cap);
+        if (nb == NULL)
+            return -1;
+        if (c->out_len > 0)
+            memcpy(nb, c->out, c->out_len);
+        wipe_free(&c->out, c->out_cap);
+        c->out = nb;
+        c->out_cap = cap;
+    }
+    ks_put_be32(c->out + c->out_len, (uint32_t)size);
+    keystore__response__pack(resp, c->out + c->out_len + KS_FRAME_HEADER);
+    c->out_len += need;
+    return 0;
+}
+
+/* Drop the processed frame at the head of the input and wipe its bytes. */
+static void consume(struct ks_conn *c, size_t n)
+{
+    size_t rest = c->in_len - n;
+
+    memmove(c->in, c->in + n, rest);
+    sodium_memzero(c->in + rest, n);
+    c->in_len = rest;
+}
+
+static enum ks_conn_state process_frames(const struct ks_config *cfg, struct ks_conn *c, time_t now)
+{
+    while (!c->closing && out_pending(c) < OUT_HIGH_WATER && c->in_len >= KS_FRAME_HEADER) {
+        uint32_t len = head_len(c);
+        Keystore__Response resp = KEYSTORE__RESPONSE__INIT;
+        struct ks_arena arena = KS_ARENA_INIT;
+        enum ks_after after;
+        int r;
+
+        if (len == 0 || len > cfg->max_frame) {
+            ks_log("conn %lu uid %u pid %d: frame of %u bytes exceeds limit (1..%zu); "
+                   "closing the connection", c->s.id, (unsigned)c->s.uid, (int)c->s.pid,
+                   len, cfg->max_frame);
+            return KS_CONN_CLOSE;
+        }
+        if (c->in_len < KS_FRAME_HEADER + (size_t)len)
+            break;
+        after = ks_handle_frame(cfg, &c->s, c->in + KS_FRAME_HEADER, len, &arena, &resp);
+        r = queue_reply(c, &resp);
+        ks_arena_free(&arena);
+        consume(c, KS_FRAME_HEADER + (size_t)len);
+        c->last_request = now;
+        c->partial_since = 0;
+        if (r != 0) {
+            ks_log("conn %lu: out of memory queueing a reply; closing the connection", c->s.id);
+            return KS_CONN_CLOSE;
+        }
+        if (after == KS_CLOSE_AFTER_REPLY)
+            c->closing = 1;
+    }
+    if (c->closing) {
+        /* nothing more is read or answered on this connection */
+        sodium_memzero(c->in, c->in_cap);
+        c->in_len = 0;
+    }
+    if (c->in_len == 0) {
+        wipe_free(&c->in, c->in_cap);
+        c->in_cap = 0;
+        c->partial_since = 0;
+    } else if (!has_complete_frame(c) && c->partial_since == 0) {
+        c->partial_since = now;
+    }
+    return KS_CONN_OK;
+}
+
+static enum ks_conn_state flush_out(struct ks_conn *c)
+{
+    while (out_pending(c) > 0) {
+        ssize_t w = send(c->fd, c->out + c->out_off, out_pending(c), MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return KS_CONN_OK;
+            if (errno != EPIPE && errno != ECONNRESET)
+                ks_log("conn %lu: send: %s; closing the connection", c->s.id, strerror(errno));
+            return KS_CONN_CLOSE;
+        }
+        c->out_off += (size_t)w;
+    }
+    /* everything sent: wipe (replies may carry plaintext) and release */
+    wipe_free(&c->out, c->out_cap);
+    c->out_cap = c->out_len = c->out_off = 0;
+    return KS_CONN_OK;
+}
+
+/* Common tail of both handlers: answer what we can, send, decide about closing. */
+static enum ks_conn_state progress(const struct ks_config *cfg, struct ks_conn *c, time_t now)
+{
+    if (process_frames(cfg, c, now) != KS_CONN_OK || flush_out(c) != KS_CONN_OK)
+        return KS_CONN_CLOSE;
+    /* replies can free up room for more pipelined requests already buffered */
+    while (!c->closing && has_complete_frame(c) && out_pending(c) < OUT_HIGH_WATER) {
+        if (process_frames(cfg, c, now) != KS_CONN_OK || flush_out(c) != KS_CONN_OK)
+            return KS_CONN_CLOSE;
+        if (out_pending(c) > 0)
+            break;   /* socket full: wait for EPOLLOUT */
+    }
+    if (out_pending(c) == 0 && (c->closing || (c->eof && !has_complete_frame(c))))
+        return KS_CONN_CLOSE;
+    return KS_CONN_OK;
+}
+
+/* Make room to receive: a small buffer until the frame length is known,
+ * then exactly one (bounded) frame's worth. */
+static int ensure_in_space(const struct ks_config *cfg, struct ks_conn *c)
+{
+    size_t want = IN_INITIAL;
+    uint32_t len = head_len(c);
+    uint8_t *nb;
+
+    if (c->in_len >= KS_FRAME_HEADER && len > 0 && len <= cfg->max_frame &&
+        KS_FRAME_HEADER + (size_t)len > want)
+        want = KS_FRAME_HEADER + (size_t)len;
+    if (c->in_cap >= want)
+        return 0;   /* room to read, or full of complete frames to process first */
+    nb = malloc(want);
+    if (nb == NULL)
+        return -1;
+    if (c->in_len > 0)
+        memcpy(nb, c->in, c->in_len);
+    wipe_free(&c->in, c->in_cap);
+    c->in = nb;
+    c->in_cap = want;
+    return 0;
+}
+
+enum ks_conn_state ks_conn_readable(const struct ks_config *cfg, struct ks_conn *c, time_t now)
+{
+    ssize_t r;
+
+    if (c->eof || c->closing)
+        return progress(cfg, c, now);
+    if (ensure_in_space(cfg, c) != 0) {
+        ks_log("conn %lu: out of memory for a receive buffer; closing the connection", c->s.id);
+        return KS_CONN_CLOSE;
+    }
+    if (c->in_len < c->in_cap) {
+        do {
+            r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+        } while (r < 0 && errno == EINTR);
+        if (r < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                if (errno != ECONNRESET)
+                    ks_log("conn %lu: recv: %s; closing the connection", c->s.id, strerror(errno));
+                return KS_CONN_CLOSE;
+            }
+        } else if (r == 0) {
+            c->eof = 1;
+            if (c->in_len > 0 && !has_complete_frame(c) && !c->closing)
+                ks_log("conn %lu: peer closed in the middle of a frame", c->s.id);
+        } else {
+            c->in_len += (size_t)r;
+        }
+    }
+    return progress(cfg, c, now);
+}
+
+enum ks_conn_state ks_conn_writable(const struct ks_config *cfg, struct ks_conn *c, time_t now)
+{
+    if (flush_out(c) != KS_CONN_OK)
+        return KS_CONN_CLOSE;
+    return progress(cfg, c, now);
+}
+
+int ks_conn_timed_out(const struct ks_config *cfg, const struct ks_conn *c, time_t now)
+{
+    if (c->partial_since != 0 && now - c->partial_since >= cfg->frame_timeout) {
+        ks_log("conn %lu uid %u pid %d: a partial frame was not completed within %d s; "
+               "closing the connection", c->s.id, (unsigned)c->s.uid, (int)c->s.pid,
+               cfg->frame_timeout);
+        return 1;
+    }
+    if (now - c->last_request >= cfg->idle_timeout) {
+        ks_log("conn %lu uid %u pid %d: no complete request for %d s; closing the connection",
+               c->s.id, (unsigned)c->s.uid, (int)c->s.pid, cfg->idle_timeout);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,114 @@
+/* Start-up protections; see harden.h. */
+#include "harden.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "log.h"
+
+int ks_disable_core_dumps(void)
+{
+    struct rlimit rl = { 0, 0 };
+
+    if (setrlimit(RLIMIT_CORE, &rl) != 0) {
+        ks_log("error: cannot disable core dumps (setrlimit RLIMIT_CORE): %s", strerror(errno));
+        return -1;
+    }
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        ks_log("error: cannot mark the process non-dumpable (prctl PR_SET_DUMPABLE): %s",
+               strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void ks_raise_memlock_limit(void)
+{
+    struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
+
+    if (geteuid() != 0)
+        return;
+    /* Without CAP_SYS_RESOURCE this fails, yet CAP_IPC_LOCK alone lets
+     * mlockall ignore the limit; a real failure is reported by mlockall. */
+    if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0)
+        return;
+}
+
+static void format_limit(rlim_t v, char *buf, size_t len)
+{
+    if (v == RLIM_INFINITY)
+        snprintf(buf, len, "unlimited");
+    else
+        snprintf(buf, len, "%llu KiB", (unsigned long long)v / 1024);
+}
+
+static size_t secure_heap_size;
+
+size_t ks_secure_heap_size(void)
+{
+    return secure_heap_size;
+}
+
+int ks_init_secure_heap(size_t size, int dev_mode)
+{
+    int r = CRYPTO_secure_malloc_init(size, 32);
+
+    if (r == 0) {
+        ks_log("%s: cannot create OpenSSL's secure heap of %zu MiB (CRYPTO_secure_malloc_init failed)%s",
+               dev_mode ? "warning" : "error", size >> 20,
+               dev_mode ? "; continuing in --dev mode without it" :
+                          "; lower secure_heap_mb or use --dev for development");
+        return dev_mode ? 0 : -1;
+    }
+    secure_heap_size = size;
+    if (r == 2)
+        ks_log("warning: OpenSSL's secure heap could not be locked in memory (mlock failed); "
+               "mlockall below covers it");
+    return 0;
+}
+
+int ks_lock_memory(int dev_mode)
+{
+    struct rlimit rl;
+    char cur[64] = "unknown", max[64] = "unknown";
+    int err;
+
+    if (mlockall(MCL_CURRENT | MCL_FUTURE) == 0)
+        return 0;
+    err = errno;
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
+        format_limit(rl.rlim_cur, cur, sizeof(cur));
+        format_limit(rl.rlim_max, max, sizeof(max));
+    }
+    if (dev_mode) {
+        ks_log("warning: mlockall failed (%s); RLIMIT_MEMLOCK is %s (hard limit %s); "
+               "keys may be swapped to disk (allowed because of --dev)", strerror(err), cur, max);
+        return 0;
+    }
+    ks_log("error: cannot lock memory with mlockall: %s. RLIMIT_MEMLOCK is %s (hard limit %s). "
+           "Keys must not be swapped to disk: run with 'ulimit -l unlimited', set "
+           "LimitMEMLOCK=infinity in the systemd unit, or use --dev for development",
+           strerror(err), cur, max);
+    return -1;
+}
+
+int ks_seed_rng(void)
+{
+    unsigned char b[32];
+    int r = RAND_bytes(b, sizeof(b));
+
+    OPENSSL_cleanse(b, sizeof(b));
+    if (r != 1) {
+        ks_log("error: random number generator failed (RAND_bytes): cannot seed OpenSSL's DRBG");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,26 @@
+/* Process-wide protections applied at start-up, before any key is read.
+ * Each returns 0 or -1 after logging what went wrong and how to fix it. */
+#ifndef KS_HARDEN_H
+#define KS_HARDEN_H
+
+#include <stddef.h>
+
+/* No core files, not ptrace-attachable by same-uid processes, no /proc/PID/mem. */
+int ks_disable_core_dumps(void);
+
+/* While root: RLIMIT_MEMLOCK = infinity so mlockall and the secure heap fit. */
+void ks_raise_memlock_limit(void);
+
+/* OpenSSL secure heap (private BIGNUMs live there).  Fatal unless dev_mode. */
+int ks_init_secure_heap(size_t size, int dev_mode);
+
+/* Size of the secure heap actually created, 0 if none. */
+size_t ks_secure_heap_size(void);
+
+/* mlockall(MCL_CURRENT|MCL_FUTURE): keeps keys out of swap.  Fatal unless dev_mode. */
+int ks_lock_memory(int dev_mode);
+
+/* Draw from OpenSSL's DRBG once so it is seeded before any chroot. */
+int ks_seed_rng(void);
+
+#endif

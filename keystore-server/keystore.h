@@ -1,0 +1,74 @@
+/* The key store: sealed files in key_dir and an in-memory table of parsed keys.
+ *
+ * Entries are immutable once published and reference counted: a worker that
+ * got a key with ks_store_get() keeps using it safely even if an admin
+ * deletes it or attaches a certificate (which publishes a new entry). */
+#ifndef KS_KEYSTORE_H
+#define KS_KEYSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "keyutil.h"
+#include "wire.h"
+
+struct ks_cert {
+    uint8_t *der;
+    size_t len;
+};
+
+struct ks_key {
+    char name[KS_MAX_KEY_NAME + 1];
+    EVP_PKEY *pkey;
+    Keystore__KeyType type;
+    unsigned bits;
+    char group[KS_GROUP_MAX];      /* "P-256" etc. for EC, "" otherwise */
+    uint8_t *spki;                 /* SubjectPublicKeyInfo DER */
+    size_t spki_len;
+    uint64_t created;
+    struct ks_cert *certs;         /* leaf first */
+    size_t ncerts;
+    /* private to keystore.c */
+    int refs;
+    struct ks_key *next;
+};
+
+enum ks_store_status {
+    KS_STORE_OK = 0,
+    KS_STORE_EXISTS,
+    KS_STORE_NO_SUCH_KEY,
+    KS_STORE_INTERNAL,   /* err says what; also logged */
+};
+
+/* Open key_dir (created 0700 if missing), remove stale temporary files and
+ * load every NAME.key.  Returns 0, or -1 after logging (including the
+ * "cannot unseal any key: wrong master key?" case). */
+int ks_store_open(const char *key_dir);
+void ks_store_close(void);
+
+/* Up-referenced entry or NULL.  Release with ks_key_put. */
+struct ks_key *ks_store_get(const char *name);
+void ks_key_put(struct ks_key *k);
+
+/* Call fn for every key (in no particular order) under the read lock;
+ * stops and returns fn's value if non-zero. */
+int ks_store_foreach(int (*fn)(const struct ks_key *k, void *arg), void *arg);
+size_t ks_store_count(void);
+
+/* Seal and store a new key; takes ownership of pkey on success only.
+ * *out (optional) receives an up-referenced entry. */
+enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey,
+                                  struct ks_key **out, char *err, size_t errlen);
+
+enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen);
+
+/* Replace the certificate chain of key `expected` (which the caller has
+ * checked the chain against).  Fails with NO_SUCH_KEY if it was deleted or
+ * replaced meanwhile.  Copies the certificates. */
+enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
+                                        const struct ks_cert *certs, size_t ncerts,
+                                        struct ks_key **out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,527 @@
+/* keystorectl: administer a keystored server over its admin socket. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <sodium.h>
+
+#include "ctl.h"
+#include "masterkey_gen.h"
+
+static const char *server_addr;
+static int json_out;
+static int conn_fd = -1;
+static size_t server_max_frame = KS_DEFAULT_MAX_FRAME;
+static uint64_t next_id = 2;   /* 1 is the Hello */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: keystorectl [-s ADDR] [--json] COMMAND [ARGS...]\n"
+"\n"
+"Commands (each takes --help):\n"
+"  generate NAME --type rsa|rsa-pss|ec|ed25519|ed448 [--bits 2048|3072|4096]\n"
+"                [--curve P-256|P-384|P-521]     create a key in the server\n"
+"  import NAME FILE [--passin pass:TEXT|env:VAR|file:PATH]\n"
+"                                                 store a PEM/DER private key\n"
+"  list                                           list keys\n"
+"  info NAME                                      show one key\n"
+"  pubkey NAME [-o FILE]                          print the public key (PEM)\n"
+"  delete NAME                                    delete a key\n"
+"  attach-cert NAME CERT.pem [CHAIN.pem]          attach a certificate chain\n"
+"  gen-master-key PATH                            create a master key file (local)\n"
+"\n"
+"Options:\n"
+"  -s, --socket ADDR  admin socket (default: $KEYSTORE_ADMIN, else %s)\n"
+"      --json         machine-readable output\n"
+"  -h, --help         this help\n"
+"\n"
+"Exit codes:\n"
+"  0  success\n"
+"  1  usage error\n"
+"  2  server unreachable or protocol error\n"
+"  3  the server refused the request (its error code and message are printed)\n"
+"  4  local input error (unreadable file, bad PEM, wrong passphrase)\n",
+            KS_DEFAULT_ADMIN_SOCKET);
+}
+
+/* ---- server connection ----------------------------------------------- */
+
+static int ctl_connect(void)
+{
+    char err[KS_ERRLEN], name[64];
+    char addr[4200];
+
+    if (conn_fd >= 0)
+        return CTL_OK;
+    /* accept a bare path for convenience */
+    snprintf(addr, sizeof(addr), "%s%s", server_addr[0] == '/' ? "unix:" : "", server_addr);
+    conn_fd = ks_connect(addr, KS_IO_TIMEOUT_MS, err, sizeof(err));
+    if (conn_fd < 0) {
+        ctl_err("%s", err);
+        return CTL_UNREACHABLE;
+    }
+    snprintf(name, sizeof(name), "keystorectl pid %d", (int)getpid());
+    if (ks_hello(conn_fd, name, &server_max_frame, err, sizeof(err)) != 0) {
+        ctl_err("%s", err);
+        close(conn_fd);
+        conn_fd = -1;
+        return CTL_UNREACHABLE;
+    }
+    return CTL_OK;
+}
+
+/* Send req; on success *resp holds a non-error reply of type `want`. */
+static int ctl_call(Keystore__Request *req, Keystore__Response__BodyCase want,
+                    Keystore__Response **resp)
+{
+    char err[KS_ERRLEN];
+    int rc = ctl_connect();
+
+    *resp = NULL;
+    if (rc != CTL_OK)
+        return rc;
+    req->id = next_id++;
+    if (ks_call(conn_fd, server_max_frame, req, resp, err, sizeof(err)) != 0) {
+        ctl_err("%s", err);
+        return CTL_UNREACHABLE;
+    }
+    if ((*resp)->body_case == KEYSTORE__RESPONSE__BODY_ERROR && (*resp)->error != NULL) {
+        ctl_err("%s: %s", ks_error_code_name((*resp)->error->code), (*resp)->error->message);
+        keystore__response__free_unpacked(*resp, NULL);
+        *resp = NULL;
+        return CTL_REFUSED;
+    }
+    if ((*resp)->body_case != want || (*resp)->key == NULL) {
+        ctl_err("the server sent an unexpected kind of reply: protocol error");
+        keystore__response__free_unpacked(*resp, NULL);
+        *resp = NULL;
+        return CTL_UNREACHABLE;
+    }
+    return CTL_OK;
+}
+
+/* ---- argument helpers ------------------------------------------------ */
+
+/* Per-command getopt: returns 1 if --help was printed, -1 on a usage error. */
+struct cmd {
+    const char *name;
+    const char *synopsis;   /* after "keystorectl NAME " */
+    const char *help;
+    int nargs_min, nargs_max;
+    int (*run)(char **args, int nargs, const char **opts);
+    const char *const *optnames;   /* long options taking a value, NULL-terminated */
+};
+
+static int parse_cmd(const struct cmd *c, int argc, char **argv, char **args, int *nargs,
+                     const char **opts)
+{
+    int i, j, n = 0;
+
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            printf("usage: keystorectl %s %s\n\n%s", c->name, c->synopsis, c->help);
+            return 1;
+        }
+        if (strcmp(a, "--json") == 0) {
+            json_out = 1;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            for (i++; i < argc; i++)
+                if (n < 8)
+                    args[n++] = argv[i];
+            break;
+        }
+        if (a[0] == '-' && a[1] != '\0') {
+            const char *eq = strchr(a, '=');
+            size_t klen = eq != NULL ? (size_t)(eq - a) : strlen(a);
+
+            for (j = 0; c->optnames != NULL && c->optnames[j] != NULL; j++)
+                if (strlen(c->optnames[j]) == klen && strncmp(c->optnames[j], a, klen) == 0)
+                    break;
+            if (c->optnames == NULL || c->optnames[j] == NULL) {
+                ctl_err("%s: unknown option %s (see keystorectl %s --help)", c->name, a, c->name);
+                return -1;
+            }
+            if (eq != NULL) {
+                opts[j] = eq + 1;
+            } else if (i + 1 < argc) {
+                opts[j] = argv[++i];
+            } else {
+                ctl_err("%s: option %s needs a value", c->name, a);
+                return -1;
+            }
+            continue;
+        }
+        if (n >= 8) {
+            ctl_err("%s: too many arguments", c->name);
+            return -1;
+        }
+        args[n++] = argv[i];
+    }
+    if (n < c->nargs_min || n > c->nargs_max) {
+        ctl_err("%s: expected %s%s (see keystorectl %s --help)", c->name,
+                n < c->nargs_min ? "more arguments: " : "fewer arguments: ", c->synopsis,
+                c->name);
+        return -1;
+    }
+    *nargs = n;
+    return 0;
+}
+
+static int check_name(const char *name)
+{
+    if (!ks_valid_key_name(name)) {
+        ctl_err("'%s' is not a valid key name: use 1-%d characters of A-Z a-z 0-9 . _ - "
+                "not starting with '.'", name, KS_MAX_KEY_NAME);
+        return -1;
+    }
+    return 0;
+}
+
+static int print_key_reply(Keystore__Request *req, const char *verb)
+{
+    Keystore__Response *resp;
+    int rc = ctl_call(req, KEYSTORE__RESPONSE__BODY_KEY, &resp);
+
+    if (rc != CTL_OK)
+        return rc;
+    ctl_print_key(resp->key, json_out, verb);
+    keystore__response__free_unpacked(resp, NULL);
+    return CTL_OK;
+}
+
+/* ---- commands -------------------------------------------------------- */
+
+static const char *const generate_opts[] = { "--type", "--bits", "--curve", NULL };
+
+static int cmd_generate(char **args, int nargs, const char **opts)
+{
+    Keystore__Request req = KEYSTORE__REQUEST__INIT;
+    Keystore__GenerateKeyRequest g = KEYSTORE__GENERATE_KEY_REQUEST__INIT;
+    const char *type = opts[0], *bits = opts[1], *curve = opts[2];
+    char *end;
+
+    (void)nargs;
+    if (check_name(args[0]) != 0)
+        return CTL_USAGE;
+    if (type == NULL) {
+        ctl_err("generate: --type is required (rsa, rsa-pss, ec, ed25519 or ed448)");
+        return CTL_USAGE;
+    }
+    if (strcasecmp(type, "rsa") == 0)
+        g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_RSA;
+    else if (strcasecmp(type, "rsa-pss") == 0)
+        g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_RSA_PSS;
+    else if (strcasecmp(type, "ec") == 0)
+        g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_EC;
+    else if (strcasecmp(type, "ed25519") == 0)
+        g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_ED25519;
+    else if (strcasecmp(type, "ed448") == 0)
+        g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_ED448;
+    else {
+        ctl_err("generate: unknown --type '%s' (use rsa, rsa-pss, ec, ed25519 or ed448)", type);
+        return CTL_USAGE;
+    }
+    if (bits != NULL) {
+        unsigned long b = strtoul(bits, &end, 10);
+
+        if (g.type != KEYSTORE__KEY_TYPE__KEY_TYPE_RSA && g.type != KEYSTORE__KEY_TYPE__KEY_TYPE_RSA_PSS) {
+            ctl_err("generate: --bits only applies to rsa and rsa-pss keys");
+            return CTL_USAGE;
+        }
+        if (*bits == '\0' || *end != '\0' || (b != 2048 && b != 3072 && b != 4096)) {
+            ctl_err("generate: --bits must be 2048, 3072 or 4096, not '%s'", bits);
+            return CTL_USAGE;
+        }
+        g.bits = (uint32_t)b;
+    } else if (g.type == KEYSTORE__KEY_TYPE__KEY_TYPE_RSA || g.type == KEYSTORE__KEY_TYPE__KEY_TYPE_RSA_PSS) {
+        g.bits = 2048;
+    }
+    if (curve != NULL) {
+        if (g.type != KEYSTORE__KEY_TYPE__KEY_TYPE_EC) {
+            ctl_err("generate: --curve only applies to ec keys");
+            return CTL_USAGE;
+        }
+        g.group = (char *)curve;   /* the server validates and canonicalizes it */
+    } else if (g.type == KEYSTORE__KEY_TYPE__KEY_TYPE_EC) {
+        g.group = (char *)"P-256";
+    }
+    g.name = args[0];
+    req.body_case = KEYSTORE__REQUEST__BODY_GENERATE_KEY;
+    req.generate_key = &g;
+    return print_key_reply(&req, "generated");
+}
+
+static const char *const import_opts[] = { "--passin", NULL };
+
+static int cmd_import(char **args, int nargs, const char **opts)
+{
+    Keystore__Request req = KEYSTORE__REQUEST__INIT;
+    Keystore__ImportKeyRequest im = KEYSTORE__IMPORT_KEY_REQUEST__INIT;
+    EVP_PKEY *pkey;
+    uint8_t *der;
+    size_t len;
+    int rc;
+
+    (void)nargs;
+    if (check_name(args[0]) != 0)
+        return CTL_USAGE;
+    pkey = ctl_read_private_key(args[1], opts[0], &rc);
+    if (pkey == NULL)
+        return rc;
+    rc = ctl_pkcs8_der(pkey, &der, &len);
+    EVP_PKEY_free(pkey);
+    if (rc != 0) {
+        ctl_err("cannot encode the key in %s as PKCS#8", args[1]);
+        return CTL_INPUT;
+    }
+    im.name = args[0];
+    im.private_key_der.data = der;
+    im.private_key_der.len = len;
+    req.body_case = KEYSTORE__REQUEST__BODY_IMPORT_KEY;
+    req.import_key = &im;
+    rc = print_key_reply(&req, "imported");   /* ks_call wipes its copies */
+    sodium_free(der);
+    return rc;
+}
+
+static int cmd_list(char **args, int nargs, const char **opts)
+{
+    Keystore__Request req = KEYSTORE__REQUEST__INIT;
+    Keystore__ListKeysRequest l = KEYSTORE__LIST_KEYS_REQUEST__INIT;
+    Keystore__Response *resp;
+    int rc;
+
+    (void)args;
+    (void)nargs;
+    (void)opts;
+    req.body_case = KEYSTORE__REQUEST__BODY_LIST_KEYS;
+    req.list_keys = &l;
+    rc = ctl_call(&req, KEYSTORE__RESPONSE__BODY_LIST_KEYS, &resp);
+    if (rc != CTL_OK)
+        return rc;
+    ctl_print_list(resp->list_keys->keys, resp->list_keys->n_keys, json_out);
+    keystore__response__free_unpacked(resp, NULL);
+    return CTL_OK;
+}
+
+static int get_key(const char *name, Keystore__Response **resp)
+{
+    Keystore__Request req = KEYSTORE__REQUEST__INIT;
+    Keystore__GetKeyRequest g = KEYSTORE__GET_KEY_REQUEST__INIT;
+
+    g.name = (char *)name;
+    req.body_case = KEYSTORE__REQUEST__BODY_GET_KEY;
+    req.get_key = &g;
+    return ctl_call(&req, KEYSTORE__RESPONSE__BODY_KEY, resp);
+}
+
+static int cmd_info(char **args, int nargs, const char **opts)
+{
+    Keystore__Response *resp;
+    int rc;
+
+    (void)nargs;
+    (void)opts;
+    if (check_name(args[0]) != 0)
+        return CTL_USAGE;
+    rc = get_key(args[0], &resp);
+    if (rc != CTL_OK)
+        return rc;
+    ctl_print_key(resp->key, json_out, "");
+    keystore__response__free_unpacked(resp, NULL);
+    return CTL_OK;
+}
+
+static const char *const pubkey_opts[] = { "-o", NULL };
+
+static int cmd_pubkey(char **args, int nargs, const char **opts)
+{
+    Keystore__Response *resp;
+    int rc;
+
+    (void)nargs;
+    if (check_name(args[0]) != 0)
+        return CTL_USAGE;
+    rc = get_key(args[0], &resp);
+    if (rc != CTL_OK)
+        return rc;
+    rc = ctl_write_pubkey(resp->key->public_key_der.data, resp->key->public_key_der.len, opts[0]);
+    keystore__response__free_unpacked(resp, NULL);
+    return rc == 0 ? CTL_OK : rc == -2 ? CTL_UNREACHABLE : CTL_INPUT;
+}
+
+static int cmd_delete(char **args, int nargs, const char **opts)
+{
+    Keystore__Request req = KEYSTORE__REQUEST__INIT;
+    Keystore__DeleteKeyRequest d = KEYSTORE__DELETE_KEY_REQUEST__INIT;
+    Keystore__Response *resp;
+    int rc;
+
+    (void)nargs;
+    (void)opts;
+    if (check_name(args[0]) != 0)
+        return CTL_USAGE;
+    d.name = args[0];
+    req.body_case = KEYSTORE__REQUEST__BODY_DELETE_KEY;
+    req.delete_key = &d;
+    rc = ctl_call(&req, KEYSTORE__RESPONSE__BODY_DELETED, &resp);
+    if (rc != CTL_OK)
+        return rc;
+    keystore__response__free_unpacked(resp, NULL);
+    if (json_out) {
+        printf("{\"deleted\": ");
+        ctl_json_string(args[0]);
+        printf("}\n");
+    } else {
+        printf("deleted key %s\n", args[0]);
+    }
+    return CTL_OK;
+}
+
+static int cmd_attach_cert(char **args, int nargs, const char **opts)
+{
+    Keystore__Request req = KEYSTORE__REQUEST__INIT;
+    Keystore__AttachCertRequest a = KEYSTORE__ATTACH_CERT_REQUEST__INIT;
+    uint8_t **ders = NULL;
+    size_t *lens = NULL, n = 0, i;
+    int rc = CTL_INPUT;
+
+    (void)opts;
+    if (check_name(args[0]) != 0)
+        return CTL_USAGE;
+    if (ctl_read_certs(args[1], &ders, &lens, &n) != 0 ||
+        (nargs > 2 && ctl_read_certs(args[2], &ders, &lens, &n) != 0))
+        goto out;
+    a.cert_chain_der = calloc(n, sizeof(*a.cert_chain_der));
+    if (a.cert_chain_der == NULL) {
+        ctl_err("out of memory");
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        a.cert_chain_der[i].data = ders[i];
+        a.cert_chain_der[i].len = lens[i];
+    }
+    a.n_cert_chain_der = n;
+    a.name = args[0];
+    req.body_case = KEYSTORE__REQUEST__BODY_ATTACH_CERT;
+    req.attach_cert = &a;
+    rc = print_key_reply(&req, "attached certificates to");
+out:
+    free(a.cert_chain_der);
+    for (i = 0; i < n; i++)
+        OPENSSL_free(ders[i]);
+    free(ders);
+    free(lens);
+    return rc;
+}
+
+static int cmd_gen_master_key(char **args, int nargs, const char **opts)
+{
+    char err[512];
+
+    (void)nargs;
+    (void)opts;
+    if (ks_master_key_generate(args[0], err, sizeof(err)) != 0) {
+        ctl_err("%s", err);
+        return CTL_INPUT;
+    }
+    if (json_out) {
+        printf("{\"master_key\": ");
+        ctl_json_string(args[0]);
+        printf("}\n");
+    } else {
+        printf("wrote a new master key to %s (mode 0600); back it up\n", args[0]);
+    }
+    return CTL_OK;
+}
+
+static const struct cmd commands[] = {
+    { "generate", "NAME --type rsa|rsa-pss|ec|ed25519|ed448 [--bits N] [--curve C]",
+      "Create a new key inside the server; the private key never leaves it.\n"
+      "  --type T    rsa, rsa-pss, ec, ed25519 or ed448\n"
+      "  --bits N    rsa/rsa-pss modulus size: 2048 (default), 3072 or 4096\n"
+      "  --curve C   ec curve: P-256 (default), P-384 or P-521\n",
+      1, 1, cmd_generate, generate_opts },
+    { "import", "NAME FILE [--passin pass:TEXT|env:VAR|file:PATH]",
+      "Store an existing private key (PEM or DER; PKCS#8 or traditional, optionally\n"
+      "encrypted) in the server under NAME.  Without --passin an encrypted key is\n"
+      "only accepted when a terminal can prompt for the passphrase.\n",
+      2, 2, cmd_import, import_opts },
+    { "list", "", "List the keys: NAME TYPE BITS/CURVE CREATED CERT (--json: an array).\n",
+      0, 0, cmd_list, NULL },
+    { "info", "NAME", "Show one key.\n", 1, 1, cmd_info, NULL },
+    { "pubkey", "NAME [-o FILE]",
+      "Print the public key as PEM SubjectPublicKeyInfo, or write it to FILE.\n",
+      1, 1, cmd_pubkey, pubkey_opts },
+    { "delete", "NAME", "Delete a key and its certificates from the server.\n",
+      1, 1, cmd_delete, NULL },
+    { "attach-cert", "NAME CERT.pem [CHAIN.pem]",
+      "Attach a certificate (leaf first, then its chain) to a key.  The leaf must\n"
+      "certify the key's public key.  Files may hold several PEM certificates.\n",
+      2, 3, cmd_attach_cert, NULL },
+    { "gen-master-key", "PATH",
+      "Write a new random 32-byte master key to PATH (mode 0600); never overwrites.\n"
+      "Runs locally, like keystored --gen-master-key.\n",
+      1, 1, cmd_gen_master_key, NULL },
+};
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "socket", required_argument, NULL, 's' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *opts[4] = { NULL, NULL, NULL, NULL };
+    char *args[8];
+    int opt, nargs, rc, r;
+    size_t i;
+
+    server_addr = getenv("KEYSTORE_ADMIN");
+    if (server_addr == NULL || server_addr[0] == '\0')
+        server_addr = KS_DEFAULT_ADMIN_SOCKET;
+    /* "+": options after the command belong to the command */
+    while ((opt = getopt_long(argc, argv, "+s:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 's': server_addr = optarg; break;
+        case 'j': json_out = 1; break;
+        case 'h': usage(stdout); return CTL_OK;
+        default: usage(stderr); return CTL_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return CTL_USAGE;
+    }
+    if (sodium_init() < 0) {
+        ctl_err("libsodium failed to initialize");
+        return CTL_INPUT;
+    }
+    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[optind], commands[i].name) != 0)
+            continue;
+        r = parse_cmd(&commands[i], argc - optind, argv + optind, args, &nargs, opts);
+        if (r != 0)
+            return r > 0 ? CTL_OK : CTL_USAGE;
+        rc = commands[i].run(args, nargs, opts);
+        if (conn_fd >= 0)
+            close(conn_fd);
+        if (fflush(stdout) != 0 && rc == CTL_OK) {
+            ctl_err("writing the output failed");
+            rc = CTL_INPUT;
+        }
+        return rc;
+    }
+    ctl_err("unknown command '%s' (see keystorectl --help)", argv[optind]);
+    return CTL_USAGE;
+}

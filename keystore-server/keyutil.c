@@ -1,0 +1,132 @@
+/* Key classification and encoding helpers; see keyutil.h. */
+#include "keyutil.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/objects.h>
+#include <openssl/x509.h>
+#include <sodium.h>
+
+static const struct {
+    const char *nist;
+    const char *aliases[2];
+} groups[] = {
+    { "P-256", { "prime256v1", "secp256r1" } },
+    { "P-384", { "secp384r1", NULL } },
+    { "P-521", { "secp521r1", NULL } },
+};
+
+const char *ks_canonical_group(const char *name)
+{
+    size_t i, j;
+
+    if (name == NULL)
+        return NULL;
+    for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
+        if (strcasecmp(name, groups[i].nist) == 0)
+            return groups[i].nist;
+        for (j = 0; j < 2; j++)
+            if (groups[i].aliases[j] != NULL && strcasecmp(name, groups[i].aliases[j]) == 0)
+                return groups[i].nist;
+    }
+    return NULL;
+}
+
+int ks_pkey_describe(EVP_PKEY *pkey, Keystore__KeyType *type, unsigned *bits,
+                     char group[KS_GROUP_MAX], char *why, size_t whylen)
+{
+    char gname[64];
+    const char *canon;
+    int b = EVP_PKEY_get_bits(pkey);
+
+    group[0] = '\0';
+    *bits = b > 0 ? (unsigned)b : 0;
+    switch (EVP_PKEY_get_base_id(pkey)) {
+    case EVP_PKEY_RSA:
+    case EVP_PKEY_RSA_PSS:
+        *type = EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA ? KEYSTORE__KEY_TYPE__KEY_TYPE_RSA
+                                                           : KEYSTORE__KEY_TYPE__KEY_TYPE_RSA_PSS;
+        if (b < KS_RSA_MIN_BITS || b > KS_RSA_MAX_BITS) {
+            snprintf(why, whylen, "%d-bit RSA keys are not supported (%d to %d bits)",
+                     b, KS_RSA_MIN_BITS, KS_RSA_MAX_BITS);
+            return -1;
+        }
+        return 0;
+    case EVP_PKEY_EC:
+        *type = KEYSTORE__KEY_TYPE__KEY_TYPE_EC;
+        if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME,
+                                           gname, sizeof(gname), NULL) != 1) {
+            snprintf(why, whylen, "EC key without a named curve is not supported "
+                     "(use P-256, P-384 or P-521)");
+            return -1;
+        }
+        canon = ks_canonical_group(gname);
+        if (canon == NULL) {
+            snprintf(why, whylen, "EC curve %s is not supported; use P-256, P-384 or P-521", gname);
+            return -1;
+        }
+        snprintf(group, KS_GROUP_MAX, "%s", canon);
+        return 0;
+    case EVP_PKEY_ED25519:
+        *type = KEYSTORE__KEY_TYPE__KEY_TYPE_ED25519;
+        return 0;
+    case EVP_PKEY_ED448:
+        *type = KEYSTORE__KEY_TYPE__KEY_TYPE_ED448;
+        return 0;
+    default:
+        *type = KEYSTORE__KEY_TYPE__KEY_TYPE_UNSPECIFIED;
+        snprintf(why, whylen, "%s keys are not supported (RSA, RSA-PSS, EC, ED25519 and ED448 are)",
+                 EVP_PKEY_get0_type_name(pkey) != NULL ? EVP_PKEY_get0_type_name(pkey) : "these");
+        return -1;
+    }
+}
+
+int ks_pkey_to_pkcs8(EVP_PKEY *pkey, uint8_t **der, size_t *derlen)
+{
+    PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(pkey);
+    unsigned char *p;
+    int len;
+
+    *der = NULL;
+    if (p8 == NULL)
+        return -1;
+    len = i2d_PKCS8_PRIV_KEY_INFO(p8, NULL);
+    if (len <= 0) {
+        PKCS8_PRIV_KEY_INFO_free(p8);
+        return -1;
+    }
+    *der = sodium_malloc((size_t)len);
+    if (*der == NULL) {
+        PKCS8_PRIV_KEY_INFO_free(p8);
+        return -1;
+    }
+    p = *der;
+    if (i2d_PKCS8_PRIV_KEY_INFO(p8, &p) != len) {
+        PKCS8_PRIV_KEY_INFO_free(p8);   /* clears its private octets */
+        sodium_free(*der);
+        *der = NULL;
+        return -1;
+    }
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    *derlen = (size_t)len;
+    return 0;
+}
+
+EVP_PKEY *ks_pkey_from_der(const uint8_t *der, size_t derlen)
+{
+    const unsigned char *p = der;
+    EVP_PKEY *pkey;
+
+    if (derlen == 0 || derlen > (size_t)0x7fffffff)
+        return NULL;
+    pkey = d2i_AutoPrivateKey_ex(NULL, &p, (long)derlen, NULL, NULL);
+    if (pkey != NULL && (size_t)(p - der) != derlen) {
+        EVP_PKEY_free(pkey);
+        return NULL;
+    }
+    return pkey;
+}

@@ -1,0 +1,138 @@
+/* Unix listening sockets; see server.h. */
+#include "server.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define LISTEN_BACKLOG 1024
+
+/* An existing socket file is stale unless a server answers on it. */
+static int remove_stale(const char *path)
+{
+    struct sockaddr_un sun;
+    struct stat st;
+    int fd, r;
+
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        ks_log("error: cannot check %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        ks_log("error: %s exists and is not a socket; remove it or configure another path", path);
+        return -1;
+    }
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        ks_log("error: socket: %s", strerror(errno));
+        return -1;
+    }
+    r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+    close(fd);
+    if (r == 0) {
+        ks_log("error: another server is already listening on %s; stop it first", path);
+        return -1;
+    }
+    if (unlink(path) != 0) {
+        ks_log("error: cannot remove stale socket %s: %s", path, strerror(errno));
+        return -1;
+    }
+    ks_log("removed stale socket %s", path);
+    return 0;
+}
+
+int ks_listener_open(struct ks_listener *l, const char *addr, mode_t mode, int is_admin)
+{
+    struct sockaddr_un sun;
+    const char *path = addr + 5;   /* config.c checked the "unix:/" prefix and length */
+    mode_t old;
+    int r;
+
+    l->kind = KS_ITEM_LISTENER;
+    l->fd = -1;
+    l->is_admin = is_admin;
+    l->path[0] = '\0';
+    if (strncmp(addr, "unix:/", 6) != 0 || strlen(path) >= sizeof(sun.sun_path)) {
+        ks_log("error: unsupported socket address %s (use unix:/absolute/path)", addr);
+        return -1;
+    }
+    if (remove_stale(path) != 0)
+        return -1;
+    l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (l->fd < 0) {
+        ks_log("error: socket: %s", strerror(errno));
+        return -1;
+    }
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    strcpy(sun.sun_path, path);
+    /* Create the file owner-only, then widen: never briefly more open than `mode`. */
+    old = umask(0177);
+    r = bind(l->fd, (struct sockaddr *)&sun, sizeof(sun));
+    umask(old);
+    if (r != 0) {
+        ks_log("error: cannot bind %s: %s%s", path, strerror(errno),
+               errno == ENOENT ? " (create the directory first)" : "");
+        goto fail;
+    }
+    snprintf(l->path, sizeof(l->path), "%s", path);
+    if (chmod(path, mode) != 0) {
+        ks_log("error: cannot chmod %04o %s: %s", (unsigned)mode, path, strerror(errno));
+        goto fail;
+    }
+    if (listen(l->fd, LISTEN_BACKLOG) != 0) {
+        ks_log("error: cannot listen on %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    ks_log("listening on %s (%s socket, mode %04o)", addr, is_admin ? "admin" : "client",
+           (unsigned)mode);
+    return 0;
+fail:
+    ks_listener_close(l);
+    return -1;
+}
+
+void ks_listener_close(struct ks_listener *l)
+{
+    if (l->fd >= 0)
+        close(l->fd);
+    l->fd = -1;
+    if (l->path[0] != '\0' && unlink(l->path) != 0 && errno != ENOENT)
+        ks_log("warning: cannot remove socket %s: %s", l->path, strerror(errno));
+    l->path[0] = '\0';
+}
+
+int ks_block_signals(void)
+{
+    struct sigaction sa;
+    sigset_t set;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) != 0) {
+        ks_log("error: cannot ignore SIGPIPE: %s", strerror(errno));
+        return -1;
+    }
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) {
+        ks_log("error: cannot block termination signals");
+        return -1;
+    }
+    return 0;
+}

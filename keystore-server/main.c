@@ -1,0 +1,168 @@
+/* keystored: holds private keys and performs operations on them for
+ * clients of the keystore OpenSSL provider.  The start-up sequence below is
+ * ordered on purpose; each step says why it comes where it does. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <sodium.h>
+
+#include "config.h"
+#include "confine.h"
+#include "harden.h"
+#include "keystore.h"
+#include "log.h"
+#include "masterkey.h"
+#include "ops.h"
+#include "server.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: keystored -c CONFIG [--dev] [--foreground]\n"
+            "       keystored --gen-master-key PATH\n"
+            "\n"
+            "  -c, --config CONFIG     configuration file (see keystored.conf.sample)\n"
+            "      --dev               development mode: failing to lock memory or to\n"
+            "                          create the secure heap is a warning, not fatal\n"
+            "      --foreground        accepted for compatibility; keystored never forks\n"
+            "      --gen-master-key P  write a new random %d-byte master key to P (mode 0600;\n"
+            "                          never overwrites) and exit\n"
+            "  -h, --help              this help\n"
+            "  -V, --version           print the version\n"
+            "\n"
+            "Logs go to stderr.  SIGTERM or SIGINT shut the server down cleanly.\n",
+            KS_MASTER_KEY_LEN);
+}
+
+static int gen_master_key(const char *path)
+{
+    char err[512];
+
+    if (sodium_init() < 0) {
+        ks_log("error: libsodium failed to initialize");
+        return 1;
+    }
+    if (ks_master_key_generate(path, err, sizeof(err)) != 0) {
+        ks_log("error: %s", err);
+        return 1;
+    }
+    ks_log("wrote a new master key to %s (mode 0600); back it up: without it no key "
+           "file can be read", path);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "dev", no_argument, NULL, 'd' },
+        { "foreground", no_argument, NULL, 'f' },
+        { "gen-master-key", required_argument, NULL, 'g' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct ks_listener listeners[2] = { { .fd = -1 }, { .fd = -1 } };
+    static struct ks_config cfg;
+    const char *config_path = NULL, *master_out = NULL;
+    int dev = 0, opt, rc = 1;
+
+    while ((opt = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 'd': dev = 1; break;
+        case 'f': break;
+        case 'g': master_out = optarg; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("%s\n", KS_SERVER_VERSION); return 0;
+        default: usage(stderr); return 1;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "keystored: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 1;
+    }
+    if (master_out != NULL) {
+        if (config_path != NULL) {
+            fprintf(stderr, "keystored: --gen-master-key does not take -c\n");
+            return 1;
+        }
+        return gen_master_key(master_out);
+    }
+    if (config_path == NULL) {
+        fprintf(stderr, "keystored: -c CONFIG is required\n");
+        usage(stderr);
+        return 1;
+    }
+
+    /* Termination signals are held until serving starts, so a SIGTERM during
+     * start-up still leads to a clean shutdown (threads inherit the mask). */
+    if (ks_block_signals() != 0)
+        return 1;
+
+    /* 1. Configuration. */
+    if (ks_config_load(&cfg, config_path) != 0)
+        return 1;
+    if (dev)
+        ks_log("development mode (--dev): memory locking problems are not fatal");
+
+    /* 2. No core dumps or ptrace by same-uid processes, before any secret exists.
+     *    While root, lift RLIMIT_MEMLOCK so steps 3 and 4 can lock everything. */
+    if (ks_disable_core_dumps() != 0)
+        return 1;
+    ks_raise_memlock_limit();
+
+    /* 3. Crypto libraries.  The secure heap must exist before any key is parsed:
+     *    OpenSSL puts private BIGNUMs there. */
+    if (sodium_init() < 0) {
+        ks_log("error: libsodium failed to initialize");
+        return 1;
+    }
+    if (ks_init_secure_heap(cfg.secure_heap, dev) != 0)
+        return 1;
+
+    /* 4. Keep every page (keys, stacks, heap) out of swap. */
+    if (ks_lock_memory(dev) != 0)
+        goto out;
+
+    /* 5. Seed OpenSSL's DRBG now, while /dev/urandom and getrandom are
+     *    certainly reachable (confinement may chroot later). */
+    if (ks_seed_rng() != 0)
+        goto out;
+
+    /* 6. Master key: sodium_malloc'd, PROT_NONE except while (un)sealing. */
+    if (ks_master_load(cfg.master_key) != 0)
+        goto out;
+
+    /* 7. Keys.  The key directory stays open as an fd for later writes. */
+    if (ks_store_open(cfg.key_dir) != 0)
+        goto out;
+
+    /* 8. Listeners. */
+    if (ks_listener_open(&listeners[0], cfg.socket, cfg.socket_mode, 0) != 0 ||
+        ks_listener_open(&listeners[1], cfg.admin_socket, 0600, 1) != 0)
+        goto out;
+
+    /* 9. Confinement (seccomp, chroot, privilege drop): everything the server
+     *    needs is open by now.  Implemented in confine.c. */
+    if (ks_confine(&cfg, dev) != 0)
+        goto out;
+
+    /* 10. Serve until SIGTERM/SIGINT. */
+    if (ks_serve(&cfg, listeners, 2) != 0)
+        goto out;
+    rc = 0;
+out:
+    ks_listener_close(&listeners[0]);
+    ks_listener_close(&listeners[1]);
+    ks_store_close();
+    ks_master_unload();
+    if (rc == 0)
+        ks_log("stopped");
+    return rc;
+}

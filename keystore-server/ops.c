@@ -1,0 +1,292 @@
+/* Frame decoding, Hello, dispatch and reply helpers; see ops.h. */
+#include "ops.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <sodium.h>
+
+#include "log.h"
+
+static Keystore__Error oom_error = {
+    PROTOBUF_C_MESSAGE_INIT(&keystore__error__descriptor),
+    KEYSTORE__ERROR_CODE__ERROR_INTERNAL,
+    (char *)"the server ran out of memory building the reply; see its log",
+};
+
+void ks_op_error(struct ks_op *op, Keystore__ErrorCode code, const char *fmt, ...)
+{
+    char msg[1024], clean[1024];
+    Keystore__Error *e;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    ks_log_sanitize(msg, clean, sizeof(clean));
+    ks_log("conn %lu uid %u pid %d: %s refused: %s: %s", op->s->id, (unsigned)op->s->uid,
+           (int)op->s->pid, op->name, ks_error_code_name(code), clean);
+    e = ks_arena_alloc(op->arena, sizeof(*e));
+    op->resp->body_case = KEYSTORE__RESPONSE__BODY_ERROR;
+    if (e == NULL) {
+        op->resp->error = &oom_error;
+        return;
+    }
+    keystore__error__init(e);
+    e->code = code;
+    e->message = ks_arena_memdup(op->arena, clean, strlen(clean) + 1);
+    if (e->message == NULL) {
+        op->resp->error = &oom_error;
+        return;
+    }
+    op->resp->error = e;
+}
+
+struct ks_key *ks_op_key(struct ks_op *op, const char *name)
+{
+    struct ks_key *k;
+
+    if (!ks_valid_key_name(name)) {
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_REQUEST,
+                    "'%s' is not a valid key name: use 1-%d characters of A-Z a-z 0-9 . _ - "
+                    "not starting with '.'", name, KS_MAX_KEY_NAME);
+        return NULL;
+    }
+    k = ks_store_get(name);
+    if (k == NULL)
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_NO_SUCH_KEY, "no key named '%s'", name);
+    return k;
+}
+
+Keystore__KeyInfo *ks_op_keyinfo(struct ks_op *op, const struct ks_key *k)
+{
+    Keystore__KeyInfo *ki = ks_arena_alloc(op->arena, sizeof(*ki));
+    size_t i;
+
+    if (ki == NULL)
+        return NULL;
+    keystore__key_info__init(ki);
+    ki->name = ks_arena_memdup(op->arena, k->name, strlen(k->name) + 1);
+    ki->type = k->type;
+    ki->bits = k->bits;
+    ki->public_key_der.data = ks_arena_memdup(op->arena, k->spki, k->spki_len);
+    ki->public_key_der.len = k->spki_len;
+    if (k->group[0] != '\0')
+        ki->group = ks_arena_memdup(op->arena, k->group, strlen(k->group) + 1);
+    ki->created = k->created;
+    if (k->ncerts > 0) {
+        ki->cert_chain_der = ks_arena_alloc(op->arena, k->ncerts * sizeof(ProtobufCBinaryData));
+        if (ki->cert_chain_der == NULL)
+            return NULL;
+        for (i = 0; i < k->ncerts; i++) {
+            ki->cert_chain_der[i].data = ks_arena_memdup(op->arena, k->certs[i].der, k->certs[i].len);
+            ki->cert_chain_der[i].len = k->certs[i].len;
+        }
+        ki->n_cert_chain_der = k->ncerts;
+    }
+    if (op->arena->failed || ki->name == NULL || ki->group == NULL)
+        return NULL;
+    return ki;
+}
+
+void ks_op_reply_key(struct ks_op *op, const struct ks_key *k)
+{
+    Keystore__KeyInfo *ki = ks_op_keyinfo(op, k);
+
+    if (ki == NULL)
+        return;   /* arena->failed: ks_handle_frame turns this into an error */
+    op->resp->body_case = KEYSTORE__RESPONSE__BODY_KEY;
+    op->resp->key = ki;
+}
+
+EVP_MD *ks_op_fetch_md(struct ks_op *op, const char *name, const char *what)
+{
+    EVP_MD *md;
+
+    if (name == NULL || name[0] == '\0' || strlen(name) > 64) {
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER, "%s name is empty or too long",
+                    what);
+        return NULL;
+    }
+    md = EVP_MD_fetch(NULL, name, NULL);
+    ERR_clear_error();
+    if (md == NULL)
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
+                    "unknown %s '%s' (use an OpenSSL digest name such as SHA256)", what, name);
+    return md;
+}
+
+const char *ks_padding_name(Keystore__Padding p)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&keystore__padding__descriptor, (int)p);
+
+    return v != NULL ? v->name : "an unknown padding";
+}
+
+/* ---- Hello and dispatch ---------------------------------------------- */
+
+static enum ks_after do_hello(struct ks_op *op, const Keystore__Hello *h)
+{
+    Keystore__HelloReply *hr;
+
+    if (h->version != KS_PROTOCOL_VERSION) {
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_UNSUPPORTED_VERSION,
+                    "client speaks protocol version %u but this server speaks version %d; "
+                    "upgrade the older side", h->version, KS_PROTOCOL_VERSION);
+        return KS_CLOSE_AFTER_REPLY;
+    }
+    ks_log_sanitize(h->client_name, op->s->client_name, sizeof(op->s->client_name));
+    op->s->hello_done = 1;
+    hr = ks_arena_alloc(op->arena, sizeof(*hr));
+    if (hr == NULL)
+        return KS_CLOSE_AFTER_REPLY;
+    keystore__hello_reply__init(hr);
+    hr->version = KS_PROTOCOL_VERSION;
+    hr->server_version = (char *)KS_SERVER_VERSION;
+    hr->max_frame = (uint32_t)op->cfg->max_frame;
+    op->resp->body_case = KEYSTORE__RESPONSE__BODY_HELLO;
+    op->resp->hello = hr;
+    ks_log("conn %lu uid %u gid %u pid %d: hello from '%s' on the %s socket", op->s->id,
+           (unsigned)op->s->uid, (unsigned)op->s->gid, (int)op->s->pid, op->s->client_name,
+           op->s->is_admin ? "admin" : "client");
+    return KS_KEEP_OPEN;
+}
+
+/* Returns 1 if the peer may run an admin-only operation, else replies. */
+static int admin_allowed(struct ks_op *op, int client_may)
+{
+    if (op->s->is_admin || client_may)
+        return 1;
+    ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_PERMISSION_DENIED,
+                "%s is an admin operation: use the admin socket%s", op->name,
+                strcmp(op->name, "GenerateKey") == 0 ?
+                " (or set allow_client_generate = yes in the server configuration)" : "");
+    return 0;
+}
+
+static void dispatch(struct ks_op *op, const Keystore__Request *req)
+{
+    /* The oneof members share storage; protobuf-c always allocates the
+     * selected one, but a NULL here must not crash the server. */
+    if (req->body_case != KEYSTORE__REQUEST__BODY__NOT_SET && req->hello == NULL) {
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_REQUEST, "request body is missing");
+        return;
+    }
+    switch (req->body_case) {
+    case KEYSTORE__REQUEST__BODY_HELLO:
+        op->name = "Hello";
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_REQUEST,
+                    "Hello was already received on this connection");
+        break;
+    case KEYSTORE__REQUEST__BODY_GET_KEY:
+        op->name = "GetKey";
+        ks_op_get_key(op, req->get_key);
+        break;
+    case KEYSTORE__REQUEST__BODY_LIST_KEYS:
+        op->name = "ListKeys";
+        ks_op_list_keys(op, req->list_keys);
+        break;
+    case KEYSTORE__REQUEST__BODY_SIGN:
+        op->name = "Sign";
+        ks_op_sign(op, req->sign);
+        break;
+    case KEYSTORE__REQUEST__BODY_DECRYPT:
+        op->name = "Decrypt";
+        ks_op_decrypt(op, req->decrypt);
+        break;
+    case KEYSTORE__REQUEST__BODY_GENERATE_KEY:
+        op->name = "GenerateKey";
+        if (admin_allowed(op, op->cfg->allow_client_generate))
+            ks_op_generate(op, req->generate_key);
+        break;
+    case KEYSTORE__REQUEST__BODY_IMPORT_KEY:
+        op->name = "ImportKey";
+        if (admin_allowed(op, 0))
+            ks_op_import(op, req->import_key);
+        break;
+    case KEYSTORE__REQUEST__BODY_DELETE_KEY:
+        op->name = "DeleteKey";
+        if (admin_allowed(op, 0))
+            ks_op_delete(op, req->delete_key);
+        break;
+    case KEYSTORE__REQUEST__BODY_ATTACH_CERT:
+        op->name = "AttachCert";
+        if (admin_allowed(op, 0))
+            ks_op_attach_cert(op, req->attach_cert);
+        break;
+    default:
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_REQUEST,
+                    "the request has no body this server knows (is the client newer than "
+                    "the server?)");
+        break;
+    }
+}
+
+/* Wipe secrets that arrived in the request before protobuf-c frees it. */
+static void wipe_request(Keystore__Request *req)
+{
+    if (req->body_case == KEYSTORE__REQUEST__BODY_IMPORT_KEY && req->import_key != NULL &&
+        req->import_key->private_key_der.data != NULL)
+        sodium_memzero(req->import_key->private_key_der.data, req->import_key->private_key_der.len);
+}
+
+/* Replace the body by an error when it cannot be sent as built. */
+static void ensure_sendable(struct ks_op *op)
+{
+    size_t size;
+
+    if (op->arena->failed) {
+        ks_log("conn %lu: %s: out of memory building the reply", op->s->id, op->name);
+        op->resp->body_case = KEYSTORE__RESPONSE__BODY_ERROR;
+        op->resp->error = &oom_error;
+        return;
+    }
+    if (op->resp->body_case == KEYSTORE__RESPONSE__BODY__NOT_SET) {
+        /* every path sets a body; this is a bug, not a client problem */
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_INTERNAL, "the server produced no reply");
+        return;
+    }
+    size = keystore__response__get_packed_size(op->resp);
+    if (size > op->cfg->max_frame)
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_TOO_LARGE,
+                    "the reply would be %zu bytes, more than the server's max_frame of %zu; "
+                    "raise max_frame in the server configuration", size, op->cfg->max_frame);
+}
+
+enum ks_after ks_handle_frame(const struct ks_config *cfg, struct ks_session *s,
+                              const uint8_t *frame, size_t len,
+                              struct ks_arena *arena, Keystore__Response *resp)
+{
+    struct ks_op op = { cfg, s, arena, resp, "request" };
+    enum ks_after after = KS_KEEP_OPEN;
+    Keystore__Request *req;
+
+    req = keystore__request__unpack(NULL, len, frame);
+    if (req == NULL) {
+        resp->id = 0;
+        ks_op_error(&op, KEYSTORE__ERROR_CODE__ERROR_BAD_REQUEST,
+                    "a %zu-byte frame does not decode as a keystore Request: protocol error", len);
+        return KS_CLOSE_AFTER_REPLY;
+    }
+    resp->id = req->id;
+    if (!s->hello_done) {
+        if (req->body_case == KEYSTORE__REQUEST__BODY_HELLO && req->hello != NULL) {
+            op.name = "Hello";
+            after = do_hello(&op, req->hello);
+        } else {
+            ks_op_error(&op, KEYSTORE__ERROR_CODE__ERROR_BAD_REQUEST,
+                        "first request must be Hello");
+            after = KS_CLOSE_AFTER_REPLY;
+        }
+    } else {
+        dispatch(&op, req);
+    }
+    wipe_request(req);
+    keystore__request__free_unpacked(req, NULL);
+    ERR_clear_error();   /* nothing from this request leaks into the next */
+    ensure_sendable(&op);
+    return after;
+}

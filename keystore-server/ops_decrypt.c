@@ -1,0 +1,178 @@
+/* Decrypt: RSA OAEP, PKCS#1 v1.5 and the TLS 1.2 premaster mode.
+ *
+ * Padding-oracle rule: once the ciphertext has been handed to OpenSSL, every
+ * failure produces the same code and text, and nothing about the cause is
+ * logged or returned.  Checks on public facts (key type, ciphertext length,
+ * parameter names) happen before and may say precisely what is wrong. */
+#include "ops.h"
+
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/rsa.h>
+
+#include "log.h"
+
+static void bad_setup(struct ks_op *op, const struct ks_key *k, const char *what)
+{
+    char reason[256];
+
+    ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER, "key %s rejects %s: %s", k->name,
+                what, ks_ossl_reason(reason, sizeof(reason)));
+}
+
+static int setup_oaep(struct ks_op *op, const struct ks_key *k, const Keystore__DecryptRequest *r,
+                      EVP_PKEY_CTX *ctx)
+{
+    EVP_MD *md, *mgf1 = NULL;
+    unsigned char *label;
+    int rc = -1;
+
+    md = ks_op_fetch_md(op, r->oaep_digest[0] != '\0' ? r->oaep_digest : "SHA1", "OAEP digest");
+    if (md == NULL)
+        return -1;
+    if (r->mgf1_digest[0] != '\0' && (mgf1 = ks_op_fetch_md(op, r->mgf1_digest, "MGF1 digest")) == NULL)
+        goto out;
+    if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) != 1) {
+        bad_setup(op, k, "OAEP padding");
+        goto out;
+    }
+    if (EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) != 1) {
+        bad_setup(op, k, "this OAEP digest");
+        goto out;
+    }
+    if (EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, mgf1 != NULL ? mgf1 : md) != 1) {
+        bad_setup(op, k, "this MGF1 digest");
+        goto out;
+    }
+    if (r->oaep_label.len > 0) {
+        /* set0 takes ownership of an OPENSSL_malloc'd copy */
+        label = OPENSSL_memdup(r->oaep_label.data, r->oaep_label.len);
+        if (label == NULL || r->oaep_label.len > 0x7fffffff) {
+            OPENSSL_free(label);
+            bad_setup(op, k, "the OAEP label");
+            goto out;
+        }
+        if (EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, label, (int)r->oaep_label.len) != 1) {
+            OPENSSL_free(label);
+            bad_setup(op, k, "the OAEP label");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    EVP_MD_free(md);
+    EVP_MD_free(mgf1);
+    return rc;
+}
+
+static int setup_tls(struct ks_op *op, const struct ks_key *k, const Keystore__DecryptRequest *r,
+                     EVP_PKEY_CTX *ctx)
+{
+    unsigned int client = r->tls_client_version, negotiated = r->tls_negotiated_version;
+    OSSL_PARAM params[3];
+
+    if (client == 0) {
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
+                    "PADDING_PKCS1_TLS needs tls_client_version (the version in the "
+                    "ClientHello, e.g. 0x0303)");
+        return -1;
+    }
+    /* OpenSSL's constant-time implicit-rejection mode: a bad block yields a
+     * random 48-byte premaster instead of an error. */
+    if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_WITH_TLS_PADDING) != 1) {
+        bad_setup(op, k, "TLS padding");
+        return -1;
+    }
+    params[0] = OSSL_PARAM_construct_uint(OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION, &client);
+    params[1] = OSSL_PARAM_construct_uint(OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION, &negotiated);
+    params[2] = OSSL_PARAM_construct_end();
+    if (EVP_PKEY_CTX_set_params(ctx, params) != 1) {
+        bad_setup(op, k, "these TLS versions");
+        return -1;
+    }
+    return 0;
+}
+
+static int setup_padding(struct ks_op *op, const struct ks_key *k,
+                         const Keystore__DecryptRequest *r, EVP_PKEY_CTX *ctx)
+{
+    switch (r->padding) {
+    case KEYSTORE__PADDING__PADDING_OAEP:
+        return setup_oaep(op, k, r, ctx);
+    case KEYSTORE__PADDING__PADDING_PKCS1:
+        if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1) {
+            bad_setup(op, k, "PKCS#1 v1.5 padding");
+            return -1;
+        }
+        return 0;
+    case KEYSTORE__PADDING__PADDING_PKCS1_TLS:
+        return setup_tls(op, k, r, ctx);
+    default:
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
+                    "%s cannot be used to decrypt: use PADDING_OAEP, PADDING_PKCS1 or "
+                    "PADDING_PKCS1_TLS (the server never performs raw RSA)",
+                    ks_padding_name(r->padding));
+        return -1;
+    }
+}
+
+static void reply_plaintext(struct ks_op *op, uint8_t *pt, size_t len)
+{
+    Keystore__DecryptResponse *dr = ks_arena_alloc(op->arena, sizeof(*dr));
+
+    if (dr == NULL)
+        return;
+    keystore__decrypt_response__init(dr);
+    dr->plaintext.data = pt;
+    dr->plaintext.len = len;
+    op->resp->body_case = KEYSTORE__RESPONSE__BODY_DECRYPT;
+    op->resp->decrypt = dr;
+}
+
+void ks_op_decrypt(struct ks_op *op, const Keystore__DecryptRequest *r)
+{
+    struct ks_key *k = ks_op_key(op, r->key);
+    EVP_PKEY_CTX *ctx = NULL;
+    uint8_t *pt;
+    size_t ptlen;
+    int modlen;
+
+    if (k == NULL)
+        return;
+    if (k->type != KEYSTORE__KEY_TYPE__KEY_TYPE_RSA) {
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_WRONG_KEY_TYPE,
+                    "key %s is %s: only RSA keys can decrypt%s", k->name, ks_key_type_name(k->type),
+                    k->type == KEYSTORE__KEY_TYPE__KEY_TYPE_RSA_PSS ?
+                    " (RSA-PSS keys are restricted to signatures)" : "");
+        goto out;
+    }
+    modlen = EVP_PKEY_get_size(k->pkey);
+    if (modlen <= 0 || r->ciphertext.len != (size_t)modlen) {
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
+                    "ciphertext is %zu bytes but key %s needs exactly %d (its modulus size)",
+                    r->ciphertext.len, k->name, modlen);
+        goto out;
+    }
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+    if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) != 1) {
+        bad_setup(op, k, "decryption");
+        goto out;
+    }
+    if (setup_padding(op, k, r, ctx) != 0)
+        goto out;
+    pt = ks_arena_alloc(op->arena, (size_t)modlen);   /* wiped with the arena */
+    if (pt == NULL)
+        goto out;
+    ptlen = (size_t)modlen;
+    if (EVP_PKEY_decrypt(ctx, pt, &ptlen, r->ciphertext.data, r->ciphertext.len) != 1) {
+        ERR_clear_error();
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_OPERATION_FAILED, "decryption failed");
+        goto out;
+    }
+    reply_plaintext(op, pt, ptlen);
+out:
+    EVP_PKEY_CTX_free(ctx);
+    ks_key_put(k);
+}

@@ -1,0 +1,235 @@
+/* Key file sealing and atomic file I/O; see sealed_file.h. */
+#include "sealed_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "masterkey.h"
+#include "wire.h"
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    ks_put_be32(p, (uint32_t)(v >> 32));
+    ks_put_be32(p + 4, (uint32_t)v);
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    return ((uint64_t)ks_get_be32(p) << 32) | ks_get_be32(p + 4);
+}
+
+/* Associated data: header || name. */
+static uint8_t *make_ad(const uint8_t *hdr, const char *name, size_t *adlen)
+{
+    size_t nlen = strlen(name);
+    uint8_t *ad = malloc(KS_KEYFILE_HEADER + nlen);
+
+    if (ad == NULL)
+        return NULL;
+    memcpy(ad, hdr, KS_KEYFILE_HEADER);
+    memcpy(ad + KS_KEYFILE_HEADER, name, nlen);
+    *adlen = KS_KEYFILE_HEADER + nlen;
+    return ad;
+}
+
+int ks_seal_key(const char *name, uint32_t key_type, uint64_t created,
+                const uint8_t *der, size_t derlen, uint8_t **out, size_t *outlen)
+{
+    size_t len = KS_KEYFILE_HEADER + derlen + KS_SEAL_TAG_LEN;
+    uint8_t *buf, *ad;
+    size_t adlen;
+    int r;
+
+    *out = NULL;
+    if (len > KS_KEYFILE_MAX)
+        return -1;
+    buf = malloc(len);
+    if (buf == NULL)
+        return -1;
+    memcpy(buf, KS_KEYFILE_MAGIC, KS_KEYFILE_MAGIC_LEN);
+    ks_put_be32(buf + 8, KS_KEYFILE_VERSION);
+    ks_put_be32(buf + 12, key_type);
+    put_be64(buf + 16, created);
+    randombytes_buf(buf + 24, KS_SEAL_NONCE_LEN);
+    ad = make_ad(buf, name, &adlen);
+    if (ad == NULL) {
+        free(buf);
+        return -1;
+    }
+    r = ks_master_seal(der, derlen, ad, adlen, buf + 24, buf + KS_KEYFILE_HEADER);
+    free(ad);
+    if (r != 0) {
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *outlen = len;
+    return 0;
+}
+
+enum ks_unseal_status ks_unseal_key(const char *name, const uint8_t *file, size_t filelen,
+                                    uint32_t *key_type, uint64_t *created,
+                                    uint8_t **der, size_t *derlen, char *why, size_t whylen)
+{
+    uint32_t version;
+    size_t ctlen, adlen;
+    uint8_t *ad, *pt;
+    int r;
+
+    *der = NULL;
+    if (filelen < KS_KEYFILE_HEADER + KS_SEAL_TAG_LEN + 1) {
+        snprintf(why, whylen, "file is too short (%zu bytes) to be a sealed key", filelen);
+        return KS_UNSEAL_FORMAT;
+    }
+    if (memcmp(file, KS_KEYFILE_MAGIC, KS_KEYFILE_MAGIC_LEN) != 0) {
+        snprintf(why, whylen, "not a keystore key file (bad magic)");
+        return KS_UNSEAL_FORMAT;
+    }
+    version = ks_get_be32(file + 8);
+    if (version != KS_KEYFILE_VERSION) {
+        snprintf(why, whylen, "key file format version %u is not supported (this server reads %d)",
+                 version, KS_KEYFILE_VERSION);
+        return KS_UNSEAL_FORMAT;
+    }
+    *key_type = ks_get_be32(file + 12);
+    *created = get_be64(file + 16);
+    ctlen = filelen - KS_KEYFILE_HEADER;
+    ad = make_ad(file, name, &adlen);
+    if (ad == NULL)
+        return KS_UNSEAL_INTERNAL;
+    pt = sodium_malloc(ctlen - KS_SEAL_TAG_LEN);
+    if (pt == NULL) {
+        free(ad);
+        return KS_UNSEAL_INTERNAL;
+    }
+    r = ks_master_unseal(file + KS_KEYFILE_HEADER, ctlen, ad, adlen, file + 24, pt);
+    free(ad);
+    if (r != 0) {
+        sodium_free(pt);
+        if (r == -1)
+            snprintf(why, whylen, "does not authenticate under the master key "
+                     "(tampered, renamed, or sealed with another master key)");
+        return r == -1 ? KS_UNSEAL_AUTH : KS_UNSEAL_INTERNAL;
+    }
+    *der = pt;
+    *derlen = ctlen - KS_SEAL_TAG_LEN;
+    return KS_UNSEAL_OK;
+}
+
+int ks_read_file_at(int dirfd, const char *fname, size_t maxlen,
+                    uint8_t **out, size_t *outlen, char *err, size_t errlen)
+{
+    struct stat st;
+    uint8_t *buf;
+    size_t got = 0;
+    int fd, e;
+
+    *out = NULL;
+    fd = openat(dirfd, fname, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        e = errno;
+        snprintf(err, errlen, "cannot open: %s", strerror(e));
+        errno = e;
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "not a regular file");
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    if ((uint64_t)st.st_size > maxlen) {
+        snprintf(err, errlen, "file is %lld bytes, more than the limit of %zu",
+                 (long long)st.st_size, maxlen);
+        close(fd);
+        errno = EFBIG;
+        return -1;
+    }
+    buf = malloc(st.st_size > 0 ? (size_t)st.st_size : 1);
+    if (buf == NULL) {
+        snprintf(err, errlen, "out of memory");
+        close(fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            snprintf(err, errlen, "read error: %s", r < 0 ? strerror(errno) : "file shrank");
+            free(buf);
+            close(fd);
+            errno = EIO;
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    *out = buf;
+    *outlen = got;
+    return 0;
+}
+
+int ks_write_file_atomic_at(int dirfd, const char *fname, const char *tmpname,
+                            const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+    size_t off = 0;
+    int fd;
+
+    fd = openat(dirfd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        /* Left by a crash; writers are serialized, so nobody else owns it. */
+        if (unlinkat(dirfd, tmpname, 0) == 0)
+            fd = openat(dirfd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    }
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", tmpname, strerror(errno));
+        return -1;
+    }
+    while (off < len) {
+        ssize_t w = write(fd, buf + off, len - off);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            snprintf(err, errlen, "writing %s: %s", tmpname, strerror(errno));
+            goto fail;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        snprintf(err, errlen, "fsync %s: %s", tmpname, strerror(errno));
+        goto fail;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        snprintf(err, errlen, "closing %s: %s", tmpname, strerror(errno));
+        goto fail;
+    }
+    fd = -1;
+    if (renameat(dirfd, tmpname, dirfd, fname) != 0) {
+        snprintf(err, errlen, "renaming %s to %s: %s", tmpname, fname, strerror(errno));
+        goto fail;
+    }
+    if (fsync(dirfd) != 0) {
+        snprintf(err, errlen, "%s written but the key directory could not be synced: %s",
+                 fname, strerror(errno));
+        return -1;
+    }
+    return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    unlinkat(dirfd, tmpname, 0);
+    return -1;
+}

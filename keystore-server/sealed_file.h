@@ -1,0 +1,55 @@
+/* On-disk formats of the key directory and atomic file writes.
+ *
+ * NAME.key, sealed private key:
+ *   offset  0  8 bytes  magic "KSKEY\0\0\1"
+ *           8  u32 BE   format version (1)
+ *          12  u32 BE   key type (keystore KeyType enum value)
+ *          16  u64 BE   created, Unix time
+ *          24  24 bytes XChaCha20-Poly1305 nonce (random per write)
+ *          48  ...      AEAD ciphertext + 16-byte tag of the PKCS#8 DER key
+ *   associated data = the 48 header bytes followed by NAME, so editing the
+ *   header, swapping files or renaming one fails authentication.
+ *
+ * NAME.crt, optional, public: the certificate chain as concatenated DER,
+ *   leaf first.  Not sealed; checked against the key when loaded. */
+#ifndef KS_SEALED_FILE_H
+#define KS_SEALED_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KS_KEYFILE_MAGIC "KSKEY\0\0\1"
+#define KS_KEYFILE_MAGIC_LEN 8
+#define KS_KEYFILE_VERSION 1
+#define KS_KEYFILE_HEADER 48
+#define KS_KEYFILE_MAX (64 * 1024)     /* an RSA-16384 PKCS#8 is ~9.5 KiB */
+#define KS_CERTFILE_MAX (16 * 1024 * 1024)
+
+enum ks_unseal_status {
+    KS_UNSEAL_OK = 0,
+    KS_UNSEAL_FORMAT,    /* not a key file / unsupported version / truncated */
+    KS_UNSEAL_AUTH,      /* does not authenticate under the master key */
+    KS_UNSEAL_INTERNAL,  /* out of memory or similar; logged */
+};
+
+/* Seal der into a complete file image (malloc'd, public data). */
+int ks_seal_key(const char *name, uint32_t key_type, uint64_t created,
+                const uint8_t *der, size_t derlen, uint8_t **out, size_t *outlen);
+
+/* Unseal a file image.  On KS_UNSEAL_OK *der is a sodium_malloc'd buffer the
+ * caller must sodium_free.  On KS_UNSEAL_FORMAT why says what is wrong. */
+enum ks_unseal_status ks_unseal_key(const char *name, const uint8_t *file, size_t filelen,
+                                    uint32_t *key_type, uint64_t *created,
+                                    uint8_t **der, size_t *derlen, char *why, size_t whylen);
+
+/* Read a whole file relative to dirfd, refusing files over maxlen.
+ * Returns 0, -1 with a reason in err (errno ENOENT preserved for missing files). */
+int ks_read_file_at(int dirfd, const char *fname, size_t maxlen,
+                    uint8_t **out, size_t *outlen, char *err, size_t errlen);
+
+/* Atomically replace dirfd/fname with buf: write tmpname (O_EXCL, 0600),
+ * fsync, rename, fsync the directory.  Returns 0 or -1 with err. */
+int ks_write_file_atomic_at(int dirfd, const char *fname, const char *tmpname,
+                            const uint8_t *buf, size_t len, char *err, size_t errlen);
+
+#endif
