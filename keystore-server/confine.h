@@ -2,7 +2,10 @@
  * cfg->jail and dropping to cfg->user (see the config keys user, jail,
  * seccomp).  Called by main() after every file, socket and key is open and
  * loaded, right before serving; after it returns the process must not need
- * the file system (the key directory is reached through an open fd).
+ * the file system: the key directory is reached through ks_store_dir_fd()
+ * (openat/renameat/unlinkat/fsync relative to it), the worker threads already
+ * exist (parked; they were created by ks_serve_prepare), and shutdown is
+ * driven by a SIGTERM/SIGINT handler that writes an eventfd (no sigwait).
  * Returns 0, or -1 after logging (keystored then exits). */
 #ifndef KS_CONFINE_H
 #define KS_CONFINE_H
@@ -10,5 +13,9 @@
 #include "config.h"
 
 int ks_confine(const struct ks_config *cfg, int dev_mode);
+
+/* 1 once the process is confined: main() then no longer touches paths
+ * outside the jail (socket files are not unlinked at exit). */
+int ks_confined(void);
 
 #endif

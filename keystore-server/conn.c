@@ -131,9 +131,14 @@ static enum ks_conn_state process_frames(const struct ks_config *cfg, struct ks_
         int r;
 
         if (len == 0 || len > cfg->max_frame) {
-            ks_log("conn %lu uid %u pid %d: frame of %u bytes exceeds limit (1..%zu); "
-                   "closing the connection", c->s.id, (unsigned)c->s.uid, (int)c->s.pid,
-                   len, cfg->max_frame);
+            /* no reply: the peer is not speaking our framing */
+            if (len == 0)
+                ks_log("conn %lu uid %u pid %d: empty frame (length 0); closing the connection",
+                       c->s.id, (unsigned)c->s.uid, (int)c->s.pid);
+            else
+                ks_log("conn %lu uid %u pid %d: frame of %u bytes exceeds limit of %zu; "
+                       "closing the connection", c->s.id, (unsigned)c->s.uid, (int)c->s.pid,
+                       len, cfg->max_frame);
             return KS_CONN_CLOSE;
         }
         if (c->in_len < KS_FRAME_HEADER + (size_t)len)

@@ -461,6 +461,11 @@ int ks_store_open(const char *key_dir)
     return load_all();
 }
 
+int ks_store_dir_fd(void)
+{
+    return dir_fd;
+}
+
 void ks_store_close(void)
 {
     size_t i;

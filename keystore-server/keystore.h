@@ -48,6 +48,9 @@ enum ks_store_status {
 int ks_store_open(const char *key_dir);
 void ks_store_close(void);
 
+/* The open key directory; confinement restricts file access to it. */
+int ks_store_dir_fd(void);
+
 /* Up-referenced entry or NULL.  Release with ks_key_put. */
 struct ks_key *ks_store_get(const char *name);
 void ks_key_put(struct ks_key *k);

@@ -101,16 +101,16 @@ int ks_listener_open(struct ks_listener *l, const char *addr, mode_t mode, int i
            (unsigned)mode);
     return 0;
 fail:
-    ks_listener_close(l);
+    ks_listener_close(l, 1);
     return -1;
 }
 
-void ks_listener_close(struct ks_listener *l)
+void ks_listener_close(struct ks_listener *l, int unlink_file)
 {
     if (l->fd >= 0)
         close(l->fd);
     l->fd = -1;
-    if (l->path[0] != '\0' && unlink(l->path) != 0 && errno != ENOENT)
+    if (unlink_file && l->path[0] != '\0' && unlink(l->path) != 0 && errno != ENOENT)
         ks_log("warning: cannot remove socket %s: %s", l->path, strerror(errno));
     l->path[0] = '\0';
 }

@@ -143,23 +143,31 @@ int main(int argc, char **argv)
     if (ks_store_open(cfg.key_dir) != 0)
         goto out;
 
-    /* 8. Listeners. */
+    /* 8. Listeners, then the worker threads (parked until step 10) so that
+     *    no thread is created after confinement. */
     if (ks_listener_open(&listeners[0], cfg.socket, cfg.socket_mode, 0) != 0 ||
         ks_listener_open(&listeners[1], cfg.admin_socket, 0600, 1) != 0)
         goto out;
-
-    /* 9. Confinement (seccomp, chroot, privilege drop): everything the server
-     *    needs is open by now.  Implemented in confine.c. */
-    if (ks_confine(&cfg, dev) != 0)
+    if (ks_serve_prepare(&cfg, listeners, 2) != 0)
         goto out;
 
+    /* 9. Confinement (seccomp, chroot, privilege drop): everything the server
+     *    needs is open by now; the key directory is ks_store_dir_fd().
+     *    Implemented in confine.c. */
+    if (ks_confine(&cfg, dev) != 0) {
+        ks_serve_stop();
+        goto out;
+    }
+
     /* 10. Serve until SIGTERM/SIGINT. */
-    if (ks_serve(&cfg, listeners, 2) != 0)
+    if (ks_serve_run(&cfg) != 0)
         goto out;
     rc = 0;
 out:
-    ks_listener_close(&listeners[0]);
-    ks_listener_close(&listeners[1]);
+    /* Once confined (chroot) the socket paths are out of reach; the next
+     * start removes the stale files instead. */
+    ks_listener_close(&listeners[0], !ks_confined());
+    ks_listener_close(&listeners[1], !ks_confined());
     ks_store_close();
     ks_master_unload();
     if (rc == 0)

@@ -35,14 +35,24 @@ struct worker {
     struct ks_conn *conns;          /* owned connections (this thread only) */
     pthread_mutex_t inbox_lock;     /* connections handed over by other workers */
     struct ks_conn *inbox;
-    int spare_fd;                   /* released to shed connections at EMFILE */
-    time_t last_fd_warning;
+    int listeners_paused;           /* out of descriptors: listeners removed for a while */
+    time_t paused_at;
 };
 
 static struct worker *workers;
 static int nworkers;
 static int stop_fd = -1;
 static int stop_item = KS_ITEM_STOP;
+static volatile sig_atomic_t stop_signal;
+
+/* Workers wait here until ks_serve_run: they must exist before confinement
+ * (the seccomp filter then covers them and no thread is created later), but
+ * must not serve anyone before it. */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static int gate_open;
+static pthread_attr_t thread_attr;
+static int thread_attr_ok;
 static unsigned long next_conn_id;
 static int active_conns;
 static unsigned next_worker;
@@ -145,6 +155,41 @@ fail:
     __atomic_sub_fetch(&active_conns, 1, __ATOMIC_RELAXED);
 }
 
+/* Out of descriptors: the level-triggered listeners would wake us forever,
+ * so stop watching them for a second (sweep_timeouts resumes them). */
+static void pause_listeners(struct worker *w)
+{
+    int i;
+
+    if (w->listeners_paused)
+        return;
+    ks_log("worker %d: out of file descriptors; not accepting for a second (raise the open "
+           "files limit, e.g. LimitNOFILE, or lower max_connections)", w->index);
+    for (i = 0; i < w->nlisteners; i++)
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listeners[i].fd, NULL);
+    w->listeners_paused = 1;
+    w->paused_at = mono_now();
+}
+
+static int watch_listeners(struct worker *w)
+{
+    struct epoll_event ev;
+    int i;
+
+    for (i = 0; i < w->nlisteners; i++) {
+        memset(&ev, 0, sizeof(ev));
+        ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+        ev.data.ptr = &w->listeners[i];
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listeners[i].fd, &ev) != 0 && errno != EEXIST) {
+            ks_log("error: worker %d: epoll_ctl(listener %s): %s", w->index,
+                   w->listeners[i].path, strerror(errno));
+            return -1;
+        }
+    }
+    w->listeners_paused = 0;
+    return 0;
+}
+
 static void accept_ready(struct worker *w, struct ks_listener *l)
 {
     int i;
@@ -160,20 +205,8 @@ static void accept_ready(struct worker *w, struct ks_listener *l)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return;
-        if ((errno == EMFILE || errno == ENFILE) && w->spare_fd >= 0) {
-            /* Out of descriptors: accept and drop one with the spare fd, or the
-             * level-triggered listener would wake us forever. */
-            time_t now = mono_now();
-
-            if (now != w->last_fd_warning)
-                ks_log("refusing connections on %s: out of file descriptors (raise the "
-                       "open files limit, e.g. LimitNOFILE, or lower max_connections)", l->path);
-            w->last_fd_warning = now;
-            close(w->spare_fd);
-            fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
-            if (fd >= 0)
-                close(fd);
-            w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (errno == EMFILE || errno == ENFILE) {
+            pause_listeners(w);
             return;
         }
         ks_log("accept on %s: %s", l->path, strerror(errno));
@@ -228,6 +261,9 @@ static void sweep_timeouts(struct worker *w, time_t now)
 {
     struct ks_conn *c = w->conns, *next;
 
+    if (w->listeners_paused && now - w->paused_at >= 1)
+        watch_listeners(w);
+
     for (; c != NULL; c = next) {
         next = c->next;
         if (ks_conn_timed_out(w->cfg, c, now))
@@ -239,7 +275,13 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct epoll_event evs[MAX_EVENTS];
-    time_t last_sweep = mono_now();
+    time_t last_sweep;
+
+    pthread_mutex_lock(&gate_lock);
+    while (!gate_open)
+        pthread_cond_wait(&gate_cond, &gate_lock);
+    pthread_mutex_unlock(&gate_lock);
+    last_sweep = mono_now();
 
     for (;;) {
         int n = epoll_wait(w->epfd, evs, MAX_EVENTS, 1000), i;
@@ -276,29 +318,20 @@ static int worker_init(struct worker *w, int index, const struct ks_config *cfg,
                        struct ks_listener *ls, int nls)
 {
     struct epoll_event ev;
-    int i;
 
     memset(w, 0, sizeof(*w));
     w->index = index;
     w->cfg = cfg;
     w->listeners = ls;
     w->nlisteners = nls;
-    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     pthread_mutex_init(&w->inbox_lock, NULL);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (w->epfd < 0) {
         ks_log("error: epoll_create1: %s", strerror(errno));
         return -1;
     }
-    for (i = 0; i < nls; i++) {
-        memset(&ev, 0, sizeof(ev));
-        ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-        ev.data.ptr = &ls[i];
-        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, ls[i].fd, &ev) != 0) {
-            ks_log("error: epoll_ctl(listener %s): %s", ls[i].path, strerror(errno));
-            return -1;
-        }
-    }
+    if (watch_listeners(w) != 0)
+        return -1;
     memset(&ev, 0, sizeof(ev));
     ev.events = EPOLLIN;   /* level-triggered and never read: wakes every worker */
     ev.data.ptr = &stop_item;
@@ -318,9 +351,7 @@ static void worker_cleanup(struct worker *w)
         close_conn(w, c);
     if (w->epfd >= 0)
         close(w->epfd);
-    if (w->spare_fd >= 0)
-        close(w->spare_fd);
-    pthread_mutex_destroy(&w->inbox_lock);
+    w->epfd = -1;
 }
 
 /* Every connection costs a descriptor: use the hard limit and say if it is short. */
@@ -341,32 +372,54 @@ static void check_fd_limit(const struct ks_config *cfg)
                (unsigned long long)rl.rlim_cur, cfg->max_connections);
 }
 
-static void wait_for_signal(void)
+/* Async-signal-safe: record the signal and wake every worker. */
+static void on_stop_signal(int sig)
 {
-    sigset_t set;
-    int sig;
+    uint64_t one = 1;
+    int saved = errno;
 
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    for (;;) {
-        if (sigwait(&set, &sig) != 0)
-            continue;
-        if (sig == SIGHUP) {
-            ks_log("SIGHUP ignored: configuration reload is not supported; restart instead");
-            continue;
-        }
-        ks_log("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        return;
+    stop_signal = sig;
+    if (write(stop_fd, &one, sizeof(one)) < 0) {
+        /* the counter cannot overflow from signals; nothing else to do */
     }
+    errno = saved;
 }
 
-int ks_serve(const struct ks_config *cfg, struct ks_listener *ls, int nls)
+static void open_gate(void)
 {
-    pthread_attr_t attr;
+    pthread_mutex_lock(&gate_lock);
+    gate_open = 1;
+    pthread_cond_broadcast(&gate_cond);
+    pthread_mutex_unlock(&gate_lock);
+}
+
+void ks_serve_stop(void)
+{
     uint64_t one = 1;
-    int i, rc = -1;
+    int i;
+
+    if (workers == NULL)
+        return;
+    if (write(stop_fd, &one, sizeof(one)) != sizeof(one))
+        ks_log("warning: cannot signal the workers to stop: %s", strerror(errno));
+    open_gate();
+    for (i = 0; i < nworkers; i++)
+        if (workers[i].started)
+            pthread_join(workers[i].thread, NULL);
+    for (i = 0; i < nworkers; i++)
+        worker_cleanup(&workers[i]);
+    free(workers);
+    workers = NULL;
+    if (thread_attr_ok)
+        pthread_attr_destroy(&thread_attr);
+    thread_attr_ok = 0;
+    close(stop_fd);
+    stop_fd = -1;
+}
+
+int ks_serve_prepare(const struct ks_config *cfg, struct ks_listener *ls, int nls)
+{
+    int i;
 
     check_fd_limit(cfg);
     stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -378,45 +431,76 @@ int ks_serve(const struct ks_config *cfg, struct ks_listener *ls, int nls)
     workers = calloc((size_t)nworkers, sizeof(*workers));
     if (workers == NULL) {
         ks_log("error: out of memory for %d workers", nworkers);
-        goto out_fd;
+        close(stop_fd);
+        stop_fd = -1;
+        return -1;
     }
     for (i = 0; i < nworkers; i++)
-        workers[i].epfd = workers[i].spare_fd = -1;
-    if (pthread_attr_init(&attr) != 0 || pthread_attr_setstacksize(&attr, WORKER_STACK) != 0) {
-        ks_log("error: cannot set the worker stack size");
-        goto out_workers;
+        workers[i].epfd = -1;
+    if (pthread_attr_init(&thread_attr) != 0) {
+        ks_log("error: pthread_attr_init failed");
+        goto fail;
     }
-    for (i = 0; i < nworkers; i++) {
+    thread_attr_ok = 1;
+    if (pthread_attr_setstacksize(&thread_attr, WORKER_STACK) != 0) {
+        ks_log("error: cannot set the worker stack size to %d bytes", WORKER_STACK);
+        goto fail;
+    }
+    for (i = 0; i < nworkers; i++)
         if (worker_init(&workers[i], i, cfg, ls, nls) != 0)
-            goto out_threads;
-    }
+            goto fail;
     for (i = 0; i < nworkers; i++) {
-        int e = pthread_create(&workers[i].thread, &attr, worker_main, &workers[i]);
+        int e = pthread_create(&workers[i].thread, &thread_attr, worker_main, &workers[i]);
 
         if (e != 0) {
             ks_log("error: cannot start worker thread %d: %s", i, strerror(e));
-            goto out_threads;
+            goto fail;
         }
         workers[i].started = 1;
     }
+    return 0;
+fail:
+    ks_serve_stop();
+    return -1;
+}
+
+int ks_serve_run(const struct ks_config *cfg)
+{
+    struct sigaction sa;
+    sigset_t set;
+    int i;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0) {
+        ks_log("error: cannot install the SIGTERM/SIGINT handler: %s", strerror(errno));
+        ks_serve_stop();
+        return -1;
+    }
+    sa.sa_handler = SIG_IGN;   /* no reload yet; do not die on a terminal hangup */
+    sigaction(SIGHUP, &sa, NULL);
     ks_log("serving with %d worker%s, max_connections %d, max_frame %zu", nworkers,
            nworkers == 1 ? "" : "s", cfg->max_connections, cfg->max_frame);
-    wait_for_signal();
-    rc = 0;
-out_threads:
-    if (write(stop_fd, &one, sizeof(one)) != sizeof(one))
-        ks_log("warning: cannot signal the workers to stop: %s", strerror(errno));
-    for (i = 0; i < nworkers; i++)
-        if (workers[i].started)
+    open_gate();
+    /* Only this thread takes the signals (workers inherited the blocked mask);
+     * one that arrived during start-up is delivered now. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    for (i = 0; i < nworkers; i++) {
+        if (workers[i].started) {
             pthread_join(workers[i].thread, NULL);
-    for (i = 0; i < nworkers; i++)
-        worker_cleanup(&workers[i]);
-    pthread_attr_destroy(&attr);
-out_workers:
-    free(workers);
-    workers = NULL;
-out_fd:
-    close(stop_fd);
-    stop_fd = -1;
-    return rc;
+            workers[i].started = 0;
+        }
+    }
+    if (stop_signal != 0)
+        ks_log("received %s, shutting down", stop_signal == SIGTERM ? "SIGTERM" : "SIGINT");
+    else
+        ks_log("error: the workers stopped unexpectedly; shutting down");
+    ks_serve_stop();
+    return stop_signal != 0 ? 0 : -1;
 }

@@ -21,15 +21,26 @@ struct ks_listener {
  * Returns 0 or -1 after logging. */
 int ks_listener_open(struct ks_listener *l, const char *addr, mode_t mode, int is_admin);
 
-/* Close and unlink the socket file. */
-void ks_listener_close(struct ks_listener *l);
+/* Close, and unlink the socket file if unlink_file (not possible once
+ * chrooted; a stale file is removed by the next start). */
+void ks_listener_close(struct ks_listener *l, int unlink_file);
 
-/* Block SIGTERM/SIGINT (and ignore SIGPIPE) in the calling thread, before
- * any thread exists, so that only ks_serve's sigwait sees them. */
+/* Block SIGTERM/SIGINT/SIGHUP (and ignore SIGPIPE) in the calling thread,
+ * before any thread exists; ks_serve_run unblocks them in the main thread
+ * only.  A signal during start-up thus waits and still shuts down cleanly. */
 int ks_block_signals(void);
 
-/* Start cfg->workers threads, serve until SIGTERM/SIGINT, stop them.
- * Returns 0 on a clean shutdown, -1 if the workers could not start. */
-int ks_serve(const struct ks_config *cfg, struct ks_listener *ls, int nls);
+/* Create the stop eventfd, the epoll sets and cfg->workers threads (256 KiB
+ * stacks).  The threads wait at a gate and serve nobody until ks_serve_run,
+ * so confinement can happen in between and still cover every thread.
+ * Returns 0 or -1 after logging (nothing is left running). */
+int ks_serve_prepare(const struct ks_config *cfg, struct ks_listener *ls, int nls);
+
+/* Open the gate and serve until SIGTERM/SIGINT; then stop and join the
+ * workers and close their connections.  Returns 0 on a clean shutdown. */
+int ks_serve_run(const struct ks_config *cfg);
+
+/* Stop and join prepared workers (for start-up failures after prepare). */
+void ks_serve_stop(void);
 
 #endif
