@@ -3,7 +3,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include <openssl/bio.h>
 #include <openssl/x509.h>
 
 static X509 *parse_one(const uint8_t *der, size_t len, size_t *used)
@@ -49,7 +51,18 @@ int ks_cert_chain_check(EVP_PKEY *pkey, const char *key_name,
     pub = X509_get0_pubkey(leaf);
     rc = (pub != NULL && EVP_PKEY_eq(pub, pkey) == 1) ? 0 : -2;
     if (rc != 0) {
-        X509_NAME_oneline(X509_get_subject_name(leaf), subject, sizeof(subject));
+        BIO *b = BIO_new(BIO_s_mem());
+
+        /* RFC 2253 form, "CN=www.example.com,O=Example" */
+        if (b != NULL && X509_NAME_print_ex(b, X509_get_subject_name(leaf), 0, XN_FLAG_RFC2253) >= 0) {
+            int n = BIO_read(b, subject, sizeof(subject) - 1);
+
+            if (n > 0)
+                subject[n] = '\0';
+            else
+                strcpy(subject, "(empty)");
+        }
+        BIO_free(b);
         snprintf(why, whylen, "certificate subject %s does not match key %s", subject, key_name);
     }
     X509_free(leaf);

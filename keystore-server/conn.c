@@ -18,7 +18,7 @@
  * client that pipelines without reading cannot make us buffer without bound. */
 #define OUT_HIGH_WATER (256 * 1024)
 
-struct ks_conn *ks_conn_new(int fd, int is_admin, unsigned long id, time_t now)
+struct ks_conn *ks_conn_new(int fd, int is_admin, unsigned long id, int64_t now)
 {
     struct ks_conn *c = calloc(1, sizeof(*c));
 
@@ -121,7 +121,7 @@ static void consume(struct ks_conn *c, size_t n)
     c->in_len = rest;
 }
 
-static enum ks_conn_state process_frames(const struct ks_config *cfg, struct ks_conn *c, time_t now)
+static enum ks_conn_state process_frames(const struct ks_config *cfg, struct ks_conn *c, int64_t now)
 {
     while (!c->closing && out_pending(c) < OUT_HIGH_WATER && c->in_len >= KS_FRAME_HEADER) {
         uint32_t len = head_len(c);
@@ -194,7 +194,7 @@ static enum ks_conn_state flush_out(struct ks_conn *c)
 }
 
 /* Common tail of both handlers: answer what we can, send, decide about closing. */
-static enum ks_conn_state progress(const struct ks_config *cfg, struct ks_conn *c, time_t now)
+static enum ks_conn_state progress(const struct ks_config *cfg, struct ks_conn *c, int64_t now)
 {
     if (process_frames(cfg, c, now) != KS_CONN_OK || flush_out(c) != KS_CONN_OK)
         return KS_CONN_CLOSE;
@@ -234,7 +234,7 @@ static int ensure_in_space(const struct ks_config *cfg, struct ks_conn *c)
     return 0;
 }
 
-enum ks_conn_state ks_conn_readable(const struct ks_config *cfg, struct ks_conn *c, time_t now)
+enum ks_conn_state ks_conn_readable(const struct ks_config *cfg, struct ks_conn *c, int64_t now)
 {
     ssize_t r;
 
@@ -265,22 +265,22 @@ enum ks_conn_state ks_conn_readable(const struct ks_config *cfg, struct ks_conn 
     return progress(cfg, c, now);
 }
 
-enum ks_conn_state ks_conn_writable(const struct ks_config *cfg, struct ks_conn *c, time_t now)
+enum ks_conn_state ks_conn_writable(const struct ks_config *cfg, struct ks_conn *c, int64_t now)
 {
     if (flush_out(c) != KS_CONN_OK)
         return KS_CONN_CLOSE;
     return progress(cfg, c, now);
 }
 
-int ks_conn_timed_out(const struct ks_config *cfg, const struct ks_conn *c, time_t now)
+int ks_conn_timed_out(const struct ks_config *cfg, const struct ks_conn *c, int64_t now)
 {
-    if (c->partial_since != 0 && now - c->partial_since >= cfg->frame_timeout) {
+    if (c->partial_since != 0 && now - c->partial_since >= (int64_t)cfg->frame_timeout * 1000) {
         ks_log("conn %lu uid %u pid %d: a partial frame was not completed within %d s; "
                "closing the connection", c->s.id, (unsigned)c->s.uid, (int)c->s.pid,
                cfg->frame_timeout);
         return 1;
     }
-    if (now - c->last_request >= cfg->idle_timeout) {
+    if (now - c->last_request >= (int64_t)cfg->idle_timeout * 1000) {
         ks_log("conn %lu uid %u pid %d: no complete request for %d s; closing the connection",
                c->s.id, (unsigned)c->s.uid, (int)c->s.pid, cfg->idle_timeout);
         return 1;

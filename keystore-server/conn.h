@@ -6,7 +6,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "config.h"
 #include "ops.h"
@@ -19,8 +18,8 @@ struct ks_conn {
     size_t in_len, in_cap;
     uint8_t *out;             /* replies not yet sent [out_off, out_len) */
     size_t out_off, out_len, out_cap;
-    time_t last_request;      /* monotonic seconds: accept or last complete frame */
-    time_t partial_since;     /* when the pending partial frame started, 0 if none */
+    int64_t last_request;      /* monotonic ms: accept or last complete frame */
+    int64_t partial_since;     /* when the pending partial frame started, 0 if none */
     int eof;                  /* peer shut down its sending side */
     int closing;              /* protocol error: reply, then close */
     uint32_t events;          /* epoll interest currently registered */
@@ -30,17 +29,17 @@ struct ks_conn {
 /* Result of an event handler. */
 enum ks_conn_state { KS_CONN_OK = 0, KS_CONN_CLOSE };
 
-struct ks_conn *ks_conn_new(int fd, int is_admin, unsigned long id, time_t now);
+struct ks_conn *ks_conn_new(int fd, int is_admin, unsigned long id, int64_t now);
 void ks_conn_free(struct ks_conn *c);   /* closes fd, wipes buffers */
 
 /* Handle readiness; they read, process complete frames, and send. */
-enum ks_conn_state ks_conn_readable(const struct ks_config *cfg, struct ks_conn *c, time_t now);
-enum ks_conn_state ks_conn_writable(const struct ks_config *cfg, struct ks_conn *c, time_t now);
+enum ks_conn_state ks_conn_readable(const struct ks_config *cfg, struct ks_conn *c, int64_t now);
+enum ks_conn_state ks_conn_writable(const struct ks_config *cfg, struct ks_conn *c, int64_t now);
 
 /* The epoll events the connection wants now (EPOLLIN and/or EPOLLOUT). */
 uint32_t ks_conn_wanted_events(const struct ks_conn *c);
 
 /* 1 (and a log line) if the connection exceeded idle or frame timeouts. */
-int ks_conn_timed_out(const struct ks_config *cfg, const struct ks_conn *c, time_t now);
+int ks_conn_timed_out(const struct ks_config *cfg, const struct ks_conn *c, int64_t now);
 
 #endif

@@ -70,7 +70,7 @@ void ctl_print_key(const Keystore__KeyInfo *k, int json, const char *verb)
     }
     size_column(k, size, sizeof(size));
     iso_time(k->created, created, sizeof(created));
-    printf("%s key %s: %s %s, created %s, %zu certificate%s\n", verb, k->name,
+    printf("%s%skey %s: %s %s, created %s, %zu certificate%s\n", verb, verb[0] != '\0' ? " " : "", k->name,
            ks_key_type_name(k->type), size, created, k->n_cert_chain_der,
            k->n_cert_chain_der == 1 ? "" : "s");
 }

@@ -23,6 +23,7 @@
 #define WORKER_STACK (256 * 1024)   /* mlockall pins every stack: keep them small */
 #define MAX_EVENTS 64
 #define ACCEPTS_PER_WAKEUP 64
+#define SWEEP_MS 250                /* how often timeouts are checked */
 
 struct worker {
     int index;
@@ -36,7 +37,7 @@ struct worker {
     pthread_mutex_t inbox_lock;     /* connections handed over by other workers */
     struct ks_conn *inbox;
     int listeners_paused;           /* out of descriptors: listeners removed for a while */
-    time_t paused_at;
+    int64_t paused_at;
 };
 
 static struct worker *workers;
@@ -57,12 +58,13 @@ static unsigned long next_conn_id;
 static int active_conns;
 static unsigned next_worker;
 
-static time_t mono_now(void)
+/* Milliseconds; never 0 (0 means "unset" in struct ks_conn). */
+static int64_t mono_now(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1;
 }
 
 static void list_insert(struct ks_conn **head, struct ks_conn *c)
@@ -226,7 +228,7 @@ static void drain_inbox(struct worker *w)
     pthread_mutex_unlock(&w->inbox_lock);
 }
 
-static void conn_event(struct worker *w, struct ks_conn *c, uint32_t ev, time_t now)
+static void conn_event(struct worker *w, struct ks_conn *c, uint32_t ev, int64_t now)
 {
     enum ks_conn_state st = KS_CONN_OK;
     uint32_t want;
@@ -257,11 +259,11 @@ static void conn_event(struct worker *w, struct ks_conn *c, uint32_t ev, time_t 
     }
 }
 
-static void sweep_timeouts(struct worker *w, time_t now)
+static void sweep_timeouts(struct worker *w, int64_t now)
 {
     struct ks_conn *c = w->conns, *next;
 
-    if (w->listeners_paused && now - w->paused_at >= 1)
+    if (w->listeners_paused && now - w->paused_at >= 1000)
         watch_listeners(w);
 
     for (; c != NULL; c = next) {
@@ -275,7 +277,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct epoll_event evs[MAX_EVENTS];
-    time_t last_sweep;
+    int64_t last_sweep;
 
     pthread_mutex_lock(&gate_lock);
     while (!gate_open)
@@ -284,8 +286,8 @@ static void *worker_main(void *arg)
     last_sweep = mono_now();
 
     for (;;) {
-        int n = epoll_wait(w->epfd, evs, MAX_EVENTS, 1000), i;
-        time_t now;
+        int n = epoll_wait(w->epfd, evs, MAX_EVENTS, SWEEP_MS), i;
+        int64_t now;
 
         if (n < 0) {
             if (errno == EINTR)
@@ -305,7 +307,7 @@ static void *worker_main(void *arg)
             else
                 conn_event(w, evs[i].data.ptr, evs[i].events, now);
         }
-        if (now != last_sweep) {
+        if (now - last_sweep >= SWEEP_MS) {
             sweep_timeouts(w, now);
             last_sweep = now;
         }
