@@ -142,6 +142,9 @@ int main(int argc, char **argv)
     /* 7. Keys.  The key directory stays open as an fd for later writes. */
     if (ks_store_open(cfg.key_dir) != 0)
         goto out;
+    if (ks_secure_heap_size() > 0)
+        ks_log("secure heap: %zu KiB of %zu MiB in use", CRYPTO_secure_used() / 1024,
+               ks_secure_heap_size() >> 20);
 
     /* 8. Listeners, then the worker threads (parked until step 10) so that
      *    no thread is created after confinement. */
