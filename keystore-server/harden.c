@@ -70,8 +70,8 @@ int ks_init_secure_heap(size_t size, int dev_mode)
     }
     secure_heap_size = size;
     if (r == 2)
-        ks_log("warning: OpenSSL's secure heap could not be locked in memory (mlock failed); "
-               "mlockall below covers it");
+        ks_log("warning: OpenSSL's secure heap could not lock itself in memory (mlock failed); "
+               "relying on mlockall");
     return 0;
 }
 

@@ -2,8 +2,6 @@
 #include "server.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -113,26 +111,4 @@ void ks_listener_close(struct ks_listener *l, int unlink_file)
     if (unlink_file && l->path[0] != '\0' && unlink(l->path) != 0 && errno != ENOENT)
         ks_log("warning: cannot remove socket %s: %s", l->path, strerror(errno));
     l->path[0] = '\0';
-}
-
-int ks_block_signals(void)
-{
-    struct sigaction sa;
-    sigset_t set;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_IGN;
-    if (sigaction(SIGPIPE, &sa, NULL) != 0) {
-        ks_log("error: cannot ignore SIGPIPE: %s", strerror(errno));
-        return -1;
-    }
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) {
-        ks_log("error: cannot block termination signals");
-        return -1;
-    }
-    return 0;
 }

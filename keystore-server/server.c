@@ -374,6 +374,28 @@ static void check_fd_limit(const struct ks_config *cfg)
                (unsigned long long)rl.rlim_cur, cfg->max_connections);
 }
 
+int ks_block_signals(void)
+{
+    struct sigaction sa;
+    sigset_t set;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) != 0) {
+        ks_log("error: cannot ignore SIGPIPE: %s", strerror(errno));
+        return -1;
+    }
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) {
+        ks_log("error: cannot block termination signals");
+        return -1;
+    }
+    return 0;
+}
+
 /* Async-signal-safe: record the signal and wake every worker. */
 static void on_stop_signal(int sig)
 {
