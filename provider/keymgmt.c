@@ -17,6 +17,16 @@ static int is_private_param(const char *name)
         || strncmp(name, "rsa-coefficient", 15) == 0;
 }
 
+static int has_private_params(const OSSL_PARAM params[])
+{
+    const OSSL_PARAM *p;
+
+    for (p = params; p != NULL && p->key != NULL; p++)
+        if (is_private_param(p->key))
+            return 1;
+    return 0;
+}
+
 static void km_free(void *keydata)
 {
     ks_key_free(keydata);
@@ -149,16 +159,24 @@ static int km_import(void *keydata, int selection, const OSSL_PARAM params[])
 
     if (k == NULL || k->pub != NULL)
         return 0;
+    if (has_private_params(params)) {
+        /* A key with private material belongs to its own provider.  With
+         * OSSL_KEYMGMT_SELECT_ALL libcrypto is only probing whether we could
+         * take it over for an operation: refusing quietly makes it use the
+         * key's own provider instead of a public-only copy here. */
+        if (selection != OSSL_KEYMGMT_SELECT_ALL)
+            KS_RAISE(k->pc, KS_R_UNSUPPORTED,
+                     "keystore keys cannot be created from private key data; put the key in "
+                     "the server with 'keystorectl import' (or load the default provider "
+                     "before keystore)");
+        return 0;
+    }
     if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0)
         want = EVP_PKEY_PUBLIC_KEY;
     else if ((selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS) != 0)
         want = EVP_PKEY_KEY_PARAMETERS;
-    else {
-        KS_RAISE(k->pc, KS_R_UNSUPPORTED,
-                 "keystore keys cannot be created from private key data; "
-                 "put the key in the server with 'keystorectl import'");
+    else
         return 0;
-    }
     ctx = EVP_PKEY_CTX_new_from_name(k->pc->libctx, ks_key_type_name_of(k->type), KS_CHILD_PROPQ);
     if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) <= 0
         || EVP_PKEY_fromdata(ctx, &pkey, want, (OSSL_PARAM *)params) <= 0) {
