@@ -53,8 +53,11 @@ static int km_has(const void *keydata, int selection)
 
     if (k == NULL)
         return 0;
-    if ((selection & (OSSL_KEYMGMT_SELECT_PUBLIC_KEY | OSSL_KEYMGMT_SELECT_ALL_PARAMETERS)) != 0)
+    if ((selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS) != 0)
         ok = ok && k->pub != NULL;
+    /* bits stays 0 for a parameters-only import */
+    if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0)
+        ok = ok && k->pub != NULL && k->bits > 0;
     /* The private half exists, in the server, whenever the key has a name. */
     if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0)
         ok = ok && ks_key_has_private(k);
