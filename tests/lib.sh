@@ -70,6 +70,26 @@ ks_stop() {
 
 ks_ctl() { "$KEYSTORECTL" "$@"; }
 
+# An openssl.cnf that loads the default and keystore providers, as an
+# operator would write it; prints its path.
+ks_write_cnf() {
+    cat > "$T/openssl.cnf" <<CNF
+openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+keystore = keystore_sect
+[default_sect]
+activate = 1
+[keystore_sect]
+module = $OPENSSL_MODULES/keystore.so
+server = $KEYSTORE_SERVER
+activate = 1
+CNF
+    echo "$T/openssl.cnf"
+}
+
 # openssl with both providers loaded on the command line, as users do.
 PROV=(-provider keystore -provider default)
 

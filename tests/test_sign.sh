@@ -52,13 +52,12 @@ for k in ed25519 ed448; do
     pass "pkeyutl -sign -rawin $k"
 done
 
-# openssl dgst hashes locally and signs through digest_sign.
-for k in rsa2k pss p256 p384 ed25519; do
-    mdopt=-sha256
-    case $k in ed*) mdopt= ;; esac
-    openssl dgst "${PROV[@]}" $mdopt -sign "keystore:$k" -out "$T/sig" "$T/data" \
+# openssl dgst hashes locally and signs through digest_sign (OpenSSL 3.0's dgst
+# cannot do EdDSA even with key files; pkeyutl -rawin above covers it).
+for k in rsa2k pss p256 p384 p521; do
+    openssl dgst "${PROV[@]}" -sha256 -sign "keystore:$k" -out "$T/sig" "$T/data" \
         || fail "dgst -sign $k"
-    openssl dgst $mdopt -verify "$T/$k.pub" -signature "$T/sig" "$T/data" | grep -q "Verified OK" \
+    openssl dgst -sha256 -verify "$T/$k.pub" -signature "$T/sig" "$T/data" | grep -q "Verified OK" \
         || fail "dgst signature by $k does not verify"
     pass "dgst -sign $k"
 done

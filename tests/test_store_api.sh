@@ -8,20 +8,7 @@ for spec in "rsa --type rsa" "ec --type ec --curve P-256" "ed --type ed25519"; d
     ks_ctl generate "$k" "$@" >/dev/null || fail "generate $k"
 done
 
-cat > "$T/openssl.cnf" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-keystore = keystore_sect
-[default_sect]
-activate = 1
-[keystore_sect]
-module = $OPENSSL_MODULES/keystore.so
-server = $KEYSTORE_SERVER
-activate = 1
-CNF
+ks_write_cnf >/dev/null
 server=$KEYSTORE_SERVER
 unset KEYSTORE_SERVER
 for k in rsa ec ed; do
