@@ -1,10 +1,12 @@
 /* keystorectl local file input/output: private keys, certificates,
  * public keys.  Secrets (passphrases, private key DER) are wiped. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/decoder.h>
@@ -16,6 +18,7 @@
 #include "ctl.h"
 
 #define PASS_MAX 1024
+#define KEY_FILE_MAX (1024 * 1024)
 
 void ctl_err(const char *fmt, ...)
 {
@@ -87,6 +90,50 @@ too_long:
     return -1;
 }
 
+/* Read a key file into a sodium_malloc'd buffer so no unwiped copy (such as
+ * a stdio buffer) of an unencrypted private key is left behind. */
+static int read_secret_file(const char *path, uint8_t **out, size_t *outlen)
+{
+    struct stat st;
+    size_t got = 0;
+    uint8_t *buf;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        ctl_err("cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        st.st_size > KEY_FILE_MAX) {
+        ctl_err("%s is not a regular file of 1 to %d bytes", path, KEY_FILE_MAX);
+        close(fd);
+        return -1;
+    }
+    buf = sodium_malloc((size_t)st.st_size);
+    if (buf == NULL) {
+        ctl_err("out of memory reading %s", path);
+        close(fd);
+        return -1;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            ctl_err("reading %s: %s", path, r < 0 ? strerror(errno) : "file shrank");
+            sodium_free(buf);
+            close(fd);
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    *out = buf;
+    *outlen = got;
+    return 0;
+}
+
 struct pw_state {
     const char *pass;    /* NULL: none given */
     int asked;           /* the key turned out to be encrypted */
@@ -118,7 +165,9 @@ EVP_PKEY *ctl_read_private_key(const char *path, const char *passin, int *code)
     struct pw_state st = { NULL, 0 };
     OSSL_DECODER_CTX *dctx = NULL;
     EVP_PKEY *pkey = NULL;
-    BIO *in;
+    BIO *in = NULL;
+    uint8_t *buf = NULL;
+    size_t buflen = 0;
 
     *code = CTL_INPUT;
     if (passin != NULL) {
@@ -126,9 +175,11 @@ EVP_PKEY *ctl_read_private_key(const char *path, const char *passin, int *code)
             return NULL;
         st.pass = pass;
     }
-    in = BIO_new_file(path, "rb");
+    if (read_secret_file(path, &buf, &buflen) != 0)
+        goto out;
+    in = BIO_new_mem_buf(buf, (int)buflen);
     if (in == NULL) {
-        ctl_err("cannot open %s: %s", path, strerror(errno));
+        ctl_err("out of memory");
         goto out;
     }
     dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, NULL, NULL, NULL, EVP_PKEY_KEYPAIR, NULL, NULL);
@@ -151,6 +202,8 @@ EVP_PKEY *ctl_read_private_key(const char *path, const char *passin, int *code)
 out:
     OSSL_DECODER_CTX_free(dctx);
     BIO_free(in);
+    if (buf != NULL)
+        sodium_free(buf);   /* wipes the key file's contents */
     sodium_memzero(pass, sizeof(pass));
     return pkey;
 }

@@ -2,6 +2,8 @@
 #include "harden.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -42,6 +44,15 @@ void ks_raise_memlock_limit(void)
         return;
 }
 
+int ks_tune_malloc(void)
+{
+    if (mallopt(M_TRIM_THRESHOLD, INT_MAX) != 1) {
+        ks_log("error: mallopt(M_TRIM_THRESHOLD) failed");
+        return -1;
+    }
+    return 0;
+}
+
 static void format_limit(rlim_t v, char *buf, size_t len)
 {
     if (v == RLIM_INFINITY)
@@ -79,15 +90,31 @@ int ks_lock_memory(int dev_mode)
 {
     struct rlimit rl;
     char cur[64] = "unknown", max[64] = "unknown";
-    int err;
+    int flags = MCL_CURRENT | MCL_FUTURE, finite = 0, err;
 
-    if (mlockall(MCL_CURRENT | MCL_FUTURE) == 0)
-        return 0;
-    err = errno;
     if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
         format_limit(rl.rlim_cur, cur, sizeof(cur));
         format_limit(rl.rlim_max, max, sizeof(max));
+        finite = rl.rlim_cur != RLIM_INFINITY;
     }
+    /* With MCL_FUTURE every later allocation is locked too and counts against
+     * RLIMIT_MEMLOCK as soon as the process lacks CAP_IPC_LOCK (for example
+     * after dropping root): a finite limit then makes malloc fail. */
+    if (finite && dev_mode) {
+        flags = MCL_CURRENT;
+        ks_log("warning: RLIMIT_MEMLOCK is %s (hard limit %s): locking only the memory in use "
+               "now, later allocations may be swapped (allowed because of --dev)", cur, max);
+    }
+    if (mlockall(flags) == 0) {
+        if (finite && !dev_mode)
+            ks_log("warning: RLIMIT_MEMLOCK is %s (hard limit %s): once keystored runs without "
+                   "CAP_IPC_LOCK (e.g. after dropping root) it cannot allocate memory beyond "
+                   "that limit and will refuse connections and requests. Set "
+                   "LimitMEMLOCK=infinity in the systemd unit or run 'ulimit -l unlimited'",
+                   cur, max);
+        return 0;
+    }
+    err = errno;
     if (dev_mode) {
         ks_log("warning: mlockall failed (%s); RLIMIT_MEMLOCK is %s (hard limit %s); "
                "keys may be swapped to disk (allowed because of --dev)", strerror(err), cur, max);

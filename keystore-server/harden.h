@@ -11,6 +11,13 @@ int ks_disable_core_dumps(void);
 /* While root: RLIMIT_MEMLOCK = infinity so mlockall and the secure heap fit. */
 void ks_raise_memlock_limit(void);
 
+/* Keep glibc malloc from ever shrinking its per-thread heaps: shrinking
+ * reads /proc/sys/vm/overcommit_memory, which a seccomp filter or chroot
+ * forbids (the process was killed with SIGSYS after a burst of
+ * connections).  With all memory locked, returning it is of little use.
+ * Call before any thread exists. */
+int ks_tune_malloc(void);
+
 /* OpenSSL secure heap (private BIGNUMs live there).  Fatal unless dev_mode. */
 int ks_init_secure_heap(size_t size, int dev_mode);
 

@@ -112,8 +112,9 @@ int main(int argc, char **argv)
         ks_log("development mode (--dev): memory locking problems are not fatal");
 
     /* 2. No core dumps or ptrace by same-uid processes, before any secret exists.
+     *    malloc must not need /proc once confined (see harden.h).
      *    While root, lift RLIMIT_MEMLOCK so steps 3 and 4 can lock everything. */
-    if (ks_disable_core_dumps() != 0)
+    if (ks_disable_core_dumps() != 0 || ks_tune_malloc() != 0)
         return 1;
     ks_raise_memlock_limit();
 
