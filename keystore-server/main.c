@@ -120,6 +120,12 @@ int main(int argc, char **argv)
 
     /* 3. Crypto libraries.  The secure heap must exist before any key is parsed:
      *    OpenSSL puts private BIGNUMs there. */
+    /* Read openssl.cnf now: once confined, no file outside key_dir is reachable. */
+    if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1) {
+        ks_log("error: OpenSSL failed to initialize; check the configuration file named "
+               "by OPENSSL_CONF (or the system openssl.cnf)");
+        return 1;
+    }
     if (sodium_init() < 0) {
         ks_log("error: libsodium failed to initialize");
         return 1;
