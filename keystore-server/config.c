@@ -195,6 +195,7 @@ static const struct option_def {
     { "idle_timeout", set_int, F(idle_timeout), 1, 86400 },
     { "frame_timeout", set_int, F(frame_timeout), 1, 3600 },
     { "secure_heap_mb", set_heap_mb, F(secure_heap), 1, 1024 },
+    { "rng_reseed_seconds", set_int, F(rng_reseed_seconds), 0, 86400 },
     { "user", set_string, F(user), 0, 256 },
     { "jail", set_abspath, F(jail), 0, KS_CONF_PATH_MAX },
     { "seccomp", set_bool, F(seccomp), 0, 0 },

@@ -12,7 +12,12 @@
 
 #include "config.h"
 
-int ks_confine(const struct ks_config *cfg, int dev_mode);
+/* chroot into cfg->jail and drop to cfg->user (as root; otherwise logs
+ * what it could not apply).  Call before any worker thread exists. */
+int ks_confine_jail(const struct ks_config *cfg);
+
+/* The seccomp filter on every thread; call after the last thread is made. */
+int ks_confine_syscalls(const struct ks_config *cfg);
 
 /* 1 once the process is confined: main() then no longer touches paths
  * outside the jail (socket files are not unlinked at exit). */

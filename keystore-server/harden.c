@@ -9,9 +9,12 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "log.h"
@@ -106,7 +109,8 @@ int ks_lock_memory(int dev_mode)
                "now, later allocations may be swapped (allowed because of --dev)", cur, max);
     }
     if (mlockall(flags) == 0) {
-        if (finite && !dev_mode)
+        /* as root, confinement keeps CAP_IPC_LOCK across the drop (sandbox_jail.c) */
+        if (finite && !dev_mode && geteuid() != 0)
             ks_log("warning: RLIMIT_MEMLOCK is %s (hard limit %s): once keystored runs without "
                    "CAP_IPC_LOCK (e.g. after dropping root) it cannot allocate memory beyond "
                    "that limit and will refuse connections and requests. Set "
@@ -136,6 +140,29 @@ int ks_seed_rng(void)
     if (r != 1) {
         ks_log("error: random number generator failed (RAND_bytes): cannot seed OpenSSL's DRBG");
         return -1;
+    }
+    return 0;
+}
+
+int ks_rng_set_reseed(int seconds)
+{
+    time_t t = seconds;
+    OSSL_PARAM params[2];
+    EVP_RAND_CTX *drbg[3];
+    int i;
+
+    if (seconds == 0)
+        return 0;
+    params[0] = OSSL_PARAM_construct_time_t(OSSL_DRBG_PARAM_RESEED_TIME_INTERVAL, &t);
+    params[1] = OSSL_PARAM_construct_end();
+    drbg[0] = RAND_get0_primary(NULL);
+    drbg[1] = RAND_get0_public(NULL);
+    drbg[2] = RAND_get0_private(NULL);
+    for (i = 0; i < 3; i++) {
+        if (drbg[i] == NULL || EVP_RAND_CTX_set_params(drbg[i], params) != 1) {
+            ks_log("error: random number generator failed: cannot set its reseed interval");
+            return -1;
+        }
     }
     return 0;
 }

@@ -30,4 +30,10 @@ int ks_lock_memory(int dev_mode);
 /* Draw from OpenSSL's DRBG once so it is seeded before any chroot. */
 int ks_seed_rng(void);
 
+/* Reseed OpenSSL's DRBGs (the primary, which draws from getrandom, and this
+ * thread's public and private ones) at least every `seconds`; 0 keeps
+ * OpenSSL's defaults (1 hour / 7 minutes).  Each thread that uses the RNG
+ * calls it once.  Returns 0 or -1 after logging. */
+int ks_rng_set_reseed(int seconds);
+
 #endif

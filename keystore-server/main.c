@@ -139,7 +139,7 @@ int main(int argc, char **argv)
 
     /* 5. Seed OpenSSL's DRBG now, while /dev/urandom and getrandom are
      *    certainly reachable (confinement may chroot later). */
-    if (ks_seed_rng() != 0)
+    if (ks_seed_rng() != 0 || ks_rng_set_reseed(cfg.rng_reseed_seconds) != 0)
         goto out;
 
     /* 6. Master key: sodium_malloc'd, PROT_NONE except while (un)sealing. */
@@ -153,18 +153,23 @@ int main(int argc, char **argv)
         ks_log("secure heap: %zu KiB of %zu MiB in use", CRYPTO_secure_used() / 1024,
                ks_secure_heap_size() >> 20);
 
-    /* 8. Listeners, then the worker threads (parked until step 10) so that
-     *    no thread is created after confinement. */
+    /* 8. Listeners (the worker threads follow in step 9, parked until step 10). */
     if (ks_listener_open(&listeners[0], cfg.socket, cfg.socket_mode, 0) != 0 ||
         ks_listener_open(&listeners[1], cfg.admin_socket, 0600, 1) != 0)
         goto out;
+
+    /* 9. Confinement, in two steps around the creation of the worker
+     *    threads: chroot and the privilege drop first, so the workers are
+     *    born with the dropped credentials and the one capability kept
+     *    (capabilities are per thread); then the seccomp filter on all
+     *    threads (TSYNC), once no thread will ever be created again.
+     *    Everything the server needs is open by now; the key directory is
+     *    ks_store_dir_fd().  Implemented in confine.c. */
+    if (ks_confine_jail(&cfg) != 0)
+        goto out;
     if (ks_serve_prepare(&cfg, listeners, 2) != 0)
         goto out;
-
-    /* 9. Confinement (seccomp, chroot, privilege drop): everything the server
-     *    needs is open by now; the key directory is ks_store_dir_fd().
-     *    Implemented in confine.c. */
-    if (ks_confine(&cfg, dev) != 0) {
+    if (ks_confine_syscalls(&cfg) != 0) {
         ks_serve_stop();
         goto out;
     }

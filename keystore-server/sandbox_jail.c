@@ -4,10 +4,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int ks_lookup_user(const char *user, struct ks_identity *id, char *err, size_t errlen)
@@ -77,6 +80,21 @@ int ks_enter_jail(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
+/* Keep exactly one capability, CAP_IPC_LOCK: with mlockall(MCL_FUTURE) every
+ * later allocation is locked, and without the capability it would count
+ * against RLIMIT_MEMLOCK (often 8 MiB, and not raisable where the service
+ * lacks CAP_SYS_RESOURCE), so malloc would start failing after the drop. */
+static int keep_only_ipc_lock(void)
+{
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+
+    memset(data, 0, sizeof(data));
+    data[CAP_TO_INDEX(CAP_IPC_LOCK)].permitted = CAP_TO_MASK(CAP_IPC_LOCK);
+    data[CAP_TO_INDEX(CAP_IPC_LOCK)].effective = CAP_TO_MASK(CAP_IPC_LOCK);
+    return (int)syscall(SYS_capset, &hdr, data);
+}
+
 int ks_drop_privileges(const struct ks_identity *id, char *err, size_t errlen)
 {
     if (setgroups(0, NULL) != 0) {
@@ -87,8 +105,21 @@ int ks_drop_privileges(const struct ks_identity *id, char *err, size_t errlen)
         snprintf(err, errlen, "setresgid(%u): %s", (unsigned)id->gid, strerror(errno));
         return -1;
     }
+    /* keep the permitted set across setresuid just long enough to trim it */
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
+        snprintf(err, errlen, "prctl(PR_SET_KEEPCAPS): %s", strerror(errno));
+        return -1;
+    }
     if (setresuid(id->uid, id->uid, id->uid) != 0) {
         snprintf(err, errlen, "setresuid(%u): %s", (unsigned)id->uid, strerror(errno));
+        return -1;
+    }
+    if (keep_only_ipc_lock() != 0) {
+        snprintf(err, errlen, "capset(CAP_IPC_LOCK only): %s", strerror(errno));
+        return -1;
+    }
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) {
+        snprintf(err, errlen, "prctl(PR_SET_KEEPCAPS, 0): %s", strerror(errno));
         return -1;
     }
     /* a drop that can be undone is no drop */

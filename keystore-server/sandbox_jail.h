@@ -20,7 +20,8 @@ int ks_lookup_user(const char *user, struct ks_identity *id, char *err, size_t e
  * chdir + chroot + chdir("/").  Returns 0 or -1 with a message. */
 int ks_enter_jail(const char *dir, char *err, size_t errlen);
 
-/* setgroups(none), setgid, setuid, each checked, then proves that root
+/* setgroups(none), setresgid, setresuid, each checked, keeping only
+ * CAP_IPC_LOCK (so locked memory can still grow), then proves that root
  * cannot be regained.  Returns 0 or -1 with a message. */
 int ks_drop_privileges(const struct ks_identity *id, char *err, size_t errlen);
 

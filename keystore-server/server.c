@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "harden.h"
 #include "log.h"
 
 #define WORKER_STACK (256 * 1024)   /* mlockall pins every stack: keep them small */
@@ -278,6 +279,10 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct epoll_event evs[MAX_EVENTS];
     int64_t last_sweep;
+
+    /* this thread's DRBGs, created now (before seccomp) with the reseed interval */
+    if (ks_rng_set_reseed(w->cfg->rng_reseed_seconds) != 0)
+        return NULL;
 
     pthread_mutex_lock(&gate_lock);
     while (!gate_open)

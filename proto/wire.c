@@ -1,5 +1,4 @@
 /* Client-side framing and transport helpers; see wire.h. */
-#define _GNU_SOURCE
 #include "wire.h"
 
 #include <errno.h>

@@ -32,6 +32,8 @@ note() { echo "-- $*"; }
 # arguments ("allow_client_generate = yes").
 ks_start() {
     mkdir -p "$T/keys"
+    # a confined server cannot unlink its sockets at exit (they are outside its jail)
+    rm -f "$T/ks.sock" "$T/admin.sock"
     [ -f "$T/master.key" ] || "$KEYSTORED" --gen-master-key "$T/master.key" >/dev/null
     {
         echo "socket = unix:$T/ks.sock"
@@ -42,7 +44,15 @@ ks_start() {
         for line in "$@"; do echo "$line"; done
     } > "$T/keystored.conf"
     local dev=
-    [ "$(id -u)" = 0 ] || dev=--dev
+    if [ "$(id -u)" = 0 ]; then
+        # as root keystored chroots into an empty jail and drops to its user
+        id -u keystored >/dev/null 2>&1 || useradd --system --no-create-home \
+            --shell /usr/sbin/nologin keystored
+        mkdir -p -m 0555 "$T/jail"
+        grep -q '^jail' "$T/keystored.conf" || echo "jail = $T/jail" >> "$T/keystored.conf"
+    else
+        dev=--dev
+    fi
     "$KEYSTORED" -c "$T/keystored.conf" $dev ${KS_EXTRA_FLAGS:-} >"$T/keystored.log" 2>&1 &
     KS_PID=$!
     export KEYSTORE_SERVER="unix:$T/ks.sock"
