@@ -174,7 +174,9 @@ static enum ks_conn_state process_frames(const struct ks_config *cfg, struct ks_
 static enum ks_conn_state flush_out(struct ks_conn *c)
 {
     while (out_pending(c) > 0) {
-        ssize_t w = send(c->fd, c->out + c->out_off, out_pending(c), MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = c->sink != NULL
+                    ? c->sink(c->sink_arg, c->out + c->out_off, out_pending(c))
+                    : send(c->fd, c->out + c->out_off, out_pending(c), MSG_NOSIGNAL | MSG_DONTWAIT);
 
         if (w < 0) {
             if (errno == EINTR)
@@ -234,6 +236,18 @@ static int ensure_in_space(const struct ks_config *cfg, struct ks_conn *c)
     return 0;
 }
 
+/* Account for r bytes just placed after c->in_len (0: the peer closed). */
+static void received(struct ks_conn *c, size_t r)
+{
+    if (r == 0) {
+        c->eof = 1;
+        if (c->in_len > 0 && !has_complete_frame(c) && !c->closing)
+            ks_log("conn %lu: peer closed in the middle of a frame", c->s.id);
+    } else {
+        c->in_len += r;
+    }
+}
+
 enum ks_conn_state ks_conn_readable(const struct ks_config *cfg, struct ks_conn *c, int64_t now)
 {
     ssize_t r;
@@ -254,14 +268,33 @@ enum ks_conn_state ks_conn_readable(const struct ks_config *cfg, struct ks_conn 
                     ks_log("conn %lu: recv: %s; closing the connection", c->s.id, strerror(errno));
                 return KS_CONN_CLOSE;
             }
-        } else if (r == 0) {
-            c->eof = 1;
-            if (c->in_len > 0 && !has_complete_frame(c) && !c->closing)
-                ks_log("conn %lu: peer closed in the middle of a frame", c->s.id);
         } else {
-            c->in_len += (size_t)r;
+            received(c, (size_t)r);
         }
     }
+    return progress(cfg, c, now);
+}
+
+enum ks_conn_state ks_conn_feed(const struct ks_config *cfg, struct ks_conn *c,
+                                const uint8_t *data, size_t len, size_t *taken, int64_t now)
+{
+    size_t n = 0;
+
+    *taken = 0;
+    if (c->eof || c->closing)
+        return progress(cfg, c, now);
+    if (ensure_in_space(cfg, c) != 0) {
+        ks_log("conn %lu: out of memory for a receive buffer; closing the connection", c->s.id);
+        return KS_CONN_CLOSE;
+    }
+    if (len == 0) {
+        received(c, 0);
+    } else if (c->in_len < c->in_cap) {
+        n = c->in_cap - c->in_len < len ? c->in_cap - c->in_len : len;
+        memcpy(c->in + c->in_len, data, n);
+        received(c, n);
+    }
+    *taken = n;
     return progress(cfg, c, now);
 }
 

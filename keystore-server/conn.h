@@ -6,9 +6,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "ops.h"
+
+/* Where replies go: send(2) on fd unless a sink is set (the fuzz harness
+ * collects them in memory).  Same contract as send: bytes taken or -1. */
+typedef ssize_t (*ks_conn_sink)(void *arg, const uint8_t *buf, size_t len);
 
 struct ks_conn {
     int kind;                 /* KS_ITEM_CONN; first so epoll data can be typed */
@@ -23,6 +28,8 @@ struct ks_conn {
     int eof;                  /* peer shut down its sending side */
     int closing;              /* protocol error: reply, then close */
     uint32_t events;          /* epoll interest currently registered */
+    ks_conn_sink sink;        /* NULL: send on fd */
+    void *sink_arg;
     struct ks_conn *prev, *next;  /* the owning worker's list */
 };
 
@@ -35,6 +42,13 @@ void ks_conn_free(struct ks_conn *c);   /* closes fd, wipes buffers */
 /* Handle readiness; they read, process complete frames, and send. */
 enum ks_conn_state ks_conn_readable(const struct ks_config *cfg, struct ks_conn *c, int64_t now);
 enum ks_conn_state ks_conn_writable(const struct ks_config *cfg, struct ks_conn *c, int64_t now);
+
+/* What ks_conn_readable does with bytes from recv(2), for bytes handed in
+ * by a caller without a socket (the fuzz harness): len 0 means the peer
+ * closed.  *taken receives how many bytes were buffered (fewer than len
+ * while complete frames wait for their replies to drain). */
+enum ks_conn_state ks_conn_feed(const struct ks_config *cfg, struct ks_conn *c,
+                                const uint8_t *data, size_t len, size_t *taken, int64_t now);
 
 /* The epoll events the connection wants now (EPOLLIN and/or EPOLLOUT). */
 uint32_t ks_conn_wanted_events(const struct ks_conn *c);

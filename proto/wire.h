@@ -16,7 +16,7 @@
 #define KS_MAX_KEY_NAME 64
 #define KS_DEFAULT_SOCKET "unix:/run/keystored/keystored.sock"
 #define KS_DEFAULT_ADMIN_SOCKET "unix:/run/keystored/admin.sock"
-#define KS_IO_TIMEOUT_MS 30000  /* a dead or wedged server fails within this */
+#define KS_IO_TIMEOUT_MS 30000  /* default per send/receive; the provider takes "timeout" / KEYSTORE_TIMEOUT */
 #define KS_URI_SCHEME "keystore:"
 
 /* An error buffer size that fits every message the helpers produce. */

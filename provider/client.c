@@ -139,7 +139,7 @@ static int conn_open(KS_PROVCTX *pc, struct ks_conn *c)
     size_t mf = KS_DEFAULT_MAX_FRAME;
     int fd;
 
-    fd = ks_connect(pc->server, KS_IO_TIMEOUT_MS, err, sizeof(err));
+    fd = ks_connect(pc->server, pc->timeout_ms, err, sizeof(err));
     if (fd < 0) {
         /* err already reads "keystore server unreachable at ADDR: reason" */
         KS_RAISE(pc, KS_R_SERVER_UNREACHABLE, "%s", err);

@@ -118,21 +118,47 @@ static const OSSL_DISPATCH provider_functions[] = {
     { 0, NULL }
 };
 
-/* Server address: the config's "server", then KEYSTORE_SERVER, else the default. */
+/* I/O timeout in whole seconds, 1..KS_MAX_TIMEOUT_S; 0 if malformed. */
+#define KS_MAX_TIMEOUT_S 3600
+static int parse_timeout(const char *s)
+{
+    long v = 0;
+
+    if (s == NULL || *s == '\0')
+        return 0;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return 0;
+        v = v * 10 + (*s - '0');
+        if (v > KS_MAX_TIMEOUT_S)
+            return 0;
+    }
+    return (int)v;
+}
+
+/* Server address: the config's "server", then KEYSTORE_SERVER, else the
+ * default.  I/O timeout: the config's "timeout", then KEYSTORE_TIMEOUT (both
+ * seconds), else KS_IO_TIMEOUT_MS. */
 static int configure_server(KS_PROVCTX *pc, OSSL_FUNC_core_get_params_fn *get_params)
 {
-    const char *addr = KS_DEFAULT_SOCKET, *cfg = NULL, *env;
-    OSSL_PARAM params[2];
+    const char *addr = KS_DEFAULT_SOCKET, *cfg = NULL, *cfg_timeout = NULL, *env;
+    const char *timeout = NULL, *timeout_from = NULL;
+    OSSL_PARAM params[3];
 
     if (get_params != NULL) {
         params[0] = OSSL_PARAM_construct_utf8_ptr("server", (char **)&cfg, 0);
-        params[1] = OSSL_PARAM_construct_end();
+        params[1] = OSSL_PARAM_construct_utf8_ptr("timeout", (char **)&cfg_timeout, 0);
+        params[2] = OSSL_PARAM_construct_end();
         if (!get_params(pc->handle, params)) {
             KS_RAISE(pc, KS_R_INTERNAL, "cannot read the keystore provider configuration");
             return 0;
         }
         if (cfg != NULL && cfg[0] != '\0')
             addr = cfg;
+        if (cfg_timeout != NULL && cfg_timeout[0] != '\0') {
+            timeout = cfg_timeout;
+            timeout_from = "the 'timeout' setting of the keystore provider section";
+        }
     }
     env = secure_getenv("KEYSTORE_SERVER");
     if (env != NULL && env[0] != '\0')
@@ -143,6 +169,23 @@ static int configure_server(KS_PROVCTX *pc, OSSL_FUNC_core_get_params_fn *get_pa
         return 0;
     }
     strcpy(pc->server, addr);
+    env = secure_getenv("KEYSTORE_TIMEOUT");
+    if (env != NULL && env[0] != '\0') {
+        timeout = env;
+        timeout_from = "KEYSTORE_TIMEOUT";
+    }
+    pc->timeout_ms = KS_IO_TIMEOUT_MS;
+    if (timeout != NULL) {
+        int t = parse_timeout(timeout);
+
+        if (t == 0) {
+            KS_RAISE(pc, KS_R_INVALID_PARAMETER,
+                     "%s is '%.40s': expected whole seconds from 1 to %d", timeout_from,
+                     timeout, KS_MAX_TIMEOUT_S);
+            return 0;
+        }
+        pc->timeout_ms = t * 1000;
+    }
     return 1;
 }
 

@@ -20,6 +20,7 @@ typedef struct ks_provctx_st {
     const OSSL_CORE_HANDLE *handle;
     OSSL_LIB_CTX *libctx;           /* child of the application's context */
     char server[KS_ADDR_MAX];       /* "unix:/path" */
+    int timeout_ms;                 /* per send/receive on the server connection */
 
     OSSL_FUNC_core_new_error_fn *core_new_error;
     OSSL_FUNC_core_set_error_debug_fn *core_set_error_debug;
