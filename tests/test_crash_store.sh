@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# A crash-safe key store: keystored is killed (-9) at random moments while
+# keystorectl generates, imports and deletes keys.  After each restart every
+# key is either fully there or absent (never a damaged file), no key that
+# keystorectl reported as stored is lost and no key it reported as deleted
+# comes back.  Then: a damaged key file is named and skipped while the others
+# load; a wrong master key is a clear start-up error.
+. "$(dirname "$0")/lib.sh"
+ks_start
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/import.pem" 2>/dev/null \
+    || fail "openssl genpkey"
+
+declare -A state    # name -> present | absent | unknown (op in flight at the crash)
+ROUNDS=${CRASH_ROUNDS:-12}
+n=0
+
+# One round: operations until the server dies under us; journal: "op name rc".
+ops() {
+    local j=$1 i=0 name rc
+    set +e   # failures are recorded, not fatal
+    while :; do
+        i=$((i + 1))
+        name="r${round}k$i"
+        case $((RANDOM % 4)) in
+            0|1) op=generate; ks_ctl generate "$name" --type $([ $((RANDOM % 2)) = 0 ] && echo ec || echo ed25519) >/dev/null 2>&1; rc=$? ;;
+            2)   op=import; ks_ctl import "$name" "$T/import.pem" >/dev/null 2>&1; rc=$? ;;
+            3)   op=delete
+                 name=$(ks_ctl list 2>/dev/null | awk 'NR>1 {print $1}' | shuf -n 1)
+                 [ -n "$name" ] || continue
+                 ks_ctl delete "$name" >/dev/null 2>&1; rc=$? ;;
+        esac
+        echo "$op $name $rc" >> "$j"
+        [ $rc = 2 ] && return 0   # server unreachable: it was killed
+        [ $rc = 0 ] || { echo "unexpected rc $rc for $op $name" >> "$j.err"; return 0; }
+    done
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+    : > "$T/journal"
+    ops "$T/journal" &
+    opspid=$!
+    sleep "0.$(( (RANDOM % 6) + 1 ))$((RANDOM % 10))"
+    kill -9 "$KS_PID"
+    wait "$KS_PID" 2>/dev/null || true
+    KS_PID=
+    wait $opspid
+    [ ! -s "$T/journal.err" ] || fail "round $round: $(cat "$T/journal.err")"
+    # the model: acknowledged results are certain, the last (rc 2) is not
+    while read -r op name rc; do
+        n=$((n + 1))
+        if [ "$rc" = 0 ]; then
+            [ "$op" = delete ] && state[$name]=absent || state[$name]=present
+        else
+            state[$name]=unknown
+        fi
+    done < "$T/journal"
+    mv "$T/keystored.log" "$T/keystored.log.$round"
+    ks_start
+    grep -E "skipping|error" "$T/keystored.log" && fail "round $round: a key file was damaged or unreadable after the crash"
+    ks_ctl list > "$T/list.raw" || fail "round $round: list"
+    tail -n +2 "$T/list.raw" > "$T/list"   # without the header line
+    for name in "${!state[@]}"; do
+        if grep -q "^$name " "$T/list"; then have=present; else have=absent; fi
+        case ${state[$name]} in
+            unknown) state[$name]=$have ;;   # either is fine, now it is known
+            "$have") ;;
+            *) fail "round $round: key $name should be ${state[$name]} but is $have" ;;
+        esac
+    done
+    # every listed key is whole: its public key exports; no temp files remain
+    while read -r name _; do
+        ks_ctl pubkey "$name" >/dev/null || fail "round $round: key $name is listed but unusable"
+    done < "$T/list"
+    files=$(find "$T/keys" -name '*.key' | wc -l)
+    [ "$files" = "$(wc -l < "$T/list")" ] || fail "round $round: $files key files but $(wc -l < "$T/list") keys loaded"
+    [ -z "$(find "$T/keys" -name '.*.tmp')" ] || fail "round $round: temporary files left after start-up"
+done
+present=0; for v in "${state[@]}"; do [ "$v" = present ] && present=$((present + 1)); done
+[ "$n" -gt "$ROUNDS" ] || fail "too few operations ($n) to mean anything"
+pass "$ROUNDS kill -9 rounds, $n keystorectl operations: no acknowledged key lost, no deleted key back, no damaged file ($present keys now)"
+
+# a damaged file and a tampered header: named, skipped, the rest still load
+ks_ctl generate victim --type ec >/dev/null || fail "generate victim"
+ks_ctl generate victim2 --type ec >/dev/null || fail "generate victim2"
+before=$(ks_ctl list | tail -n +2 | wc -l)
+ks_stop
+size=$(stat -c %s "$T/keys/victim.key")
+printf '\x55' | dd of="$T/keys/victim.key" bs=1 seek=$((size - 5)) conv=notrunc 2>/dev/null
+printf '\x09' | dd of="$T/keys/victim2.key" bs=1 seek=19 conv=notrunc 2>/dev/null   # "created" field
+mv "$T/keystored.log" "$T/keystored.log.final"
+ks_start
+grep -q "skipping key victim: $T/keys/victim.key does not authenticate under the master key" "$T/keystored.log" \
+    || { cat "$T/keystored.log" >&2; fail "damaged key file not reported by name"; }
+grep -q "skipping key victim2: $T/keys/victim2.key does not authenticate" "$T/keystored.log" \
+    || fail "tampered header not reported by name"
+after=$(ks_ctl list | tail -n +2 | wc -l)
+[ "$after" = $((before - 2)) ] || fail "expected $((before - 2)) keys after skipping two, got $after"
+pass "damaged and tampered key files reported by name and skipped; $after others loaded"
+
+# a wrong master key: clear error, exit 1
+ks_stop
+rm -f "$T/keys/victim.key" "$T/keys/victim2.key"
+mv "$T/master.key" "$T/master.key.right"
+"$KEYSTORED" --gen-master-key "$T/master.key" >/dev/null 2>&1 || fail "gen-master-key"
+set +e
+"$KEYSTORED" -c "$T/keystored.conf" --dev >"$T/wrong.log" 2>&1
+rc=$?
+set -e
+[ $rc = 1 ] || fail "keystored with a wrong master key exited $rc, expected 1"
+grep -q "cannot unseal any key: wrong master key?" "$T/wrong.log" || { cat "$T/wrong.log" >&2; fail "no clear wrong-master-key error"; }
+pass "wrong master key: exit 1 with 'cannot unseal any key: wrong master key?'"
