@@ -19,6 +19,15 @@
 
 #include "log.h"
 
+/* Sanitizer builds exist for the test suite only (tests/run.sh). */
+#if defined(__SANITIZE_ADDRESS__)
+#define KS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KS_ASAN 1
+#endif
+#endif
+
 int ks_disable_core_dumps(void)
 {
     struct rlimit rl = { 0, 0 };
@@ -49,6 +58,9 @@ void ks_raise_memlock_limit(void)
 
 int ks_tune_malloc(void)
 {
+#ifdef KS_ASAN
+    return 0;   /* ASan's allocator replaces glibc's; its mallopt is a stub */
+#endif
     if (mallopt(M_TRIM_THRESHOLD, INT_MAX) != 1) {
         ks_log("error: mallopt(M_TRIM_THRESHOLD) failed");
         return -1;
@@ -95,6 +107,13 @@ int ks_lock_memory(int dev_mode)
     char cur[64] = "unknown", max[64] = "unknown";
     int flags = MCL_CURRENT | MCL_FUTURE, finite = 0, err;
 
+#ifdef KS_ASAN
+    /* ASan reserves terabytes of shadow memory, which mlockall would try to
+     * fault in.  Never run such a build in production. */
+    ks_log("warning: built with AddressSanitizer: memory is NOT locked; test builds only");
+    (void)dev_mode;
+    return 0;
+#endif
     if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
         format_limit(rl.rlim_cur, cur, sizeof(cur));
         format_limit(rl.rlim_max, max, sizeof(max));

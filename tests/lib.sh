@@ -43,6 +43,8 @@ ks_start() {
         # two workers unless the test sets its own
         case " $* " in *" workers = "*) ;; *) echo "workers = 2" ;; esac
         for line in "$@"; do echo "$line"; done
+        # set by tests/run-sanitizers.sh ("seccomp = no")
+        [ -z "${KS_EXTRA_CONFIG:-}" ] || echo "$KS_EXTRA_CONFIG"
     } > "$T/keystored.conf"
     local dev=
     if [ "$(id -u)" = 0 ]; then

@@ -9,8 +9,8 @@
  *
  * Input: byte 0 selects the operation; then replies, each a 2-byte
  * big-endian header (bit 15: send raw, without adding a length prefix;
- * bits 0-14: length) and the bytes.  Framed replies get a correct 4-byte
- * prefix.  After a raw reply, or when the replies run out, the fake server
+ * bit 14: verbatim, do not give it the request's id; bits 0-13: length) and
+ * the bytes.  Framed replies get a correct 4-byte prefix.  After a raw reply, or when the replies run out, the fake server
  * stops sending on that connection; the provider may reconnect once, and
  * the next connection continues with the remaining replies. */
 #include <errno.h>
@@ -33,9 +33,14 @@
 int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
                        const OSSL_DISPATCH **out, void **provctx);
 
+/* Our own library context is not re-sorted like the default one (store.c),
+ * so operations ask for keystore's implementations explicitly. */
+#define PROPQ "?provider=keystore"
+
 static OSSL_LIB_CTX *libctx;
 static char sockpath[108];
 static int lfd = -1;
+static int debug;   /* FUZZ_DEBUG=1: print OpenSSL's errors of each input */
 
 /* Replies of the current input, consumed by the server thread. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -80,23 +85,51 @@ static int read_all(int fd, uint8_t *p, size_t n)
     return 0;
 }
 
-/* Read one request frame (the provider always sends well-formed ones). */
-static int read_request(int fd)
+/* Read one request frame (the provider always sends well-formed ones);
+ * returns its id, or -1 at EOF. */
+static int64_t read_request(int fd)
 {
     static uint8_t buf[KS_ABS_MAX_FRAME];
+    Keystore__Request *req;
     uint8_t hdr[4];
     uint32_t len;
+    int64_t id;
 
     if (read_all(fd, hdr, 4) != 0)
         return -1;
     len = ks_get_be32(hdr);
     if (len == 0 || len > sizeof(buf))
         die("the provider sent a malformed frame");
-    return read_all(fd, buf, len);
+    if (read_all(fd, buf, len) != 0)
+        return -1;
+    if ((req = keystore__request__unpack(NULL, len, buf)) == NULL)
+        die("the provider sent a request that does not decode");
+    id = (int64_t)req->id;
+    keystore__request__free_unpacked(req, NULL);
+    return id;
+}
+
+/* Give a decodable reply the request's id (request ids depend on the
+ * provider's history, not on the input); returns the length to send. */
+static size_t fix_id(const uint8_t *p, size_t n, uint64_t id, uint8_t *out, size_t outsize)
+{
+    Keystore__Response *r = keystore__response__unpack(NULL, n, p);
+    size_t len;
+
+    if (r == NULL || keystore__response__get_packed_size(r) > outsize) {
+        if (r != NULL)
+            keystore__response__free_unpacked(r, NULL);
+        memcpy(out, p, n);
+        return n;
+    }
+    r->id = id;
+    len = keystore__response__pack(r, out);
+    keystore__response__free_unpacked(r, NULL);
+    return len;
 }
 
 /* Next reply: 1 with its bytes, length and raw flag set, or 0 if none is left. */
-static int next_reply(const uint8_t **p, size_t *n, int *raw)
+static int next_reply(const uint8_t **p, size_t *n, int *raw, int *verbatim)
 {
     size_t left = replies_len - replies_off, len;
     uint16_t h;
@@ -104,31 +137,39 @@ static int next_reply(const uint8_t **p, size_t *n, int *raw)
     if (left < 2)
         return 0;
     h = (uint16_t)(replies[replies_off] << 8 | replies[replies_off + 1]);
-    len = h & 0x7fff;
+    len = h & 0x3fff;
     if (len > left - 2)
         len = left - 2;
     *p = replies + replies_off + 2;
     *n = len;
     *raw = (h & 0x8000) != 0;
+    *verbatim = (h & 0x4000) != 0;
     replies_off += 2 + len;
     return 1;
 }
 
 static void serve(int fd)
 {
+    static uint8_t fixed[2 * 0x4000];
+
     for (;;) {
         const uint8_t *p;
         size_t n;
-        int raw, ok;
+        int raw, verbatim, ok;
+        int64_t id;
         uint8_t hdr[4];
 
-        if (read_request(fd) != 0)
+        if ((id = read_request(fd)) < 0)
             return;
         pthread_mutex_lock(&lock);
-        ok = next_reply(&p, &n, &raw);
+        ok = next_reply(&p, &n, &raw, &verbatim);
         pthread_mutex_unlock(&lock);
         if (!ok)
             return;
+        if (!raw && !verbatim) {
+            n = fix_id(p, n, (uint64_t)id, fixed, sizeof(fixed));
+            p = fixed;
+        }
         if (!raw) {
             ks_put_be32(hdr, (uint32_t)n);
             if (write_all(fd, hdr, 4) != 0)
@@ -139,7 +180,7 @@ static void serve(int fd)
         if (raw) {
             /* the stream may now be out of step: only EOF follows */
             shutdown(fd, SHUT_WR);
-            while (read_request(fd) == 0)
+            while (read_request(fd) >= 0)
                 ;
             return;
         }
@@ -186,6 +227,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
     (void)argc;
     (void)argv;
+    debug = getenv("FUZZ_DEBUG") != NULL;
     snprintf(sockpath, sizeof(sockpath), "/tmp/ksfuzz-client.%d.sock", (int)getpid());
     unlink(sockpath);
     memset(&sun, 0, sizeof(sun));
@@ -239,7 +281,7 @@ static void do_sign(EVP_PKEY *pkey, uint8_t op)
     static const uint8_t dgst[32] = { 1, 2, 3 };
     uint8_t sig[2048];
     size_t siglen = 0, cap;
-    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(libctx, pkey, NULL);
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(libctx, pkey, PROPQ);
 
     if (c == NULL || EVP_PKEY_sign_init(c) <= 0
         || EVP_PKEY_CTX_set_signature_md(c, EVP_sha256()) <= 0)
@@ -265,7 +307,7 @@ static void do_digestsign(EVP_PKEY *pkey)
     EVP_MD_CTX *m = EVP_MD_CTX_new();
     int ed = EVP_PKEY_is_a(pkey, "ED25519") || EVP_PKEY_is_a(pkey, "ED448");
 
-    if (m != NULL && EVP_DigestSignInit_ex(m, NULL, ed ? NULL : "SHA256", libctx, NULL, pkey,
+    if (m != NULL && EVP_DigestSignInit_ex(m, NULL, ed ? NULL : "SHA256", libctx, PROPQ, pkey,
                                            NULL) == 1
         && EVP_DigestSign(m, sig, &siglen, msg, sizeof(msg)) == 1 && siglen > sizeof(sig))
         die("signature length outside the caller's buffer");
@@ -276,7 +318,7 @@ static void do_decrypt(EVP_PKEY *pkey, uint8_t op)
 {
     uint8_t ct[1024] = { 0 }, pt[1024];
     size_t ctlen = (size_t)EVP_PKEY_get_size(pkey), ptlen = 0, cap;
-    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(libctx, pkey, NULL);
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(libctx, pkey, PROPQ);
 
     if (c == NULL || ctlen == 0 || ctlen > sizeof(ct) || EVP_PKEY_decrypt_init(c) <= 0)
         goto out;
@@ -316,6 +358,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         EVP_PKEY_free(pkey);
     }
+    if (debug)
+        ERR_print_errors_fp(stderr);
     ERR_clear_error();
     /* End the conversation from the server side, so the next input starts
      * the same way: the provider finds its connection dead, reconnects

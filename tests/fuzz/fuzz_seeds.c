@@ -159,7 +159,7 @@ static void put_reply(struct buf *b, Keystore__Response *r)
     uint8_t tmp[16384], hdr[2];
     size_t n = keystore__response__get_packed_size(r);
 
-    if (n > sizeof(tmp) || n > 0x7fff)
+    if (n > sizeof(tmp) || n > 0x3fff)
         die("reply too large");
     keystore__response__pack(r, tmp);
     hdr[0] = (uint8_t)(n >> 8);
