@@ -17,6 +17,7 @@
 #include "log.h"
 #include "masterkey.h"
 #include "ops.h"
+#include "sdlisten.h"
 #include "server.h"
 
 static void usage(FILE *f)
@@ -153,9 +154,14 @@ int main(int argc, char **argv)
         ks_log("secure heap: %zu KiB of %zu MiB in use", CRYPTO_secure_used() / 1024,
                ks_secure_heap_size() >> 20);
 
-    /* 8. Listeners (the worker threads follow in step 9, parked until step 10). */
+    /* 8. Listeners (the worker threads follow in step 9, parked until step 10):
+     *    sockets passed by systemd socket activation if any (sdlisten.c),
+     *    else bound here. */
+    if (ks_sd_listen_init() < 0)
+        goto out;
     if (ks_listener_open(&listeners[0], cfg.socket, cfg.socket_mode, 0) != 0 ||
-        ks_listener_open(&listeners[1], cfg.admin_socket, 0600, 1) != 0)
+        ks_listener_open(&listeners[1], cfg.admin_socket, 0600, 1) != 0 ||
+        ks_sd_listen_finish() != 0)
         goto out;
 
     /* 9. Confinement, in two steps around the creation of the worker
