@@ -354,7 +354,8 @@ static int cmd_pubkey(char **args, int nargs, const char **opts)
     rc = get_key(args[0], &resp);
     if (rc != CTL_OK)
         return rc;
-    rc = ctl_write_pubkey(resp->key->public_key_der.data, resp->key->public_key_der.len, opts[0]);
+    rc = ctl_write_pubkey_as(resp->key->public_key_der.data, resp->key->public_key_der.len,
+                             opts[0], json_out ? args[0] : NULL);
     keystore__response__free_unpacked(resp, NULL);
     return rc == 0 ? CTL_OK : rc == -2 ? CTL_UNREACHABLE : CTL_INPUT;
 }
@@ -460,7 +461,8 @@ static const struct cmd commands[] = {
       0, 0, cmd_list, NULL },
     { "info", "NAME", "Show one key.\n", 1, 1, cmd_info, NULL },
     { "pubkey", "NAME [-o FILE]",
-      "Print the public key as PEM SubjectPublicKeyInfo, or write it to FILE.\n",
+      "Print the public key as PEM SubjectPublicKeyInfo, or write it to FILE.\n"
+      "--json: {\"name\", \"public_key_pem\"} (with -o: {\"name\", \"file\"}).\n",
       1, 1, cmd_pubkey, pubkey_opts },
     { "delete", "NAME", "Delete a key and its certificates from the server.\n",
       1, 1, cmd_delete, NULL },
