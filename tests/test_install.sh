@@ -6,6 +6,15 @@
 # OPENSSL_MODULES).  Also: man pages and units are installed and valid.
 . "$(dirname "$0")/lib.sh"
 unset OPENSSL_MODULES KEYSTORE_SERVER KEYSTORE_ADMIN
+# KS_PID may be strace (see start_installed): stop the keystored it traces too
+ks_stop() {
+    if [ -n "$KS_PID" ] && kill -0 "$KS_PID" 2>/dev/null; then
+        local kids; kids=$(pgrep -P "$KS_PID" || true)
+        kill $kids "$KS_PID" 2>/dev/null || true
+        wait "$KS_PID" 2>/dev/null || true
+    fi
+    KS_PID=
+}
 D="$T/root"
 
 meson install -C "$KS_BUILD_ROOT" --destdir "$D" --no-rebuild --quiet >"$T/install.log" 2>&1 \
@@ -102,13 +111,15 @@ sed -e "s|^socket = .*|socket = unix:$T/ks.sock|" \
     -e "s|^jail = .*|jail = $T/jail|" \
     -e "s|^#workers = .*|workers = 2|" "$SAMPLE" > "$T/keystored.conf"
 id -u keystored >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin keystored
-start_installed() {
+start_installed() {   # start_installed [strace]: the second start is traced
+    local tracer=()
+    [ "${1:-}" = strace ] && tracer=(strace -f -qq -o "$T/strace.txt")
     rm -f "$T/ks.sock" "$T/admin.sock"
     # keystored reads openssl.cnf once at start-up; the test's own must not matter
     # (LimitMEMLOCK=infinity is not reproduced: a container may lack
     # CAP_SYS_RESOURCE to raise it; CAP_IPC_LOCK in the set lets mlockall
     # ignore the limit, which this start proves)
-    OPENSSL_CONF=/dev/null setpriv --bounding-set "-all,$caps" --no-new-privs \
+    OPENSSL_CONF=/dev/null "${tracer[@]}" setpriv --bounding-set "-all,$caps" --no-new-privs \
         "$KSD" -c "$T/keystored.conf" >"$T/keystored.log" 2>&1 &
     KS_PID=$!
     for _ in $(seq 200); do
@@ -123,7 +134,7 @@ grep -q "confined: chroot $T/jail, running as keystored" "$T/keystored.log" || f
 "$CTL" -s "unix:$T/admin.sock" generate web --type ec --curve P-256 >/dev/null || fail "installed keystorectl generate"
 "$CTL" -s "unix:$T/admin.sock" generate vault --type rsa --bits 2048 >/dev/null || fail "generate rsa"
 ks_stop
-start_installed
+start_installed strace
 "$CTL" -s "unix:$T/admin.sock" list > "$T/list" || fail "list after restart"
 grep -q '^web ' "$T/list" && grep -q '^vault ' "$T/list" || { cat "$T/list"; fail "keys lost on restart"; }
 grep -q "loaded 2 keys" "$T/keystored.log" || { cat "$T/keystored.log"; fail "restart did not load the keys"; }
@@ -173,3 +184,43 @@ wait $srv 2>/dev/null || true
 grep -q "Verify return code: 0" <<<"$out" || { echo "$out"; fail "certificate not verified"; }
 grep -q "^HTTP/1.0 200" <<<"$out" || { echo "$out"; fail "no HTTP reply over TLS"; }
 pass "TLS handshake served by s_server with keystore:web from the installed provider"
+
+# --- every system call the installed keystored made (start-up, admin
+# operations, signing, decryption, TLS) is allowed by the unit's
+# SystemCallFilter, expanded by systemd-analyze itself
+"$CTL" -s "unix:$T/admin.sock" delete web >/dev/null || fail "delete"
+# KS_PID is strace: stop keystored, its traced child, and let strace finish
+kill "$(pgrep -P "$KS_PID")" || fail "no keystored under strace"
+wait "$KS_PID" 2>/dev/null || true
+KS_PID=
+grep -q "keystored: stopped" "$T/keystored.log" || fail "keystored did not stop cleanly"
+filter=$(sed -n 's/^SystemCallFilter=//p' "$SERVICE")
+[ -n "$filter" ] || fail "the unit sets no SystemCallFilter"
+systemd-analyze syscall-filter > "$T/groups.txt" 2>/dev/null
+python3 - "$T/groups.txt" "$T/strace.txt" $filter <<'PY' || fail "keystored uses system calls the unit forbids"
+import re, sys
+groups, cur = {}, None
+for line in open(sys.argv[1]):
+    if line.startswith("@"):
+        cur = line.split()[0]
+        groups[cur] = []
+    elif cur and line.strip() and not line.strip().startswith("#"):
+        groups[cur].append(line.strip())
+def expand(item):
+    if not item.startswith("@"):
+        return {item}
+    return set().union(*(expand(m) for m in groups[item])) if groups[item] else set()
+allowed = set().union(*(expand(i) for i in sys.argv[3:]))
+used = set()
+for line in open(sys.argv[2]):
+    m = re.match(r"\d+\s+([a-z0-9_]+)\(", line)
+    if m:
+        used.add(m.group(1))
+# strace's own exec of setpriv, and setpriv's work before it execs keystored,
+# happen before systemd would apply the filter; keystored's calls must all pass
+missing = sorted(used - allowed - {"capget", "capset"})
+if len(used) < 30 or missing:
+    print("used:", sorted(used), "\nnot allowed by the unit:", missing)
+    sys.exit(1)
+PY
+pass "every system call keystored made is allowed by the unit's SystemCallFilter ($filter)"
