@@ -35,7 +35,9 @@ static void usage(FILE *f)
             "  -h, --help              this help\n"
             "  -V, --version           print the version\n"
             "\n"
-            "Logs go to stderr.  SIGTERM or SIGINT shut the server down cleanly.\n",
+            "Logs go to stderr.  SIGTERM or SIGINT shut the server down cleanly.\n"
+            "Socket activation: listening sockets passed by systemd (LISTEN_FDS, named\n"
+            "client and admin in LISTEN_FDNAMES) replace socket and admin_socket.\n",
             KS_MASTER_KEY_LEN);
 }
 
