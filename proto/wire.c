@@ -250,6 +250,7 @@ int ks_call(int fd, size_t max_frame, const Keystore__Request *req,
     keystore__request__pack(req, buf);
     if (ks_write_frame(fd, buf, len, err, errlen) != 0)
         goto out;
+    ks_spin_wait(fd);
     if (ks_read_frame(fd, max_frame, &in, &inlen, err, errlen) != 0)
         goto out;
     *resp = keystore__response__unpack(NULL, inlen, in);
