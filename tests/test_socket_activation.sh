@@ -110,3 +110,28 @@ launch_fails "nothing in the configuration uses $T/x-extra.sock named metrics \\
 launch_fails "nothing in the configuration uses $T/x-stray.sock \\(descriptor 3\\)" \
     --no-names "$T/x-stray.sock"
 pass "an admin socket open to others and unclaimed sockets are refused"
+
+# 5. Sockets passed in belong to whoever created them (systemd keeps them
+# across restarts): keystored must not remove them when it stops.  Run as an
+# unprivileged user so there is no chroot that would hide the files anyway.
+U="$T/user"
+mkdir -p "$U/keys"
+cp "$T/master.key" "$U/master.key"
+cat > "$U/keystored.conf" <<CONF
+socket = unix:$U/c.sock
+admin_socket = unix:$U/a.sock
+key_dir = $U/keys
+master_key = $U/master.key
+CONF
+chown -R keystored: "$U"; chmod 711 "$T"
+setpriv --reuid=keystored --regid=keystored --clear-groups --inh-caps=-all \
+    "$LAUNCH" "client=$U/c.sock" "admin=$U/a.sock:0600" -- \
+    "$KEYSTORED" -c "$U/keystored.conf" --dev >"$U/log" 2>&1 &
+KS_PID=$!
+for _ in $(seq 200); do grep -q "seccomp filter installed" "$U/log" && break; sleep 0.05; done
+grep -q "admin socket from socket activation" "$U/log" || { cat "$U/log"; fail "unprivileged start"; }
+ks_ctl -s "unix:$U/a.sock" list >/dev/null || fail "list as an unprivileged socket-activated server"
+ks_stop
+grep -q "keystored: stopped" "$U/log" || { cat "$U/log"; fail "no clean stop"; }
+[ -S "$U/c.sock" ] && [ -S "$U/a.sock" ] || fail "keystored removed sockets it was given"
+pass "passed sockets are left in place at exit"
