@@ -6,7 +6,6 @@
 #include <openssl/core_names.h>
 #include <openssl/core_object.h>
 #include <openssl/params.h>
-#include <openssl/provider.h>
 #include <openssl/store.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,18 +20,6 @@ typedef struct {
     int eof;
 } KS_STORE_CTX;
 
-/* With "-provider keystore -provider default" our keymgmts come first in
- * the default context's list, so fetches without a property query ("EC" for
- * an ephemeral ECDHE key, libssl's TLS group check) would get our
- * public-only keymgmt.  The provider list is a name-sorted stack that is
- * only re-sorted by a lookup; looking ourselves up puts "default" (and
- * "base", "fips") before "keystore" for every operation fetched from then
- * on, which is what opening a key precedes.  Nothing else changes. */
-static void prefer_other_providers(void)
-{
-    (void)OSSL_PROVIDER_available(NULL, "keystore");
-}
-
 static void *store_open(void *provctx, const char *uri)
 {
     KS_PROVCTX *pc = provctx;
@@ -44,7 +31,7 @@ static void *store_open(void *provctx, const char *uri)
         return NULL;
     }
     ctx->pc = pc;
-    prefer_other_providers();
+    ks_prefer_other_providers();
     if (!ks_parse_uri(uri, ctx->name, err, sizeof(err))) {
         KS_RAISE(pc, KS_R_BAD_URI, "%s", err);
         free(ctx);
