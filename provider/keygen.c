@@ -203,6 +203,18 @@ const OSSL_PARAM *ks_gen_settable(int type)
         OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
         OSSL_PARAM_END
     };
+    /* The restriction parameters are listed so that setting them reaches
+     * set_rsa_params and its explanation instead of "not supported". */
+    static const OSSL_PARAM rsapss[] = {
+        OSSL_PARAM_utf8_string(KS_PARAM_KEY_NAME, NULL, 0),
+        OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_BITS, NULL),
+        OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_PRIMES, NULL),
+        OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
+        OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_RSA_DIGEST, NULL, 0),
+        OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_RSA_MGF1_DIGEST, NULL, 0),
+        OSSL_PARAM_int(OSSL_PKEY_PARAM_RSA_PSS_SALTLEN, NULL),
+        OSSL_PARAM_END
+    };
     static const OSSL_PARAM ec[] = {
         OSSL_PARAM_utf8_string(KS_PARAM_KEY_NAME, NULL, 0),
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
@@ -215,8 +227,9 @@ const OSSL_PARAM *ks_gen_settable(int type)
 
     switch (type) {
     case KS_KEY_RSA:
-    case KS_KEY_RSA_PSS:
         return rsa;
+    case KS_KEY_RSA_PSS:
+        return rsapss;
     case KS_KEY_EC:
         return ec;
     default:

@@ -164,8 +164,9 @@ static int dec_pem(void *ctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBACK *
     char *pem_name = NULL, *pem_header = NULL, name[KS_MAX_KEY_NAME + 1];
     unsigned char *der = NULL;
     long derlen = 0;
-    OSSL_PARAM params[4];
+    OSSL_PARAM params[5];
     int objtype = OSSL_OBJECT_PKEY, ok = 1;
+    KS_KEY *k = NULL;
     BIO *in;
 
     (void)selection;
@@ -188,13 +189,24 @@ static int dec_pem(void *ctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBACK *
         ok = 0;
         goto out;
     }
+    /* Look the key up here: an error from the next stage would be dropped
+     * by the store ("unsupported"), this one reaches the user. */
+    if ((k = ks_key_fetch(pc, name)) == NULL) {
+        ok = 0;
+        goto out;
+    }
+    /* Before libcrypto fetches key managements to decode the payload. */
+    ks_prefer_other_providers();
     params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &objtype);
     params[1] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_STRUCTURE,
                                                  (char *)KS_REF_STRUCTURE, 0);
-    params[2] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA, der, (size_t)derlen);
-    params[3] = OSSL_PARAM_construct_end();
+    params[2] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE,
+                                                 (char *)ks_key_type_name_of(k->type), 0);
+    params[3] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA, der, (size_t)derlen);
+    params[4] = OSSL_PARAM_construct_end();
     ok = data_cb(params, data_cbarg);
 out:
+    ks_key_free(k);
     OPENSSL_free(pem_name);
     OPENSSL_free(pem_header);
     OPENSSL_free(der);
