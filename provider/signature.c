@@ -311,6 +311,35 @@ static int key_fits(enum ks_sig_alg alg, const KS_KEY *k)
     }
 }
 
+/* An RSA-PSS key with parameter restrictions starts out with them, as with
+ * the default provider: its digest, its MGF1 digest and its minimum salt
+ * length.  The server enforces them whatever we send. */
+static int pss_restrictions(KS_SIG_CTX *ctx)
+{
+    char md[KS_NAME_MAX] = "", mgf1[KS_NAME_MAX] = "";
+    int saltlen = -1;
+    OSSL_PARAM q[4];
+
+    q[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_RSA_DIGEST, md, sizeof(md));
+    q[1] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_RSA_MGF1_DIGEST, mgf1, sizeof(mgf1));
+    q[2] = OSSL_PARAM_construct_int(OSSL_PKEY_PARAM_RSA_PSS_SALTLEN, &saltlen);
+    q[3] = OSSL_PARAM_construct_end();
+    if (!EVP_PKEY_get_params(ctx->key->pub, q)) {
+        KS_RAISE(ctx->pc, KS_R_INTERNAL, "cannot read the PSS restrictions of RSA-PSS key '%s'",
+                 ctx->key->name);
+        return 0;
+    }
+    /* Only a restricted key reports a salt length; it leaves out digests
+     * that are the RFC 8017 default, SHA-1. */
+    if (!OSSL_PARAM_modified(&q[2]) || saltlen < 0)
+        return 1;
+    if (!set_md(ctx, OSSL_PARAM_modified(&q[0]) && md[0] != '\0' ? md : "SHA1")
+        || !set_mgf1(ctx, OSSL_PARAM_modified(&q[1]) && mgf1[0] != '\0' ? mgf1 : "SHA1"))
+        return 0;
+    ctx->saltlen = saltlen;
+    return 1;
+}
+
 static int sig_init(KS_SIG_CTX *ctx, KS_KEY *key, enum ks_sig_op op, const OSSL_PARAM params[])
 {
     if (ctx == NULL)
@@ -338,6 +367,8 @@ static int sig_init(KS_SIG_CTX *ctx, KS_KEY *key, enum ks_sig_op op, const OSSL_
     ctx->op = op;
     ctx->pad = key->type == KS_KEY_RSA_PSS ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING;
     ctx->saltlen = RSA_PSS_SALTLEN_AUTO;
+    if (key->type == KS_KEY_RSA_PSS && !pss_restrictions(ctx))
+        return 0;
     return sig_set_ctx_params(ctx, params);
 }
 
