@@ -7,6 +7,10 @@
 . "$(dirname "$0")/lib.sh"
 ks_start
 
+# Settable/gettable names and values through the generic params API (params_api.c).
+ks_ctl generate pss --type rsa-pss >/dev/null || fail "generate pss"
+ks_ctl generate ec --type ec >/dev/null || fail "generate ec"
+
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/rsa.pem" 2>/dev/null
 ks_ctl import rsa "$T/rsa.pem" >/dev/null || fail "import rsa"
 openssl pkey -in "$T/rsa.pem" -pubout -out "$T/rsa.pub"
@@ -169,3 +173,10 @@ for alg in ED25519 ED448; do
     cmp -s "$T/$alg.ks" "$T/$alg.ref" || fail "$alg signature differs from the default provider's"
 done
 pass "Ed25519 and Ed448 signatures are the default provider's exact bytes"
+
+ks_write_cnf >/dev/null
+rc=0
+OPENSSL_CONF="$T/openssl.cnf" "$KS_BUILD_ROOT/tests/params_api" >"$T/api.out" 2>&1 || rc=$?
+cat "$T/api.out"
+[ $rc -eq 0 ] && ! grep -q FAIL "$T/api.out" || fail "params_api"
+pass "operation contexts list and honour the default provider's parameters"
