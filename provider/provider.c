@@ -46,15 +46,18 @@ static const OSSL_ALGORITHM asym_cipher_algs[] = {
     { NULL, NULL, NULL, NULL }
 };
 
-#define KS_ENC(names, out, fns) \
-    { names, KS_PROPS ",output=" out ",structure=PrivateKeyInfo", fns, "keystore key reference" }
-#define KS_ENC_ALL(out, fns) \
-    KS_ENC(KS_N_RSA, out, fns), KS_ENC(KS_N_RSAPSS, out, fns), KS_ENC(KS_N_EC, out, fns), \
-    KS_ENC(KS_N_ED25519, out, fns), KS_ENC(KS_N_ED448, out, fns)
+#define KS_ENC(names, props, fns) { names, KS_PROPS "," props, fns, "keystore key reference" }
+#define KS_ENC_ALL(props, fns) \
+    KS_ENC(KS_N_RSA, props, fns), KS_ENC(KS_N_RSAPSS, props, fns), KS_ENC(KS_N_EC, props, fns), \
+    KS_ENC(KS_N_ED25519, props, fns), KS_ENC(KS_N_ED448, props, fns)
 
+/* PEM: what PEM_write_bio_PrivateKey asks for.  DER: i2d_PrivateKey tries
+ * "type-specific" first; not "PrivateKeyInfo", which PKCS#8 and PKCS#12
+ * code would parse as a real PKCS#8 structure. */
 static const OSSL_ALGORITHM encoder_algs[] = {
-    KS_ENC_ALL("pem", ks_ref_pem_encoder_functions),
-    KS_ENC_ALL("der", ks_ref_der_encoder_functions),
+    KS_ENC_ALL("output=pem,structure=PrivateKeyInfo", ks_ref_pem_encoder_functions),
+    KS_ENC_ALL("output=der,structure=type-specific", ks_ref_der_encoder_functions),
+    KS_ENC_ALL("output=text", ks_ref_text_encoder_functions),
     { NULL, NULL, NULL, NULL }
 };
 

@@ -50,6 +50,7 @@ extern const OSSL_DISPATCH ks_rsa_asym_cipher_functions[];
 extern const OSSL_DISPATCH ks_store_functions[];
 extern const OSSL_DISPATCH ks_ref_pem_encoder_functions[];
 extern const OSSL_DISPATCH ks_ref_der_encoder_functions[];
+extern const OSSL_DISPATCH ks_ref_text_encoder_functions[];
 extern const OSSL_DISPATCH ks_ref_pem_decoder_functions[];
 extern const OSSL_DISPATCH ks_ref_der_decoder_functions[];
 

@@ -18,6 +18,7 @@
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/core_object.h>
+#include <openssl/encoder.h>
 #include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
@@ -144,6 +145,58 @@ const OSSL_DISPATCH ks_ref_der_encoder_functions[] = {
     { OSSL_FUNC_ENCODER_FREECTX, (void (*)(void))enc_freectx },
     { OSSL_FUNC_ENCODER_DOES_SELECTION, (void (*)(void))enc_does_selection },
     { OSSL_FUNC_ENCODER_ENCODE, (void (*)(void))enc_der },
+    { 0, NULL }
+};
+
+/* Text (openssl pkey -text): the URI, then the public key as the other
+ * provider prints it. */
+static int enc_text(void *ctx, OSSL_CORE_BIO *cout, const void *obj, const OSSL_PARAM abstract[],
+                    int selection, OSSL_PASSPHRASE_CALLBACK *cb, void *cbarg)
+{
+    KS_PROVCTX *pc = ctx;
+    const KS_KEY *k = obj;
+    OSSL_ENCODER_CTX *ectx;
+    BIO *out;
+    int ok = 0;
+
+    (void)abstract;
+    (void)selection;
+    (void)cb;
+    (void)cbarg;
+    if (k == NULL || k->pub == NULL)
+        return 0;
+    if ((out = BIO_new_from_core_bio(pc->libctx, cout)) == NULL) {
+        KS_RAISE(pc, KS_R_INTERNAL, "cannot open the output for the key text");
+        return 0;
+    }
+    if (BIO_printf(out, "keystore key: %s%s (%s, private half in the keystore server)\n",
+                   KS_URI_SCHEME, k->name[0] ? k->name : "(public key only)",
+                   ks_key_type_name_of(k->type)) <= 0)
+        goto out;
+    ectx = OSSL_ENCODER_CTX_new_for_pkey(k->pub, OSSL_KEYMGMT_SELECT_PUBLIC_KEY
+                                         | OSSL_KEYMGMT_SELECT_ALL_PARAMETERS,
+                                         "TEXT", NULL, KS_CHILD_PROPQ);
+    ok = ectx != NULL && OSSL_ENCODER_to_bio(ectx, out);
+    OSSL_ENCODER_CTX_free(ectx);
+out:
+    if (!ok)
+        KS_RAISE(pc, KS_R_INTERNAL, "cannot print %s key '%s'", ks_key_type_name_of(k->type), k->name);
+    BIO_free(out);
+    return ok;
+}
+
+static int enc_text_does_selection(void *provctx, int selection)
+{
+    (void)provctx;
+    (void)selection;
+    return 1;
+}
+
+const OSSL_DISPATCH ks_ref_text_encoder_functions[] = {
+    { OSSL_FUNC_ENCODER_NEWCTX, (void (*)(void))enc_newctx },
+    { OSSL_FUNC_ENCODER_FREECTX, (void (*)(void))enc_freectx },
+    { OSSL_FUNC_ENCODER_DOES_SELECTION, (void (*)(void))enc_text_does_selection },
+    { OSSL_FUNC_ENCODER_ENCODE, (void (*)(void))enc_text },
     { 0, NULL }
 };
 

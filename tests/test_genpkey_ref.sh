@@ -58,7 +58,14 @@ cmp -s "$T/web.pem" "$T/web2.pem" || fail "pkey -out of keystore:web differs fro
 openssl pkey "${PROV[@]}" -in keystore:web -outform DER -out "$T/web.der" || fail "DER reference"
 openssl pkey "${PROV[@]}" -inform DER -in "$T/web.der" -pubout | cmp -s - "$T/web.pub" \
     || fail "DER reference does not load"
-pass "pkey writes references (PEM and DER) for keystore keys"
+openssl pkey "${PROV[@]}" -in "$T/web.pem" -text -noout >"$T/web.txt" || fail "pkey -text of a reference"
+grep -q "^keystore key: keystore:web (EC" "$T/web.txt" && grep -q "NIST CURVE: P-256" "$T/web.txt" \
+    || { cat "$T/web.txt"; fail "pkey -text does not name the key and its public half"; }
+grep -Eqi "^priv(ate)?( key)?:" "$T/web.txt" && fail "pkey -text printed a private part"
+openssl req "${PROV[@]}" -new -x509 -key keystore:web -subj /CN=p12 -out "$T/p12.crt" || fail "req for p12"
+expect_fail "PKCS12" openssl pkcs12 "${PROV[@]}" -export -inkey keystore:web -in "$T/p12.crt" \
+    -passout pass:x -out "$T/web.p12"
+pass "pkey writes references (PEM and DER) and text for keystore keys; PKCS#12 export fails"
 
 # Programs that take key files: sign with the reference, verify with the public key.
 echo "signed through a reference file" >"$T/data"
