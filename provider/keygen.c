@@ -157,7 +157,7 @@ static int random_name(KS_GEN_CTX *g)
     strcpy(g->name, "gen-");
     for (i = 0; i < sizeof(r); i++)
         snprintf(g->name + 4 + 2 * i, 3, "%02x", r[i]);
-    fprintf(stderr, "keystore: no -pkeyopt %s given; the new key is named '%s' (URI keystore:%s)\n",
+    (void)fprintf(stderr, "keystore: no -pkeyopt %s given; the new key is named '%s' (URI keystore:%s)\n",
             KS_PARAM_KEY_NAME, g->name, g->name);
     return 1;
 }
