@@ -59,6 +59,13 @@ int ks_call(int fd, size_t max_frame, const Keystore__Request *req,
 int ks_hello(int fd, const char *client_name, size_t *server_max_frame,
              char *err, size_t errlen);
 
+/* Poll fd for up to KEYSTORE_SPIN_US microseconds (environment; default
+ * KS_DEFAULT_CLIENT_SPIN_US, 0 disables) before the caller blocks on it: a
+ * reply that comes back within that time is picked up without a sleep and
+ * the cross-core wake-up that costs more than a small signature. */
+#define KS_DEFAULT_CLIENT_SPIN_US 0
+void ks_spin_wait(int fd);
+
 /* Names for logs and messages. */
 const char *ks_error_code_name(Keystore__ErrorCode code);
 const char *ks_key_type_name(Keystore__KeyType type);
