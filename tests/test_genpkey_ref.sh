@@ -96,6 +96,28 @@ expect_line "$T/c12.log" "Cipher *: ECDHE-ECDSA-AES128-GCM-SHA256" "TLS 1.2 thro
 [ "$(ks_ctl list | wc -l)" -eq "$(wc -l <<<"$list")" ] || { ks_ctl list; fail "a handshake created a key in the server"; }
 pass "s_server -key web.pem serves TLS 1.3 and 1.2 with the key in the server"
 
+# Programs that read key files without OSSL_STORE (PEM_read_bio_PrivateKey,
+# d2i, SSL_CTX_use_PrivateKey_file), with the providers from openssl.cnf
+# (default listed first, as docs/openssl-usage.md recommends).
+ks_write_cnf >/dev/null
+for k in web rsa3k; do
+    openssl req "${PROV[@]}" -new -x509 -key "keystore:$k" -subj /CN=r -out "$T/$k.r.crt" || fail "cert $k"
+    openssl pkey "${PROV[@]}" -in "keystore:$k" -outform DER -out "$T/$k.der" || fail "DER reference $k"
+    rc=0
+    OPENSSL_CONF="$T/openssl.cnf" "$KS_BUILD_ROOT/tests/refload" "$T/$k.pem" "$T/$k.der" "$T/$k.r.crt" \
+        >"$T/refload.out" 2>&1 || rc=$?
+    cat "$T/refload.out"
+    [ $rc -eq 0 ] && ! grep -q FAIL "$T/refload.out" || fail "refload $k"
+done
+pass "PEM_read_bio_PrivateKey, d2i_PrivateKey_bio and SSL_CTX_use_PrivateKey_file take reference files"
+
+# s_server with the providers from openssl.cnf (default first) and a reference file
+SRV_PROV=()
+OPENSSL_CONF="$T/openssl.cnf" tls_serve "$T/cnf.srv" -key "$T/web.pem" -cert "$T/web.crt"
+SRV_PROV=("${PROV[@]}")
+tls_get "$T/cnf.cli" -tls1_2 -cipher ECDHE-ECDSA-AES256-GCM-SHA384 -CAfile "$T/web.crt"
+pass "s_server -key web.pem with the providers from openssl.cnf (TLS 1.2 ECDHE)"
+
 # No name given: a random gen-<hex> name, announced on stderr.
 gen -algorithm EC -out "$T/anon.pem" 2>"$T/anon.err" || { cat "$T/anon.err"; fail "genpkey without a name"; }
 anon=$(grep -Eo "named 'gen-[0-9a-f]{16}'" "$T/anon.err" | tr -d "'" | sed 's/named //') \

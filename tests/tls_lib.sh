@@ -1,19 +1,21 @@
 # TLS helpers for the shell tests (sourced after lib.sh).
 #
 # tls_serve LOG ARGS...: start "openssl s_server -www -naccept 1" on a free
-#   port with the keystore provider loaded; sets SRV_PID and SRV_PORT.
+#   port with the keystore provider loaded (SRV_PROV); sets SRV_PID and SRV_PORT.
 # tls_get OUT ARGS...: one "GET /" through s_client into file OUT; fails the
 #   test unless the handshake completed, the server's page came back and the
 #   chain verified.
 SRV_PID=
 SRV_PORT=
+# how s_server loads the providers; empty to take them from OPENSSL_CONF
+SRV_PROV=("${PROV[@]}")
 
 tls_serve() {
     local log=$1; shift
     local try i
     for try in 1 2 3 4 5; do
         SRV_PORT=$(( 20000 + RANDOM % 30000 ))
-        openssl s_server "${PROV[@]}" -accept "127.0.0.1:$SRV_PORT" -naccept 1 -www "$@" \
+        openssl s_server ${SRV_PROV[@]+"${SRV_PROV[@]}"} -accept "127.0.0.1:$SRV_PORT" -naccept 1 -www "$@" \
             >"$log" 2>&1 &
         SRV_PID=$!
         for i in $(seq 1 100); do
