@@ -6,20 +6,26 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/params.h>
+#include <openssl/provider.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define KS_PROPS "provider=keystore"
 
+/* Names shared by keymgmts and the key-reference encoders/decoders, which
+ * libcrypto matches by key type name. */
+#define KS_N_RSA "RSA:rsaEncryption:1.2.840.113549.1.1.1"
+#define KS_N_RSAPSS "RSA-PSS:RSASSA-PSS:1.2.840.113549.1.1.10"
+#define KS_N_EC "EC:id-ecPublicKey:1.2.840.10045.2.1"
+#define KS_N_ED25519 "ED25519:1.3.101.112"
+#define KS_N_ED448 "ED448:1.3.101.113"
+
 static const OSSL_ALGORITHM keymgmt_algs[] = {
-    { "RSA:rsaEncryption:1.2.840.113549.1.1.1", KS_PROPS, ks_rsa_keymgmt_functions,
-      "keystore RSA key" },
-    { "RSA-PSS:RSASSA-PSS:1.2.840.113549.1.1.10", KS_PROPS, ks_rsapss_keymgmt_functions,
-      "keystore RSA-PSS key" },
-    { "EC:id-ecPublicKey:1.2.840.10045.2.1", KS_PROPS, ks_ec_keymgmt_functions,
-      "keystore EC key" },
-    { "ED25519:1.3.101.112", KS_PROPS, ks_ed25519_keymgmt_functions, "keystore Ed25519 key" },
-    { "ED448:1.3.101.113", KS_PROPS, ks_ed448_keymgmt_functions, "keystore Ed448 key" },
+    { KS_N_RSA, KS_PROPS, ks_rsa_keymgmt_functions, "keystore RSA key" },
+    { KS_N_RSAPSS, KS_PROPS, ks_rsapss_keymgmt_functions, "keystore RSA-PSS key" },
+    { KS_N_EC, KS_PROPS, ks_ec_keymgmt_functions, "keystore EC key" },
+    { KS_N_ED25519, KS_PROPS, ks_ed25519_keymgmt_functions, "keystore Ed25519 key" },
+    { KS_N_ED448, KS_PROPS, ks_ed448_keymgmt_functions, "keystore Ed448 key" },
     { NULL, NULL, NULL, NULL }
 };
 
@@ -40,6 +46,33 @@ static const OSSL_ALGORITHM asym_cipher_algs[] = {
     { NULL, NULL, NULL, NULL }
 };
 
+#define KS_ENC(names, props, fns) { names, KS_PROPS "," props, fns, "keystore key reference" }
+#define KS_ENC_ALL(props, fns) \
+    KS_ENC(KS_N_RSA, props, fns), KS_ENC(KS_N_RSAPSS, props, fns), KS_ENC(KS_N_EC, props, fns), \
+    KS_ENC(KS_N_ED25519, props, fns), KS_ENC(KS_N_ED448, props, fns)
+
+/* PEM: what PEM_write_bio_PrivateKey asks for.  DER: i2d_PrivateKey tries
+ * "type-specific" first; not "PrivateKeyInfo", which PKCS#8 and PKCS#12
+ * code would parse as a real PKCS#8 structure. */
+static const OSSL_ALGORITHM encoder_algs[] = {
+    KS_ENC_ALL("output=pem,structure=PrivateKeyInfo", ks_ref_pem_encoder_functions),
+    KS_ENC_ALL("output=der,structure=type-specific", ks_ref_der_encoder_functions),
+    KS_ENC_ALL("output=text", ks_ref_text_encoder_functions),
+    { NULL, NULL, NULL, NULL }
+};
+
+#define KS_DEC(names) \
+    { names, KS_PROPS ",input=der,structure=KeystoreKeyReference", ks_ref_der_decoder_functions, \
+      "keystore key reference" }
+
+static const OSSL_ALGORITHM decoder_algs[] = {
+    /* Named "DER" like OpenSSL's pem2der, so PEM input reaches it. */
+    { "DER", KS_PROPS ",input=pem", ks_ref_pem_decoder_functions, "keystore key reference PEM" },
+    KS_DEC(KS_N_RSA), KS_DEC(KS_N_RSAPSS), KS_DEC(KS_N_EC), KS_DEC(KS_N_ED25519),
+    KS_DEC(KS_N_ED448),
+    { NULL, NULL, NULL, NULL }
+};
+
 static const OSSL_ALGORITHM store_algs[] = {
     { "keystore", KS_PROPS, ks_store_functions, "keystore:NAME key URIs" },
     { NULL, NULL, NULL, NULL }
@@ -54,6 +87,8 @@ static const OSSL_ALGORITHM *ks_query(void *provctx, int operation_id, int *no_c
     case OSSL_OP_SIGNATURE: return signature_algs;
     case OSSL_OP_ASYM_CIPHER: return asym_cipher_algs;
     case OSSL_OP_STORE: return store_algs;
+    case OSSL_OP_ENCODER: return encoder_algs;
+    case OSSL_OP_DECODER: return decoder_algs;
     default: return NULL;
     }
 }
@@ -90,6 +125,18 @@ static int ks_get_params(void *provctx, OSSL_PARAM params[])
         && !OSSL_PARAM_set_int(p, 1))
         return 0;
     return 1;
+}
+
+/* With "-provider keystore -provider default" our keymgmts come first in
+ * the default context's list, so fetches without a property query ("EC" for
+ * an ephemeral ECDHE key, libssl's TLS group check) would get our
+ * public-only keymgmt.  The provider list is a name-sorted stack that is
+ * only re-sorted by a lookup; looking ourselves up puts "default" (and
+ * "base", "fips") before "keystore" for every operation fetched from then
+ * on, which is what opening a key (URI or reference file) precedes.  Nothing else changes. */
+void ks_prefer_other_providers(void)
+{
+    (void)OSSL_PROVIDER_available(NULL, "keystore");
 }
 
 static const OSSL_ITEM *ks_get_reason_strings(void *provctx)

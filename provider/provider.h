@@ -33,6 +33,10 @@ typedef struct ks_provctx_st {
     struct ks_conn *conns;
 } KS_PROVCTX;
 
+/* Put the other providers first in the default context for later fetches
+ * (ephemeral ECDHE keys must not be generated in the server). */
+void ks_prefer_other_providers(void);
+
 extern const OSSL_DISPATCH ks_rsa_keymgmt_functions[];
 extern const OSSL_DISPATCH ks_rsapss_keymgmt_functions[];
 extern const OSSL_DISPATCH ks_ec_keymgmt_functions[];
@@ -44,5 +48,10 @@ extern const OSSL_DISPATCH ks_ed25519_signature_functions[];
 extern const OSSL_DISPATCH ks_ed448_signature_functions[];
 extern const OSSL_DISPATCH ks_rsa_asym_cipher_functions[];
 extern const OSSL_DISPATCH ks_store_functions[];
+extern const OSSL_DISPATCH ks_ref_pem_encoder_functions[];
+extern const OSSL_DISPATCH ks_ref_der_encoder_functions[];
+extern const OSSL_DISPATCH ks_ref_text_encoder_functions[];
+extern const OSSL_DISPATCH ks_ref_pem_decoder_functions[];
+extern const OSSL_DISPATCH ks_ref_der_decoder_functions[];
 
 #endif
