@@ -8,6 +8,8 @@
 #include <openssl/err.h>
 #include <sodium.h>
 
+#include "acl.h"
+#include "audit.h"
 #include "log.h"
 
 static Keystore__Error oom_error = {
@@ -191,11 +193,13 @@ static void dispatch(struct ks_op *op, const Keystore__Request *req)
         break;
     case KEYSTORE__REQUEST__BODY_SIGN:
         op->name = "Sign";
-        ks_op_sign(op, req->sign);
+        if (ks_acl_permit(op, KS_ACL_SIGN, req->sign->key))
+            ks_op_sign(op, req->sign);
         break;
     case KEYSTORE__REQUEST__BODY_DECRYPT:
         op->name = "Decrypt";
-        ks_op_decrypt(op, req->decrypt);
+        if (ks_acl_permit(op, KS_ACL_DECRYPT, req->decrypt->key))
+            ks_op_decrypt(op, req->decrypt);
         break;
     case KEYSTORE__REQUEST__BODY_GENERATE_KEY:
         op->name = "GenerateKey";
@@ -262,6 +266,7 @@ enum ks_after ks_handle_frame(const struct ks_config *cfg, struct ks_session *s,
 {
     struct ks_op op = { cfg, s, arena, resp, "request" };
     enum ks_after after = KS_KEEP_OPEN;
+    int64_t t0 = ks_audit_clock();
     Keystore__Request *req;
 
     req = keystore__request__unpack(NULL, len, frame);
@@ -269,6 +274,7 @@ enum ks_after ks_handle_frame(const struct ks_config *cfg, struct ks_session *s,
         resp->id = 0;
         ks_op_error(&op, KEYSTORE__ERROR_CODE__ERROR_BAD_REQUEST,
                     "a %zu-byte frame does not decode as a keystore Request: protocol error", len);
+        ks_audit_request(s, NULL, resp, t0);
         return KS_CLOSE_AFTER_REPLY;
     }
     resp->id = req->id;
@@ -285,8 +291,9 @@ enum ks_after ks_handle_frame(const struct ks_config *cfg, struct ks_session *s,
         dispatch(&op, req);
     }
     wipe_request(req);
-    keystore__request__free_unpacked(req, NULL);
     ERR_clear_error();   /* nothing from this request leaks into the next */
     ensure_sendable(&op);
+    ks_audit_request(s, req, resp, t0);
+    keystore__request__free_unpacked(req, NULL);
     return after;
 }
