@@ -14,8 +14,14 @@ static int audit_fd = -1;
 
 int ks_audit_open(const struct ks_config *cfg)
 {
+    struct tm tm;
+    time_t now = time(NULL);
+
     if (cfg->audit_log[0] == '\0')
         return 0;
+    /* glibc reads /etc/localtime on the first time conversion, even gmtime_r:
+     * do it now, before the jail and the seccomp filter forbid it */
+    gmtime_r(&now, &tm);
     if (strcmp(cfg->audit_log, "stderr") == 0) {
         audit_fd = STDERR_FILENO;
         return 0;
