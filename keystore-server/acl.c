@@ -42,6 +42,14 @@ void ks_session_identity(const struct ks_session *s, char *out, size_t outlen)
         snprintf(out, outlen, "uid %u", (unsigned)s->uid);
 }
 
+void ks_session_describe(const struct ks_session *s, char *out, size_t outlen)
+{
+    if (s->is_tcp)
+        snprintf(out, outlen, "tcp client '%s' from %s", s->tcp_client, s->peer);
+    else
+        snprintf(out, outlen, "uid %u pid %d", (unsigned)s->uid, (int)s->pid);
+}
+
 static int parse_num(const char *s, unsigned long *out)
 {
     char *end;

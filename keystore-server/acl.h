@@ -25,4 +25,7 @@ int ks_acl_permit(struct ks_op *op, int what, const char *key);
 /* "uid 1000", "tcp client 'frontend1'": for messages. */
 void ks_session_identity(const struct ks_session *s, char *out, size_t outlen);
 
+/* For log lines: "uid 0 pid 42" or "tcp client 'frontend1' from ADDR". */
+void ks_session_describe(const struct ks_session *s, char *out, size_t outlen);
+
 #endif

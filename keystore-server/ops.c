@@ -20,7 +20,7 @@ static Keystore__Error oom_error = {
 
 void ks_op_error(struct ks_op *op, Keystore__ErrorCode code, const char *fmt, ...)
 {
-    char msg[1024], clean[1024];
+    char msg[1024], clean[1024], who[160];
     Keystore__Error *e;
     va_list ap;
 
@@ -28,8 +28,9 @@ void ks_op_error(struct ks_op *op, Keystore__ErrorCode code, const char *fmt, ..
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     ks_log_sanitize(msg, clean, sizeof(clean));
-    ks_log("conn %lu uid %u pid %d: %s refused: %s: %s", op->s->id, (unsigned)op->s->uid,
-           (int)op->s->pid, op->name, ks_error_code_name(code), clean);
+    ks_session_describe(op->s, who, sizeof(who));
+    ks_log("conn %lu %s: %s refused: %s: %s", op->s->id, who, op->name,
+           ks_error_code_name(code), clean);
     e = ks_arena_alloc(op->arena, sizeof(*e));
     op->resp->body_case = KEYSTORE__RESPONSE__BODY_ERROR;
     if (e == NULL) {
@@ -151,9 +152,13 @@ static enum ks_after do_hello(struct ks_op *op, const Keystore__Hello *h)
     hr->max_frame = (uint32_t)op->cfg->max_frame;
     op->resp->body_case = KEYSTORE__RESPONSE__BODY_HELLO;
     op->resp->hello = hr;
-    ks_log("conn %lu uid %u gid %u pid %d: hello from '%s' on the %s socket", op->s->id,
-           (unsigned)op->s->uid, (unsigned)op->s->gid, (int)op->s->pid, op->s->client_name,
-           op->s->is_admin ? "admin" : "client");
+    if (op->s->is_tcp)
+        ks_log("conn %lu tcp client '%s' from %s: hello from '%s' over TCP", op->s->id,
+               op->s->tcp_client, op->s->peer, op->s->client_name);
+    else
+        ks_log("conn %lu uid %u gid %u pid %d: hello from '%s' on the %s socket", op->s->id,
+               (unsigned)op->s->uid, (unsigned)op->s->gid, (int)op->s->pid, op->s->client_name,
+               op->s->is_admin ? "admin" : "client");
     return KS_KEEP_OPEN;
 }
 
