@@ -38,6 +38,7 @@ static void set_defaults(struct ks_config *cfg)
     snprintf(cfg->user, sizeof(cfg->user), "keystored");
     snprintf(cfg->jail, sizeof(cfg->jail), "/var/empty/keystored");
     cfg->seccomp = 1;
+    cfg->spin_us = 0;
 }
 
 /* Each setter returns NULL on success or a message for "FILE:LINE: ...". */
@@ -227,6 +228,7 @@ static const struct option_def {
     { "idle_timeout", set_int, F(idle_timeout), 1, 86400 },
     { "frame_timeout", set_int, F(frame_timeout), 1, 3600 },
     { "secure_heap_mb", set_heap_mb, F(secure_heap), 1, 1024 },
+    { "spin_us", set_int, F(spin_us), 0, 100000 },
     { "rng_reseed_seconds", set_int, F(rng_reseed_seconds), 0, 86400 },
     { "listen_tcp", set_tcp_list, F(listen_tcp), 0, 1024 },
     { "server_key", set_abspath, F(server_key), 0, KS_CONF_PATH_MAX },

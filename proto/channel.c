@@ -272,6 +272,7 @@ struct ks_chan *ks_chan_connect(const char *addr, const struct ks_chan_opts *opt
         return NULL;
     }
     ch->io.ctx = ch;
+    ch->io.fd = -1;
     if (ks_addr_is_tcp(addr)) {
         ch->fd = tcp_connect(addr, timeout_ms, err, errlen);
         if (ch->fd < 0 || handshake(ch, addr, opts, err, errlen) != 0) {
@@ -279,6 +280,7 @@ struct ks_chan *ks_chan_connect(const char *addr, const struct ks_chan_opts *opt
             return NULL;
         }
         ch->secure = 1;
+        ch->io.fd = ch->fd;
         ch->io.write_frame = sec_write;
         ch->io.read_frame = sec_read;
     } else {
@@ -287,6 +289,7 @@ struct ks_chan *ks_chan_connect(const char *addr, const struct ks_chan_opts *opt
             ks_chan_close(ch);
             return NULL;
         }
+        ch->io.fd = ch->fd;
         ch->io.write_frame = unix_write;
         ch->io.read_frame = unix_read;
     }

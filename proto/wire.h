@@ -66,11 +66,19 @@ struct ks_io {
     int (*read_frame)(void *ctx, size_t max_frame, uint8_t **out, size_t *outlen,
                       char *err, size_t errlen);
     void *ctx;
+    int fd;        /* polled by ks_spin_wait before a reply is read; -1: never */
 };
 int ks_call_io(const struct ks_io *io, size_t max_frame, const Keystore__Request *req,
                Keystore__Response **resp, char *err, size_t errlen);
 int ks_hello_io(const struct ks_io *io, const char *client_name, size_t *server_max_frame,
                 char *err, size_t errlen);
+
+/* Poll fd for up to KEYSTORE_SPIN_US microseconds (environment; default
+ * KS_DEFAULT_CLIENT_SPIN_US, 0 disables) before the caller blocks on it: a
+ * reply that comes back within that time is picked up without a sleep and
+ * the cross-core wake-up that costs more than a small signature. */
+#define KS_DEFAULT_CLIENT_SPIN_US 0
+void ks_spin_wait(int fd);
 
 /* Names for logs and messages. */
 const char *ks_error_code_name(Keystore__ErrorCode code);
