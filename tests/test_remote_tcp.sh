@@ -121,3 +121,11 @@ for log in logs:
             print("found", n[:40]); sys.exit(1)
 PY
 pass "audit log records each case and holds no plaintext, signature, digest or private key"
+
+# 8. the server refuses a server key that group or others can read
+ks_stop
+chmod 0644 "$T/server.key"
+"$KEYSTORED" -c "$T/keystored.conf" > "$T/loose.log" 2>&1 && fail "keystored started with a world-readable server key"
+grep -q "server_key: key file $T/server.key has mode 0644: group and others must have no access (chmod 600" "$T/loose.log" \
+    || { cat "$T/loose.log"; fail "loose server key message"; }
+pass "keystored refuses a group/other-readable server key"
