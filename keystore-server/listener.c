@@ -62,6 +62,7 @@ int ks_listener_open(struct ks_listener *l, const char *addr, mode_t mode, int i
     l->kind = KS_ITEM_LISTENER;
     l->fd = -1;
     l->is_admin = is_admin;
+    l->is_tcp = 0;
     l->path[0] = '\0';
     if (strncmp(addr, "unix:/", 6) != 0 || strlen(path) >= sizeof(sun.sun_path)) {
         ks_log("error: unsupported socket address %s (use unix:/absolute/path)", addr);
@@ -108,7 +109,8 @@ void ks_listener_close(struct ks_listener *l, int unlink_file)
     if (l->fd >= 0)
         close(l->fd);
     l->fd = -1;
-    if (unlink_file && l->path[0] != '\0' && unlink(l->path) != 0 && errno != ENOENT)
+    if (unlink_file && !l->is_tcp && l->path[0] != '\0' && unlink(l->path) != 0 &&
+        errno != ENOENT)
         ks_log("warning: cannot remove socket %s: %s", l->path, strerror(errno));
     l->path[0] = '\0';
 }
