@@ -23,6 +23,7 @@ struct ks_conn {
     int eof;                  /* peer shut down its sending side */
     int closing;              /* protocol error: reply, then close */
     uint32_t events;          /* epoll interest currently registered */
+    struct ks_tcp *tcp;       /* TCP secure channel state (conn_tcp.c); NULL on Unix sockets */
     struct ks_conn *prev, *next;  /* the owning worker's list */
 };
 
@@ -35,6 +36,10 @@ void ks_conn_free(struct ks_conn *c);   /* closes fd, wipes buffers */
 /* Handle readiness; they read, process complete frames, and send. */
 enum ks_conn_state ks_conn_readable(const struct ks_config *cfg, struct ks_conn *c, int64_t now);
 enum ks_conn_state ks_conn_writable(const struct ks_config *cfg, struct ks_conn *c, int64_t now);
+
+/* Room for need more bytes at c->out + c->out_len (the caller fills them
+ * and advances out_len), or NULL when out of memory. */
+uint8_t *ks_conn_out_reserve(struct ks_conn *c, size_t need);
 
 /* The epoll events the connection wants now (EPOLLIN and/or EPOLLOUT). */
 uint32_t ks_conn_wanted_events(const struct ks_conn *c);

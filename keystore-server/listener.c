@@ -100,6 +100,7 @@ int ks_listener_open(struct ks_listener *l, const char *addr, mode_t mode, int i
     l->fd = -1;
     l->is_admin = is_admin;
     l->inherited = 0;
+    l->is_tcp = 0;
     l->path[0] = '\0';
     if (strncmp(addr, "unix:/", 6) != 0 || strlen(path) >= sizeof(sun.sun_path)) {
         ks_log("error: unsupported socket address %s (use unix:/absolute/path)", addr);
@@ -153,7 +154,8 @@ void ks_listener_close(struct ks_listener *l, int unlink_file)
     if (l->fd >= 0)
         close(l->fd);
     l->fd = -1;
-    if (unlink_file && !l->inherited && l->path[0] != '\0' && unlink(l->path) != 0 && errno != ENOENT)
+    if (unlink_file && !l->is_tcp && !l->inherited && l->path[0] != '\0' &&
+        unlink(l->path) != 0 && errno != ENOENT)
         ks_log("warning: cannot remove socket %s: %s", l->path, strerror(errno));
     l->path[0] = '\0';
 }

@@ -18,7 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_limit.h"
 #include "conn.h"
+#include "conn_tcp.h"
 #include "harden.h"
 #include "log.h"
 
@@ -132,10 +134,37 @@ static void hand_out(struct ks_conn *c)
     pthread_mutex_unlock(&t->inbox_lock);
 }
 
-static void new_connection(struct worker *w, struct ks_listener *l, int fd)
+/* Unix peers: who they are (SO_PEERCRED, SO_PEERGROUPS) and their limit. */
+static int unix_peer(struct worker *w, struct ks_listener *l, struct ks_conn *c)
 {
     struct ucred cred;
     socklen_t len = sizeof(cred);
+    char id[32];
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+        ks_log("refusing a connection on %s: cannot read peer credentials: %s", l->path,
+               strerror(errno));
+        return -1;
+    }
+    c->s.uid = cred.uid;
+    c->s.gid = cred.gid;
+    c->s.pid = cred.pid;
+    len = sizeof(c->s.groups);
+    /* supplementary groups for gid: rules; too many to fit means primary only */
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, c->s.groups, &len) == 0)
+        c->s.ngroups = (int)(len / sizeof(gid_t));
+    snprintf(id, sizeof(id), "uid:%u", (unsigned)cred.uid);
+    if (!l->is_admin && ks_limit_acquire(&c->s, id, w->cfg->max_connections_per_client) != 0) {
+        ks_log("refusing a connection on %s from uid %u pid %d: max_connections_per_client "
+               "(%d) reached", l->path, (unsigned)cred.uid, (int)cred.pid,
+               w->cfg->max_connections_per_client);
+        return -1;
+    }
+    return 0;
+}
+
+static void new_connection(struct worker *w, struct ks_listener *l, int fd)
+{
     struct ks_conn *c;
     unsigned long id;
 
@@ -146,25 +175,21 @@ static void new_connection(struct worker *w, struct ks_listener *l, int fd)
         close(fd);
         return;
     }
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-        ks_log("refusing a connection on %s: cannot read peer credentials: %s", l->path,
-               strerror(errno));
-        goto fail;
-    }
     id = __atomic_add_fetch(&next_conn_id, 1, __ATOMIC_RELAXED);
     c = ks_conn_new(fd, l->is_admin, id, mono_now());
     if (c == NULL) {
         ks_log("refusing a connection on %s: out of memory", l->path);
-        goto fail;
+        close(fd);
+        __atomic_sub_fetch(&active_conns, 1, __ATOMIC_RELAXED);
+        return;
     }
-    c->s.uid = cred.uid;
-    c->s.gid = cred.gid;
-    c->s.pid = cred.pid;
+    /* TCP peers are identified by the handshake (conn_tcp.c) */
+    if ((l->is_tcp ? ks_conn_tcp_init(c) : unix_peer(w, l, c)) != 0) {
+        ks_conn_free(c);   /* closes fd */
+        __atomic_sub_fetch(&active_conns, 1, __ATOMIC_RELAXED);
+        return;
+    }
     hand_out(c);
-    return;
-fail:
-    close(fd);
-    __atomic_sub_fetch(&active_conns, 1, __ATOMIC_RELAXED);
 }
 
 /* Out of descriptors: the level-triggered listeners would wake us forever,

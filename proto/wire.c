@@ -228,8 +228,8 @@ int ks_read_frame(int fd, size_t max_frame, uint8_t **out, size_t *outlen,
     return 0;
 }
 
-int ks_call(int fd, size_t max_frame, const Keystore__Request *req,
-            Keystore__Response **resp, char *err, size_t errlen)
+int ks_call_io(const struct ks_io *io, size_t max_frame, const Keystore__Request *req,
+               Keystore__Response **resp, char *err, size_t errlen)
 {
     size_t len = keystore__request__get_packed_size(req);
     uint8_t stackbuf[4096];
@@ -248,10 +248,11 @@ int ks_call(int fd, size_t max_frame, const Keystore__Request *req,
         goto out;
     }
     keystore__request__pack(req, buf);
-    if (ks_write_frame(fd, buf, len, err, errlen) != 0)
+    if (io->write_frame(io->ctx, buf, len, err, errlen) != 0)
         goto out;
-    ks_spin_wait(fd);
-    if (ks_read_frame(fd, max_frame, &in, &inlen, err, errlen) != 0)
+    if (io->fd >= 0)
+        ks_spin_wait(io->fd);
+    if (io->read_frame(io->ctx, max_frame, &in, &inlen, err, errlen) != 0)
         goto out;
     *resp = keystore__response__unpack(NULL, inlen, in);
     if (*resp == NULL) {
@@ -278,8 +279,35 @@ out:
     return rc;
 }
 
+static int fd_write(void *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+    return ks_write_frame(*(int *)ctx, buf, len, err, errlen);
+}
+
+static int fd_read(void *ctx, size_t max_frame, uint8_t **out, size_t *outlen,
+                   char *err, size_t errlen)
+{
+    return ks_read_frame(*(int *)ctx, max_frame, out, outlen, err, errlen);
+}
+
+int ks_call(int fd, size_t max_frame, const Keystore__Request *req,
+            Keystore__Response **resp, char *err, size_t errlen)
+{
+    struct ks_io io = { fd_write, fd_read, &fd, fd };
+
+    return ks_call_io(&io, max_frame, req, resp, err, errlen);
+}
+
 int ks_hello(int fd, const char *client_name, size_t *server_max_frame,
              char *err, size_t errlen)
+{
+    struct ks_io io = { fd_write, fd_read, &fd, fd };
+
+    return ks_hello_io(&io, client_name, server_max_frame, err, errlen);
+}
+
+int ks_hello_io(const struct ks_io *io, const char *client_name, size_t *server_max_frame,
+                char *err, size_t errlen)
 {
     Keystore__Request req = KEYSTORE__REQUEST__INIT;
     Keystore__Hello hello = KEYSTORE__HELLO__INIT;
@@ -291,7 +319,7 @@ int ks_hello(int fd, const char *client_name, size_t *server_max_frame,
     req.id = 1;
     req.body_case = KEYSTORE__REQUEST__BODY_HELLO;
     req.hello = &hello;
-    if (ks_call(fd, KS_DEFAULT_MAX_FRAME, &req, &resp, err, errlen) != 0)
+    if (ks_call_io(io, KS_DEFAULT_MAX_FRAME, &req, &resp, err, errlen) != 0)
         return -1;
     if (resp->body_case == KEYSTORE__RESPONSE__BODY_ERROR && resp->error != NULL) {
         SETERR("keystore server refused the connection: %s", resp->error->message);

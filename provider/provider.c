@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/params.h>
 #include <openssl/provider.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,32 +166,48 @@ static const OSSL_DISPATCH provider_functions[] = {
     { 0, NULL }
 };
 
-/* Server address: the config's "server", then KEYSTORE_SERVER, else the default. */
+/* Copy one setting: the environment variable wins over openssl.cnf. */
+static int set_param(KS_PROVCTX *pc, char *dst, size_t dstlen, const char *cfg,
+                     const char *envname, const char *dflt, const char *what)
+{
+    const char *v = dflt, *env = secure_getenv(envname);
+
+    if (cfg != NULL && cfg[0] != '\0')
+        v = cfg;
+    if (env != NULL && env[0] != '\0')
+        v = env;
+    if (strlen(v) >= dstlen) {
+        KS_RAISE(pc, KS_R_INVALID_PARAMETER, "keystore %s is longer than %zu bytes", what,
+                 dstlen - 1);
+        return 0;
+    }
+    strcpy(dst, v);
+    return 1;
+}
+
+/* "server" (KEYSTORE_SERVER), and for tcp: servers "server_public_key"
+ * (KEYSTORE_SERVER_PUBKEY) and "client_key" (KEYSTORE_CLIENT_KEY). */
 static int configure_server(KS_PROVCTX *pc, OSSL_FUNC_core_get_params_fn *get_params)
 {
-    const char *addr = KS_DEFAULT_SOCKET, *cfg = NULL, *env;
-    OSSL_PARAM params[2];
+    const char *server = NULL, *pubkey = NULL, *ckey = NULL;
+    OSSL_PARAM params[4];
 
     if (get_params != NULL) {
-        params[0] = OSSL_PARAM_construct_utf8_ptr("server", (char **)&cfg, 0);
-        params[1] = OSSL_PARAM_construct_end();
+        params[0] = OSSL_PARAM_construct_utf8_ptr("server", (char **)&server, 0);
+        params[1] = OSSL_PARAM_construct_utf8_ptr("server_public_key", (char **)&pubkey, 0);
+        params[2] = OSSL_PARAM_construct_utf8_ptr("client_key", (char **)&ckey, 0);
+        params[3] = OSSL_PARAM_construct_end();
         if (!get_params(pc->handle, params)) {
             KS_RAISE(pc, KS_R_INTERNAL, "cannot read the keystore provider configuration");
             return 0;
         }
-        if (cfg != NULL && cfg[0] != '\0')
-            addr = cfg;
     }
-    env = secure_getenv("KEYSTORE_SERVER");
-    if (env != NULL && env[0] != '\0')
-        addr = env;
-    if (strlen(addr) >= sizeof(pc->server)) {
-        KS_RAISE(pc, KS_R_INVALID_PARAMETER, "keystore server address is longer than %zu bytes",
-                 sizeof(pc->server) - 1);
-        return 0;
-    }
-    strcpy(pc->server, addr);
-    return 1;
+    return set_param(pc, pc->server, sizeof(pc->server), server, "KEYSTORE_SERVER",
+                     KS_DEFAULT_SOCKET, "server address")
+        && set_param(pc, pc->server_pubkey, sizeof(pc->server_pubkey), pubkey,
+                     "KEYSTORE_SERVER_PUBKEY", "", "server public key")
+        && set_param(pc, pc->client_key, sizeof(pc->client_key), ckey,
+                     "KEYSTORE_CLIENT_KEY", "", "client key path");
 }
 
 __attribute__((visibility("default")))
@@ -224,6 +241,11 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     }
     if (!configure_server(pc, get_params))
         goto err;
+    /* the TCP channel uses libsodium; sodium_init is idempotent and thread-safe */
+    if (sodium_init() < 0) {
+        KS_RAISE(pc, KS_R_INTERNAL, "libsodium failed to initialize");
+        goto err;
+    }
     /* Public keys, digests and verification come from the application's
      * other providers (normally default) through a child library context. */
     if ((pc->libctx = OSSL_LIB_CTX_new_child(handle, in)) == NULL) {

@@ -19,7 +19,10 @@ struct ks_conn;
 typedef struct ks_provctx_st {
     const OSSL_CORE_HANDLE *handle;
     OSSL_LIB_CTX *libctx;           /* child of the application's context */
-    char server[KS_ADDR_MAX];       /* "unix:/path" */
+    char server[KS_ADDR_MAX];       /* "unix:/path" or "tcp:HOST:PORT" */
+    /* TCP only: pinned server key (base64/hex) and this client's key file */
+    char server_pubkey[KS_ADDR_MAX];
+    char client_key[KS_ADDR_MAX];
 
     OSSL_FUNC_core_new_error_fn *core_new_error;
     OSSL_FUNC_core_set_error_debug_fn *core_set_error_debug;

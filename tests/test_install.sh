@@ -109,7 +109,9 @@ sed -e "s|^socket = .*|socket = unix:$T/ks.sock|" \
     -e "s|^key_dir = .*|key_dir = $T/keys|" \
     -e "s|^master_key = .*|master_key = $T/master.key|" \
     -e "s|^jail = .*|jail = $T/jail|" \
-    -e "s|^#workers = .*|workers = 2|" "$SAMPLE" > "$T/keystored.conf"
+    -e "s|^#workers = .*|workers = 2|" \
+    -e "s|^#audit_log = .*|audit_log = $T/audit.log|" "$SAMPLE" > "$T/keystored.conf"
+grep -q "^audit_log = $T/audit.log" "$T/keystored.conf" || fail "the sample config has no audit_log line"
 id -u keystored >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin keystored
 start_installed() {   # start_installed [strace]: the second start is traced
     local tracer=()
@@ -194,6 +196,7 @@ kill "$(pgrep -P "$KS_PID")" || fail "no keystored under strace"
 wait "$KS_PID" 2>/dev/null || true
 KS_PID=
 grep -q "keystored: stopped" "$T/keystored.log" || fail "keystored did not stop cleanly"
+grep -q "op=sign key=web result=ok" "$T/audit.log" || fail "no audit line for the signature"
 filter=$(sed -n 's/^SystemCallFilter=//p' "$SERVICE")
 [ -n "$filter" ] || fail "the unit sets no SystemCallFilter"
 systemd-analyze syscall-filter > "$T/groups.txt" 2>/dev/null
