@@ -36,7 +36,7 @@ sign_rate() {
     "$ctl" delete bench-p256 >/dev/null 2>&1 || true
     "$ctl" import bench-p256 "$T/p256.pem" >/dev/null
     "$build/tests/bench/ksbench" --pem-dir "$T" --algs p256 --modes threads --clients 1,4 \
-        --backends keystore --seconds 2 | awk 'NR > 1 { print $2 "x" $3 ": " $10 " ops/s" }' | paste -sd' '
+        --backends keystore --seconds 2 | awk 'NR > 1 { print $2 "x" $3 ": " $9 " ops/s" }' | paste -sd' '
 }
 
 start
