@@ -113,21 +113,8 @@ static int enc_set_ctx_params(void *vctx, const OSSL_PARAM params[])
     if ((p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_PAD_MODE)) != NULL) {
         int pad = 0;
 
-        if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-            s = p->data;
-            if (s == NULL)
-                return 0;
-            if (strcmp(s, OSSL_PKEY_RSA_PAD_MODE_PKCSV15) == 0)
-                pad = RSA_PKCS1_PADDING;
-            else if (strcmp(s, OSSL_PKEY_RSA_PAD_MODE_OAEP) == 0 || strcmp(s, "oeap") == 0)
-                pad = RSA_PKCS1_OAEP_PADDING;
-            else if (strcmp(s, OSSL_PKEY_RSA_PAD_MODE_NONE) == 0)
-                pad = RSA_NO_PADDING;
-            else
-                pad = -1;
-        } else if (!OSSL_PARAM_get_int(p, &pad)) {
+        if (!ks_rsa_pad_from_param(p, &pad))
             return 0;
-        }
         if (pad == RSA_NO_PADDING) {
             KS_RAISE(ctx->pc, KS_R_RAW_RSA,
                      "raw RSA is not available for keystore keys: use oaep or pkcs1 padding");

@@ -40,6 +40,10 @@ typedef struct ks_provctx_st {
  * (ephemeral ECDHE keys must not be generated in the server). */
 void ks_prefer_other_providers(void);
 
+/* Reads an RSA "pad-mode" parameter given as a number or a name into *pad
+ * (-1 for an unknown name).  Returns 0 only if the parameter is malformed. */
+int ks_rsa_pad_from_param(const OSSL_PARAM *p, int *pad);
+
 extern const OSSL_DISPATCH ks_rsa_keymgmt_functions[];
 extern const OSSL_DISPATCH ks_rsapss_keymgmt_functions[];
 extern const OSSL_DISPATCH ks_ec_keymgmt_functions[];

@@ -180,24 +180,8 @@ static int set_pad(KS_SIG_CTX *ctx, const OSSL_PARAM *p)
 {
     int pad = 0;
 
-    if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-        const char *s = p->data;
-
-        if (s == NULL)
-            return 0;
-        if (strcmp(s, OSSL_PKEY_RSA_PAD_MODE_PKCSV15) == 0)
-            pad = RSA_PKCS1_PADDING;
-        else if (strcmp(s, OSSL_PKEY_RSA_PAD_MODE_PSS) == 0)
-            pad = RSA_PKCS1_PSS_PADDING;
-        else if (strcmp(s, OSSL_PKEY_RSA_PAD_MODE_NONE) == 0)
-            pad = RSA_NO_PADDING;
-        else if (strcmp(s, OSSL_PKEY_RSA_PAD_MODE_X931) == 0)
-            pad = RSA_X931_PADDING;
-        else
-            pad = -1;
-    } else if (!OSSL_PARAM_get_int(p, &pad)) {
+    if (!ks_rsa_pad_from_param(p, &pad))
         return 0;
-    }
     if (pad == RSA_NO_PADDING) {
         KS_RAISE(ctx->pc, KS_R_RAW_RSA,
                  "raw RSA is not available for keystore keys: use pkcs1 or pss padding");
