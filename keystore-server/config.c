@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "wire.h"
+#include "channel.h"
 
 #define DEFAULT_KEY_DIR "/var/lib/keystored/keys"
 #define DEFAULT_MASTER_KEY "/etc/keystored/master.key"
@@ -37,6 +38,7 @@ static void set_defaults(struct ks_config *cfg)
     snprintf(cfg->user, sizeof(cfg->user), "keystored");
     snprintf(cfg->jail, sizeof(cfg->jail), "/var/empty/keystored");
     cfg->seccomp = 1;
+    cfg->spin_us = 0;
 }
 
 /* Each setter returns NULL on success or a message for "FILE:LINE: ...". */
@@ -175,6 +177,37 @@ static const char *set_heap_mb(struct ks_config *cfg, const char *val, void *fie
     return NULL;
 }
 
+/* "tcp:HOST:PORT tcp:[V6]:PORT ...": at most KS_MAX_TCP_LISTENERS. */
+static const char *set_tcp_list(struct ks_config *cfg, const char *val, void *field,
+                                long lo, long hi, char *msg, size_t msglen)
+{
+    char copy[1024], host[256], port[8], *tok, *save = NULL;
+    int n = 0;
+
+    if (strlen(val) >= sizeof(copy)) {
+        snprintf(msg, msglen, "value is longer than %zu characters", sizeof(copy) - 1);
+        return msg;
+    }
+    strcpy(copy, val);
+    for (tok = strtok_r(copy, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
+        if (ks_parse_tcp_addr(tok, host, sizeof(host), port, sizeof(port), msg, msglen) != 0)
+            return msg;
+        if (++n > KS_MAX_TCP_LISTENERS) {
+            snprintf(msg, msglen, "at most %d TCP addresses", KS_MAX_TCP_LISTENERS);
+            return msg;
+        }
+    }
+    return set_string(cfg, val, field, lo, hi, msg, msglen);
+}
+
+static const char *set_audit(struct ks_config *cfg, const char *val, void *field,
+                             long lo, long hi, char *msg, size_t msglen)
+{
+    if (strcmp(val, "stderr") == 0)
+        return set_string(cfg, val, field, lo, hi, msg, msglen);
+    return set_abspath(cfg, val, field, lo, hi, msg, msglen);
+}
+
 #define F(name) offsetof(struct ks_config, name)
 
 static const struct option_def {
@@ -195,7 +228,14 @@ static const struct option_def {
     { "idle_timeout", set_int, F(idle_timeout), 1, 86400 },
     { "frame_timeout", set_int, F(frame_timeout), 1, 3600 },
     { "secure_heap_mb", set_heap_mb, F(secure_heap), 1, 1024 },
+    { "spin_us", set_int, F(spin_us), 0, 100000 },
     { "rng_reseed_seconds", set_int, F(rng_reseed_seconds), 0, 86400 },
+    { "listen_tcp", set_tcp_list, F(listen_tcp), 0, 1024 },
+    { "server_key", set_abspath, F(server_key), 0, KS_CONF_PATH_MAX },
+    { "authorized_clients", set_abspath, F(authorized_clients), 0, KS_CONF_PATH_MAX },
+    { "acl", set_abspath, F(acl), 0, KS_CONF_PATH_MAX },
+    { "audit_log", set_audit, F(audit_log), 0, KS_CONF_PATH_MAX },
+    { "max_connections_per_client", set_int, F(max_connections_per_client), 0, 1000000 },
     { "user", set_string, F(user), 0, 256 },
     { "jail", set_abspath, F(jail), 0, KS_CONF_PATH_MAX },
     { "seccomp", set_bool, F(seccomp), 0, 0 },
@@ -281,6 +321,13 @@ int ks_config_load(struct ks_config *cfg, const char *path)
     }
     if (ferror(f)) {
         ks_log("error: reading config file %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (cfg->listen_tcp[0] != '\0' && (cfg->server_key[0] == '\0' ||
+                                        cfg->authorized_clients[0] == '\0')) {
+        ks_log("error: %s: listen_tcp needs server_key (create it with keystored "
+               "--gen-server-key PATH) and authorized_clients (one 'NAME PUBLIC-KEY' per line)",
+               path);
         goto out;
     }
     if (strcmp(cfg->socket, cfg->admin_socket) == 0) {

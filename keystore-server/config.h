@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #define KS_CONF_PATH_MAX 4096
+#define KS_MAX_TCP_LISTENERS 4
 
 struct ks_config {
     char socket[KS_CONF_PATH_MAX];        /* "unix:/path" for clients */
@@ -20,7 +21,16 @@ struct ks_config {
     int idle_timeout;                     /* seconds without a complete request */
     int frame_timeout;                    /* seconds a partial frame may linger */
     size_t secure_heap;                   /* bytes of OpenSSL secure heap (power of 2) */
+    int spin_us;                          /* poll this long after a request before sleeping */
     int rng_reseed_seconds;               /* 0: OpenSSL's DRBG reseed intervals */
+    /* Remote access (docs/remote.md): TCP listeners, the server's static
+     * key, the authorized clients, the access list and the audit log. */
+    char listen_tcp[1024];                /* space-separated tcp:HOST:PORT, "" = none */
+    char server_key[KS_CONF_PATH_MAX];
+    char authorized_clients[KS_CONF_PATH_MAX];
+    char acl[KS_CONF_PATH_MAX];           /* "" = everyone may use every key */
+    char audit_log[KS_CONF_PATH_MAX];     /* path, "stderr", or "" = no audit log */
+    int max_connections_per_client;       /* 0 = no per-client limit */
     /* Reserved for confinement (confine.c). */
     char user[256];
     char jail[KS_CONF_PATH_MAX];

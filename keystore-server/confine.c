@@ -107,6 +107,8 @@ int ks_confine_syscalls(const struct ks_config *cfg)
         ks_log("error: %s", err);
         return -1;
     }
+    /* unlink(2) of the socket files at exit would now be fatal too */
+    confined = 1;
     ks_log("seccomp filter installed: unlisted system calls kill the process");
     return 0;
 }

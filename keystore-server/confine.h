@@ -19,8 +19,9 @@ int ks_confine_jail(const struct ks_config *cfg);
 /* The seccomp filter on every thread; call after the last thread is made. */
 int ks_confine_syscalls(const struct ks_config *cfg);
 
-/* 1 once the process is confined: main() then no longer touches paths
- * outside the jail (socket files are not unlinked at exit). */
+/* 1 once the process is confined (chroot, or the seccomp filter, which
+ * does not allow unlink): main() then no longer touches paths outside the
+ * jail (socket files are not unlinked at exit; the next start removes them). */
 int ks_confined(void);
 
 #endif

@@ -10,7 +10,10 @@
 
 #include <sodium.h>
 
+#include "client_limit.h"
+#include "conn_tcp.h"
 #include "log.h"
+#include "secure.h"
 #include "server.h"
 
 #define IN_INITIAL 4096
@@ -47,6 +50,8 @@ void ks_conn_free(struct ks_conn *c)
         return;
     if (c->fd >= 0)
         close(c->fd);
+    ks_limit_release(&c->s);
+    ks_conn_tcp_free(c->tcp);
     wipe_free(&c->in, c->in_cap);
     wipe_free(&c->out, c->out_cap);
     free(c);
@@ -81,12 +86,14 @@ uint32_t ks_conn_wanted_events(const struct ks_conn *c)
     return ev;
 }
 
-/* Append one packed reply frame to the output buffer. */
-static int queue_reply(struct ks_conn *c, const Keystore__Response *resp)
+/* Largest frame body accepted: TCP frames carry a 16-byte tag on top. */
+static size_t frame_limit(const struct ks_config *cfg, const struct ks_conn *c)
 {
-    size_t size = keystore__response__get_packed_size(resp);
-    size_t need = KS_FRAME_HEADER + size;
+    return cfg->max_frame + (c->tcp != NULL ? KS_SEC_TAG : 0);
+}
 
+uint8_t *ks_conn_out_reserve(struct ks_conn *c, size_t need)
+{
     if (c->out_off == c->out_len)
         c->out_off = c->out_len = 0;
     if (c->out_len + need > c->out_cap) {
@@ -98,13 +105,24 @@ static int queue_reply(struct ks_conn *c, const Keystore__Response *resp)
         /* not realloc: the old buffer may hold plaintext and must be wiped */
         nb = malloc(cap);
         if (nb == NULL)
-            return -1;
+            return NULL;
         if (c->out_len > 0)
             memcpy(nb, c->out, c->out_len);
         wipe_free(&c->out, c->out_cap);
         c->out = nb;
         c->out_cap = cap;
     }
+    return c->out + c->out_len;
+}
+
+/* Append one packed reply frame to the output buffer. */
+static int queue_reply(struct ks_conn *c, const Keystore__Response *resp)
+{
+    size_t size = keystore__response__get_packed_size(resp);
+    size_t need = KS_FRAME_HEADER + size;
+
+    if (ks_conn_out_reserve(c, need) == NULL)
+        return -1;
     ks_put_be32(c->out + c->out_len, (uint32_t)size);
     keystore__response__pack(resp, c->out + c->out_len + KS_FRAME_HEADER);
     c->out_len += need;
@@ -130,7 +148,7 @@ static enum ks_conn_state process_frames(const struct ks_config *cfg, struct ks_
         enum ks_after after;
         int r;
 
-        if (len == 0 || len > cfg->max_frame) {
+        if (len == 0 || len > frame_limit(cfg, c)) {
             /* no reply: the peer is not speaking our framing */
             if (len == 0)
                 ks_log("conn %lu uid %u pid %d: empty frame (length 0); closing the connection",
@@ -138,11 +156,20 @@ static enum ks_conn_state process_frames(const struct ks_config *cfg, struct ks_
             else
                 ks_log("conn %lu uid %u pid %d: frame of %u bytes exceeds limit of %zu; "
                        "closing the connection", c->s.id, (unsigned)c->s.uid, (int)c->s.pid,
-                       len, cfg->max_frame);
+                       len, frame_limit(cfg, c));
             return KS_CONN_CLOSE;
         }
         if (c->in_len < KS_FRAME_HEADER + (size_t)len)
             break;
+        if (c->tcp != NULL) {
+            /* handshake, or decrypt / handle / encrypt (conn_tcp.c) */
+            if (ks_conn_tcp_frame(cfg, c, c->in + KS_FRAME_HEADER, len) != 0)
+                return KS_CONN_CLOSE;
+            consume(c, KS_FRAME_HEADER + (size_t)len);
+            c->last_request = now;
+            c->partial_since = 0;
+            continue;
+        }
         after = ks_handle_frame(cfg, &c->s, c->in + KS_FRAME_HEADER, len, &arena, &resp);
         r = queue_reply(c, &resp);
         ks_arena_free(&arena);
@@ -220,7 +247,7 @@ static int ensure_in_space(const struct ks_config *cfg, struct ks_conn *c)
     uint32_t len = head_len(c);
     uint8_t *nb;
 
-    if (c->in_len >= KS_FRAME_HEADER && len > 0 && len <= cfg->max_frame &&
+    if (c->in_len >= KS_FRAME_HEADER && len > 0 && len <= frame_limit(cfg, c) &&
         KS_FRAME_HEADER + (size_t)len > want)
         want = KS_FRAME_HEADER + (size_t)len;
     if (c->in_cap >= want)

@@ -30,6 +30,7 @@ struct ks_conn {
     uint32_t events;          /* epoll interest currently registered */
     ks_conn_sink sink;        /* NULL: send on fd */
     void *sink_arg;
+    struct ks_tcp *tcp;       /* TCP secure channel state (conn_tcp.c); NULL on Unix sockets */
     struct ks_conn *prev, *next;  /* the owning worker's list */
 };
 
@@ -49,6 +50,9 @@ enum ks_conn_state ks_conn_writable(const struct ks_config *cfg, struct ks_conn 
  * while complete frames wait for their replies to drain). */
 enum ks_conn_state ks_conn_feed(const struct ks_config *cfg, struct ks_conn *c,
                                 const uint8_t *data, size_t len, size_t *taken, int64_t now);
+/* Room for need more bytes at c->out + c->out_len (the caller fills them
+ * and advances out_len), or NULL when out of memory. */
+uint8_t *ks_conn_out_reserve(struct ks_conn *c, size_t need);
 
 /* The epoll events the connection wants now (EPOLLIN and/or EPOLLOUT). */
 uint32_t ks_conn_wanted_events(const struct ks_conn *c);

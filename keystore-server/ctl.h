@@ -33,8 +33,10 @@ int ctl_pkcs8_der(EVP_PKEY *pkey, uint8_t **der, size_t *len);
  * grown as needed).  Returns 0 or -1 after printing why. */
 int ctl_read_certs(const char *path, uint8_t ***ders, size_t **lens, size_t *n);
 
-/* Write a PEM SubjectPublicKeyInfo to path (or stdout if NULL). */
-int ctl_write_pubkey(const uint8_t *spki, size_t len, const char *path);
+/* Write a PEM SubjectPublicKeyInfo to path (or stdout if NULL).  With
+ * json_name set, print {"name", "public_key_pem"} (or {"name", "file"} when
+ * writing to path) on stdout instead of bare PEM. */
+int ctl_write_pubkey_as(const uint8_t *spki, size_t len, const char *path, const char *json_name);
 
 /* Output of key information. */
 void ctl_print_key(const Keystore__KeyInfo *k, int json, const char *verb);

@@ -302,7 +302,7 @@ int ctl_read_certs(const char *path, uint8_t ***ders, size_t **lens, size_t *n)
     return 0;
 }
 
-int ctl_write_pubkey(const uint8_t *spki, size_t len, const char *path)
+int ctl_write_pubkey_as(const uint8_t *spki, size_t len, const char *path, const char *json_name)
 {
     const unsigned char *p = spki;
     EVP_PKEY *pub = d2i_PUBKEY(NULL, &p, (long)len);
@@ -314,13 +314,37 @@ int ctl_write_pubkey(const uint8_t *spki, size_t len, const char *path)
         ERR_clear_error();
         return -2;
     }
-    out = path != NULL ? BIO_new_file(path, "w") : BIO_new_fp(stdout, BIO_NOCLOSE);
+    /* --json without -o: the PEM goes into the JSON object, via memory */
+    if (path != NULL)
+        out = BIO_new_file(path, "w");
+    else
+        out = json_name != NULL ? BIO_new(BIO_s_mem()) : BIO_new_fp(stdout, BIO_NOCLOSE);
     if (out == NULL) {
         ctl_err("cannot create %s: %s", path != NULL ? path : "stdout", strerror(errno));
     } else if (PEM_write_bio_PUBKEY(out, pub) != 1 || BIO_flush(out) != 1) {
         ctl_err("writing %s failed: %s", path != NULL ? path : "stdout", ossl_reason());
     } else {
         rc = 0;
+    }
+    if (rc == 0 && json_name != NULL) {
+        char *pem = NULL;
+
+        printf("{\"name\": ");
+        ctl_json_string(json_name);
+        if (path != NULL) {
+            printf(", \"file\": ");
+            ctl_json_string(path);
+        } else {
+            /* NUL-terminate the PEM text, then print it as a JSON string */
+            if (BIO_write(out, "", 1) != 1 || BIO_get_mem_data(out, &pem) <= 0) {
+                ctl_err("out of memory");
+                rc = -1;
+                pem = NULL;
+            }
+            printf(", \"public_key_pem\": ");
+            ctl_json_string(pem);
+        }
+        printf("}\n");
     }
     BIO_free(out);
     EVP_PKEY_free(pub);

@@ -9,12 +9,13 @@
 #include <openssl/crypto.h>
 #include <sodium.h>
 
+#include "channel.h"
 #include "ctl.h"
 #include "masterkey_gen.h"
 
 static const char *server_addr;
 static int json_out;
-static int conn_fd = -1;
+static struct ks_chan *conn;
 static size_t server_max_frame = KS_DEFAULT_MAX_FRAME;
 static uint64_t next_id = 2;   /* 1 is the Hello */
 
@@ -34,9 +35,13 @@ static void usage(FILE *f)
 "  delete NAME                                    delete a key\n"
 "  attach-cert NAME CERT.pem [CHAIN.pem]          attach a certificate chain\n"
 "  gen-master-key PATH                            create a master key file (local)\n"
+"  client-keygen NAME -o FILE                     create a TCP client key (local)\n"
+"  server-pubkey KEYFILE                          print a server key's public key (local)\n"
 "\n"
 "Options:\n"
-"  -s, --socket ADDR  admin socket (default: $KEYSTORE_ADMIN, else %s)\n"
+"  -s, --socket ADDR  admin socket (default: $KEYSTORE_ADMIN, else %s);\n"
+"                     tcp:HOST:PORT reaches a remote server's client side (list,\n"
+"                     info, pubkey) with $KEYSTORE_SERVER_PUBKEY and $KEYSTORE_CLIENT_KEY\n"
 "      --json         machine-readable output\n"
 "  -h, --help         this help\n"
 "\n"
@@ -56,20 +61,22 @@ static int ctl_connect(void)
     char err[KS_ERRLEN], name[64];
     char addr[4200];
 
-    if (conn_fd >= 0)
+    struct ks_chan_opts opts = { getenv("KEYSTORE_SERVER_PUBKEY"), getenv("KEYSTORE_CLIENT_KEY") };
+
+    if (conn != NULL)
         return CTL_OK;
     /* accept a bare path for convenience */
     snprintf(addr, sizeof(addr), "%s%s", server_addr[0] == '/' ? "unix:" : "", server_addr);
-    conn_fd = ks_connect(addr, KS_IO_TIMEOUT_MS, err, sizeof(err));
-    if (conn_fd < 0) {
+    conn = ks_chan_connect(addr, &opts, KS_IO_TIMEOUT_MS, err, sizeof(err));
+    if (conn == NULL) {
         ctl_err("%s", err);
         return CTL_UNREACHABLE;
     }
     snprintf(name, sizeof(name), "keystorectl pid %d", (int)getpid());
-    if (ks_hello(conn_fd, name, &server_max_frame, err, sizeof(err)) != 0) {
+    if (ks_chan_hello(conn, name, &server_max_frame, err, sizeof(err)) != 0) {
         ctl_err("%s", err);
-        close(conn_fd);
-        conn_fd = -1;
+        ks_chan_close(conn);
+        conn = NULL;
         return CTL_UNREACHABLE;
     }
     return CTL_OK;
@@ -86,7 +93,7 @@ static int ctl_call(Keystore__Request *req, Keystore__Response__BodyCase want,
     if (rc != CTL_OK)
         return rc;
     req->id = next_id++;
-    if (ks_call(conn_fd, server_max_frame, req, resp, err, sizeof(err)) != 0) {
+    if (ks_chan_call(conn, server_max_frame, req, resp, err, sizeof(err)) != 0) {
         ctl_err("%s", err);
         return CTL_UNREACHABLE;
     }
@@ -354,7 +361,8 @@ static int cmd_pubkey(char **args, int nargs, const char **opts)
     rc = get_key(args[0], &resp);
     if (rc != CTL_OK)
         return rc;
-    rc = ctl_write_pubkey(resp->key->public_key_der.data, resp->key->public_key_der.len, opts[0]);
+    rc = ctl_write_pubkey_as(resp->key->public_key_der.data, resp->key->public_key_der.len,
+                             opts[0], json_out ? args[0] : NULL);
     keystore__response__free_unpacked(resp, NULL);
     return rc == 0 ? CTL_OK : rc == -2 ? CTL_UNREACHABLE : CTL_INPUT;
 }
@@ -444,6 +452,67 @@ static int cmd_gen_master_key(char **args, int nargs, const char **opts)
     return CTL_OK;
 }
 
+static const char *const keygen_opts[] = { "-o", NULL };
+
+/* A TCP client identity: private key file plus the authorized-clients line. */
+static int cmd_client_keygen(char **args, int nargs, const char **opts)
+{
+    char err[512], pk64[KS_PUBKEY_B64_LEN + 1], comment[128];
+    uint8_t pk[32];
+    size_t i;
+
+    (void)nargs;
+    for (i = 0; args[0][i] != '\0'; i++)
+        if (!((args[0][i] >= 'a' && args[0][i] <= 'z') || (args[0][i] >= 'A' && args[0][i] <= 'Z') ||
+              (args[0][i] >= '0' && args[0][i] <= '9') || strchr("._-@", args[0][i]) != NULL))
+            break;
+    if (args[0][i] != '\0' || i == 0 || i > 64) {
+        ctl_err("client-keygen: NAME must be 1-64 characters of A-Z a-z 0-9 . _ - @");
+        return CTL_USAGE;
+    }
+    if (opts[0] == NULL) {
+        ctl_err("client-keygen: -o FILE is required (the private key is written there, mode 0600)");
+        return CTL_USAGE;
+    }
+    snprintf(comment, sizeof(comment), "keystore client %s", args[0]);
+    if (ks_keyfile_generate(opts[0], comment, pk, err, sizeof(err)) != 0) {
+        ctl_err("%s", err);
+        return CTL_INPUT;
+    }
+    ks_pubkey_format(pk, pk64);
+    if (json_out) {
+        printf("{\"name\": ");
+        ctl_json_string(args[0]);
+        printf(", \"public_key\": \"%s\", \"key_file\": ", pk64);
+        ctl_json_string(opts[0]);
+        printf("}\n");
+    } else {
+        fprintf(stderr, "keystorectl: wrote %s (mode 0600); add this line to the server's "
+                "authorized clients file:\n", opts[0]);
+        printf("%s %s\n", args[0], pk64);
+    }
+    return CTL_OK;
+}
+
+static int cmd_server_pubkey(char **args, int nargs, const char **opts)
+{
+    char err[512], pk64[KS_PUBKEY_B64_LEN + 1];
+    uint8_t sk[32], pk[32];
+    int rc;
+
+    (void)nargs;
+    (void)opts;
+    rc = ks_keyfile_read(args[0], sk, pk, err, sizeof(err));
+    sodium_memzero(sk, sizeof(sk));
+    if (rc != 0) {
+        ctl_err("%s", err);
+        return CTL_INPUT;
+    }
+    ks_pubkey_format(pk, pk64);
+    printf("%s\n", pk64);
+    return CTL_OK;
+}
+
 static const struct cmd commands[] = {
     { "generate", "NAME --type rsa|rsa-pss|ec|ed25519|ed448 [--bits N] [--curve C]",
       "Create a new key inside the server; the private key never leaves it.\n"
@@ -460,7 +529,8 @@ static const struct cmd commands[] = {
       0, 0, cmd_list, NULL },
     { "info", "NAME", "Show one key.\n", 1, 1, cmd_info, NULL },
     { "pubkey", "NAME [-o FILE]",
-      "Print the public key as PEM SubjectPublicKeyInfo, or write it to FILE.\n",
+      "Print the public key as PEM SubjectPublicKeyInfo, or write it to FILE.\n"
+      "--json: {\"name\", \"public_key_pem\"} (with -o: {\"name\", \"file\"}).\n",
       1, 1, cmd_pubkey, pubkey_opts },
     { "delete", "NAME", "Delete a key and its certificates from the server.\n",
       1, 1, cmd_delete, NULL },
@@ -472,6 +542,15 @@ static const struct cmd commands[] = {
       "Write a new random 32-byte master key to PATH (mode 0600); never overwrites.\n"
       "Runs locally, like keystored --gen-master-key.\n",
       1, 1, cmd_gen_master_key, NULL },
+    { "client-keygen", "NAME -o FILE",
+      "Create an X25519 key pair identifying a TCP client: the private key goes to FILE\n"
+      "(mode 0600; never overwrites), and the line to add to the server's\n"
+      "authorized_clients file ('NAME PUBLIC-KEY') is printed.  Runs locally.\n",
+      1, 1, cmd_client_keygen, keygen_opts },
+    { "server-pubkey", "KEYFILE",
+      "Print the public key of a server key file (from keystored --gen-server-key),\n"
+      "to pin in clients as server_public_key / KEYSTORE_SERVER_PUBKEY.  Runs locally.\n",
+      1, 1, cmd_server_pubkey, NULL },
 };
 
 int main(int argc, char **argv)
@@ -514,8 +593,8 @@ int main(int argc, char **argv)
         if (r != 0)
             return r > 0 ? CTL_OK : CTL_USAGE;
         rc = commands[i].run(args, nargs, opts);
-        if (conn_fd >= 0)
-            close(conn_fd);
+        ks_chan_close(conn);
+        conn = NULL;
         if (fflush(stdout) != 0 && rc == CTL_OK) {
             ctl_err("writing the output failed");
             rc = CTL_INPUT;

@@ -10,8 +10,45 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sdlisten.h"
 
 #define LISTEN_BACKLOG 1024
+
+/* A socket passed by socket activation (sdlisten.c): systemd created the
+ * file and its permissions (SocketMode=) and keeps it across restarts, so it
+ * is never unlinked here.  The admin socket must still be owner-only. */
+static int adopt(struct ks_listener *l, const char *addr, int fd, const char *bound,
+                 mode_t mode, int is_admin)
+{
+    struct stat st;
+
+    l->fd = fd;
+    l->inherited = 1;
+    snprintf(l->path, sizeof(l->path), "%s", bound);
+    if (stat(bound, &st) != 0) {
+        ks_log("error: socket activation: cannot check %s: %s", bound, strerror(errno));
+        goto fail;
+    }
+    if (is_admin && (st.st_mode & 077) != 0) {
+        ks_log("error: socket activation: admin socket %s has mode %04o; it must be 0600 "
+               "(SocketMode=0600 in keystored-admin.socket)", bound,
+               (unsigned)(st.st_mode & 07777));
+        goto fail;
+    }
+    if (strcmp(bound, addr + 5) != 0)
+        ks_log("warning: socket activation: %s socket is %s, the configuration says %s; "
+               "using %s", is_admin ? "admin" : "client", bound, addr, bound);
+    if (!is_admin && (st.st_mode & 07777) != mode)
+        ks_log("note: client socket %s has mode %04o from systemd (SocketMode=), "
+               "socket_mode %04o is not applied", bound, (unsigned)(st.st_mode & 07777),
+               (unsigned)mode);
+    ks_log("listening on unix:%s (%s socket from socket activation, mode %04o)", bound,
+           is_admin ? "admin" : "client", (unsigned)(st.st_mode & 07777));
+    return 0;
+fail:
+    ks_listener_close(l, 0);
+    return -1;
+}
 
 /* An existing socket file is stale unless a server answers on it. */
 static int remove_stale(const char *path)
@@ -62,10 +99,19 @@ int ks_listener_open(struct ks_listener *l, const char *addr, mode_t mode, int i
     l->kind = KS_ITEM_LISTENER;
     l->fd = -1;
     l->is_admin = is_admin;
+    l->inherited = 0;
+    l->is_tcp = 0;
     l->path[0] = '\0';
     if (strncmp(addr, "unix:/", 6) != 0 || strlen(path) >= sizeof(sun.sun_path)) {
         ks_log("error: unsupported socket address %s (use unix:/absolute/path)", addr);
         return -1;
+    }
+    {
+        char bound[sizeof(sun.sun_path)];
+        int fd = ks_sd_listen_take(is_admin ? "admin" : "client", path, bound, sizeof(bound));
+
+        if (fd >= 0)
+            return adopt(l, addr, fd, bound, mode, is_admin);
     }
     if (remove_stale(path) != 0)
         return -1;
@@ -108,7 +154,8 @@ void ks_listener_close(struct ks_listener *l, int unlink_file)
     if (l->fd >= 0)
         close(l->fd);
     l->fd = -1;
-    if (unlink_file && l->path[0] != '\0' && unlink(l->path) != 0 && errno != ENOENT)
+    if (unlink_file && !l->is_tcp && !l->inherited && l->path[0] != '\0' &&
+        unlink(l->path) != 0 && errno != ENOENT)
         ks_log("warning: cannot remove socket %s: %s", l->path, strerror(errno));
     l->path[0] = '\0';
 }

@@ -17,13 +17,19 @@
 #include "log.h"
 #include "masterkey.h"
 #include "ops.h"
+#include "sdlisten.h"
 #include "server.h"
+#include "acl.h"
+#include "audit.h"
+#include "remote.h"
+#include "channel.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: keystored -c CONFIG [--dev] [--foreground]\n"
             "       keystored --gen-master-key PATH\n"
+            "       keystored --gen-server-key PATH\n"
             "\n"
             "  -c, --config CONFIG     configuration file (see keystored.conf.sample)\n"
             "      --dev               development mode: failing to lock memory or to\n"
@@ -31,10 +37,14 @@ static void usage(FILE *f)
             "      --foreground        accepted for compatibility; keystored never forks\n"
             "      --gen-master-key P  write a new random %d-byte master key to P (mode 0600;\n"
             "                          never overwrites) and exit\n"
+            "      --gen-server-key P  write a new X25519 key for the TCP listener to P (mode\n"
+            "                          0600; never overwrites), print its public key, exit\n"
             "  -h, --help              this help\n"
             "  -V, --version           print the version\n"
             "\n"
-            "Logs go to stderr.  SIGTERM or SIGINT shut the server down cleanly.\n",
+            "Logs go to stderr.  SIGTERM or SIGINT shut the server down cleanly.\n"
+            "Socket activation: listening sockets passed by systemd (LISTEN_FDS, named\n"
+            "client and admin in LISTEN_FDNAMES) replace socket and admin_socket.\n",
             KS_MASTER_KEY_LEN);
 }
 
@@ -55,6 +65,40 @@ static int gen_master_key(const char *path)
     return 0;
 }
 
+static int gen_server_key(const char *path)
+{
+    char err[512], pk64[KS_PUBKEY_B64_LEN + 1];
+    uint8_t pk[32];
+
+    if (sodium_init() < 0) {
+        ks_log("error: libsodium failed to initialize");
+        return 1;
+    }
+    if (ks_keyfile_generate(path, "keystored server key", pk, err, sizeof(err)) != 0) {
+        ks_log("error: %s", err);
+        return 1;
+    }
+    ks_pubkey_format(pk, pk64);
+    ks_log("wrote a new server key to %s (mode 0600); set server_key = %s and pin this public "
+           "key in clients (server_public_key / KEYSTORE_SERVER_PUBKEY):", path, path);
+    printf("%s\n", pk64);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* Parse listen_tcp and open each address after the two Unix listeners. */
+static int open_tcp_listeners(const struct ks_config *cfg, struct ks_listener *ls, int *n)
+{
+    char copy[sizeof(cfg->listen_tcp)], *tok, *save = NULL;
+
+    snprintf(copy, sizeof(copy), "%s", cfg->listen_tcp);
+    for (tok = strtok_r(copy, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
+        if (*n >= 2 + KS_MAX_TCP_LISTENERS || ks_listener_open_tcp(&ls[*n], tok) != 0)
+            return -1;
+        (*n)++;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -62,14 +106,18 @@ int main(int argc, char **argv)
         { "dev", no_argument, NULL, 'd' },
         { "foreground", no_argument, NULL, 'f' },
         { "gen-master-key", required_argument, NULL, 'g' },
+        { "gen-server-key", required_argument, NULL, 'k' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    struct ks_listener listeners[2] = { { .fd = -1 }, { .fd = -1 } };
+    struct ks_listener listeners[2 + KS_MAX_TCP_LISTENERS];
     static struct ks_config cfg;
-    const char *config_path = NULL, *master_out = NULL;
-    int dev = 0, opt, rc = 1;
+    const char *config_path = NULL, *master_out = NULL, *server_key_out = NULL;
+    int dev = 0, opt, rc = 1, nls = 2, i;
+
+    for (i = 0; i < 2 + KS_MAX_TCP_LISTENERS; i++)
+        listeners[i] = (struct ks_listener){ .fd = -1 };
 
     while ((opt = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
         switch (opt) {
@@ -77,6 +125,7 @@ int main(int argc, char **argv)
         case 'd': dev = 1; break;
         case 'f': break;
         case 'g': master_out = optarg; break;
+        case 'k': server_key_out = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("%s\n", KS_SERVER_VERSION); return 0;
         default: usage(stderr); return 1;
@@ -86,6 +135,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "keystored: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
         return 1;
+    }
+    if (server_key_out != NULL) {
+        if (config_path != NULL || master_out != NULL) {
+            fprintf(stderr, "keystored: --gen-server-key takes no other option\n");
+            return 1;
+        }
+        return gen_server_key(server_key_out);
     }
     if (master_out != NULL) {
         if (config_path != NULL) {
@@ -153,9 +209,20 @@ int main(int argc, char **argv)
         ks_log("secure heap: %zu KiB of %zu MiB in use", CRYPTO_secure_used() / 1024,
                ks_secure_heap_size() >> 20);
 
-    /* 8. Listeners (the worker threads follow in step 9, parked until step 10). */
+    /* 8. Remote access and policy files, read while the file system is
+     *    reachable: server key (locked memory), authorized clients, access
+     *    list (user/group names resolved now), audit log descriptor.
+     *    Then the listeners (the worker threads follow in step 9, parked
+     *    until step 10): Unix sockets passed by systemd socket activation
+     *    if any (sdlisten.c), else bound here; TCP listeners are bound here. */
+    if (ks_remote_load(&cfg) != 0 || ks_acl_load(&cfg) != 0 || ks_audit_open(&cfg) != 0)
+        goto out;
+    if (ks_sd_listen_init() < 0)
+        goto out;
     if (ks_listener_open(&listeners[0], cfg.socket, cfg.socket_mode, 0) != 0 ||
-        ks_listener_open(&listeners[1], cfg.admin_socket, 0600, 1) != 0)
+        ks_listener_open(&listeners[1], cfg.admin_socket, 0600, 1) != 0 ||
+        ks_sd_listen_finish() != 0 ||
+        open_tcp_listeners(&cfg, listeners, &nls) != 0)
         goto out;
 
     /* 9. Confinement, in two steps around the creation of the worker
@@ -167,7 +234,7 @@ int main(int argc, char **argv)
      *    ks_store_dir_fd().  Implemented in confine.c. */
     if (ks_confine_jail(&cfg) != 0)
         goto out;
-    if (ks_serve_prepare(&cfg, listeners, 2) != 0)
+    if (ks_serve_prepare(&cfg, listeners, nls) != 0)
         goto out;
     if (ks_confine_syscalls(&cfg) != 0) {
         ks_serve_stop();
@@ -181,8 +248,10 @@ int main(int argc, char **argv)
 out:
     /* Once confined (chroot) the socket paths are out of reach; the next
      * start removes the stale files instead. */
-    ks_listener_close(&listeners[0], !ks_confined());
-    ks_listener_close(&listeners[1], !ks_confined());
+    for (i = 0; i < nls; i++)
+        ks_listener_close(&listeners[i], !ks_confined());
+    ks_audit_close();
+    ks_remote_unload();
     ks_store_close();
     ks_master_unload();
     if (rc == 0)

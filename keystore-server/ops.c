@@ -8,6 +8,8 @@
 #include <openssl/err.h>
 #include <sodium.h>
 
+#include "acl.h"
+#include "audit.h"
 #include "log.h"
 
 static Keystore__Error oom_error = {
@@ -18,7 +20,7 @@ static Keystore__Error oom_error = {
 
 void ks_op_error(struct ks_op *op, Keystore__ErrorCode code, const char *fmt, ...)
 {
-    char msg[1024], clean[1024];
+    char msg[1024], clean[1024], who[160];
     Keystore__Error *e;
     va_list ap;
 
@@ -26,8 +28,9 @@ void ks_op_error(struct ks_op *op, Keystore__ErrorCode code, const char *fmt, ..
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     ks_log_sanitize(msg, clean, sizeof(clean));
-    ks_log("conn %lu uid %u pid %d: %s refused: %s: %s", op->s->id, (unsigned)op->s->uid,
-           (int)op->s->pid, op->name, ks_error_code_name(code), clean);
+    ks_session_describe(op->s, who, sizeof(who));
+    ks_log("conn %lu %s: %s refused: %s: %s", op->s->id, who, op->name,
+           ks_error_code_name(code), clean);
     e = ks_arena_alloc(op->arena, sizeof(*e));
     op->resp->body_case = KEYSTORE__RESPONSE__BODY_ERROR;
     if (e == NULL) {
@@ -149,9 +152,13 @@ static enum ks_after do_hello(struct ks_op *op, const Keystore__Hello *h)
     hr->max_frame = (uint32_t)op->cfg->max_frame;
     op->resp->body_case = KEYSTORE__RESPONSE__BODY_HELLO;
     op->resp->hello = hr;
-    ks_log("conn %lu uid %u gid %u pid %d: hello from '%s' on the %s socket", op->s->id,
-           (unsigned)op->s->uid, (unsigned)op->s->gid, (int)op->s->pid, op->s->client_name,
-           op->s->is_admin ? "admin" : "client");
+    if (op->s->is_tcp)
+        ks_log("conn %lu tcp client '%s' from %s: hello from '%s' over TCP", op->s->id,
+               op->s->tcp_client, op->s->peer, op->s->client_name);
+    else
+        ks_log("conn %lu uid %u gid %u pid %d: hello from '%s' on the %s socket", op->s->id,
+               (unsigned)op->s->uid, (unsigned)op->s->gid, (int)op->s->pid, op->s->client_name,
+               op->s->is_admin ? "admin" : "client");
     return KS_KEEP_OPEN;
 }
 
@@ -191,11 +198,13 @@ static void dispatch(struct ks_op *op, const Keystore__Request *req)
         break;
     case KEYSTORE__REQUEST__BODY_SIGN:
         op->name = "Sign";
-        ks_op_sign(op, req->sign);
+        if (ks_acl_permit(op, KS_ACL_SIGN, req->sign->key))
+            ks_op_sign(op, req->sign);
         break;
     case KEYSTORE__REQUEST__BODY_DECRYPT:
         op->name = "Decrypt";
-        ks_op_decrypt(op, req->decrypt);
+        if (ks_acl_permit(op, KS_ACL_DECRYPT, req->decrypt->key))
+            ks_op_decrypt(op, req->decrypt);
         break;
     case KEYSTORE__REQUEST__BODY_GENERATE_KEY:
         op->name = "GenerateKey";
@@ -262,6 +271,7 @@ enum ks_after ks_handle_frame(const struct ks_config *cfg, struct ks_session *s,
 {
     struct ks_op op = { cfg, s, arena, resp, "request" };
     enum ks_after after = KS_KEEP_OPEN;
+    int64_t t0 = ks_audit_clock();
     Keystore__Request *req;
 
     req = keystore__request__unpack(NULL, len, frame);
@@ -269,6 +279,7 @@ enum ks_after ks_handle_frame(const struct ks_config *cfg, struct ks_session *s,
         resp->id = 0;
         ks_op_error(&op, KEYSTORE__ERROR_CODE__ERROR_BAD_REQUEST,
                     "a %zu-byte frame does not decode as a keystore Request: protocol error", len);
+        ks_audit_request(s, NULL, resp, t0);
         return KS_CLOSE_AFTER_REPLY;
     }
     resp->id = req->id;
@@ -285,8 +296,9 @@ enum ks_after ks_handle_frame(const struct ks_config *cfg, struct ks_session *s,
         dispatch(&op, req);
     }
     wipe_request(req);
-    keystore__request__free_unpacked(req, NULL);
     ERR_clear_error();   /* nothing from this request leaks into the next */
     ensure_sendable(&op);
+    ks_audit_request(s, req, resp, t0);
+    keystore__request__free_unpacked(req, NULL);
     return after;
 }

@@ -23,6 +23,14 @@ struct ks_session {
     pid_t pid;
     int hello_done;
     char client_name[64];      /* sanitized Hello.client_name */
+    /* Identity for access control, limits and the audit log (acl.h):
+     * Unix peers by uid/gids, TCP peers by their authorized-clients name. */
+    int is_tcp;
+    char tcp_client[65];       /* set once the TCP handshake has succeeded */
+    char peer[64];             /* TCP: "ADDR:PORT"; Unix: "" */
+    gid_t groups[32];          /* SO_PEERGROUPS (supplementary groups) */
+    int ngroups;
+    char limit_id[80];         /* counted in max_connections_per_client; "" = not */
 };
 
 enum ks_after {

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_limit.h"
 #include "conn.h"
+#include "conn_tcp.h"
 #include "harden.h"
 #include "log.h"
 
@@ -66,6 +69,14 @@ static int64_t mono_now(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1;
+}
+
+static int64_t mono_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void list_insert(struct ks_conn **head, struct ks_conn *c)
@@ -123,10 +134,37 @@ static void hand_out(struct ks_conn *c)
     pthread_mutex_unlock(&t->inbox_lock);
 }
 
-static void new_connection(struct worker *w, struct ks_listener *l, int fd)
+/* Unix peers: who they are (SO_PEERCRED, SO_PEERGROUPS) and their limit. */
+static int unix_peer(struct worker *w, struct ks_listener *l, struct ks_conn *c)
 {
     struct ucred cred;
     socklen_t len = sizeof(cred);
+    char id[32];
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+        ks_log("refusing a connection on %s: cannot read peer credentials: %s", l->path,
+               strerror(errno));
+        return -1;
+    }
+    c->s.uid = cred.uid;
+    c->s.gid = cred.gid;
+    c->s.pid = cred.pid;
+    len = sizeof(c->s.groups);
+    /* supplementary groups for gid: rules; too many to fit means primary only */
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, c->s.groups, &len) == 0)
+        c->s.ngroups = (int)(len / sizeof(gid_t));
+    snprintf(id, sizeof(id), "uid:%u", (unsigned)cred.uid);
+    if (!l->is_admin && ks_limit_acquire(&c->s, id, w->cfg->max_connections_per_client) != 0) {
+        ks_log("refusing a connection on %s from uid %u pid %d: max_connections_per_client "
+               "(%d) reached", l->path, (unsigned)cred.uid, (int)cred.pid,
+               w->cfg->max_connections_per_client);
+        return -1;
+    }
+    return 0;
+}
+
+static void new_connection(struct worker *w, struct ks_listener *l, int fd)
+{
     struct ks_conn *c;
     unsigned long id;
 
@@ -137,25 +175,21 @@ static void new_connection(struct worker *w, struct ks_listener *l, int fd)
         close(fd);
         return;
     }
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-        ks_log("refusing a connection on %s: cannot read peer credentials: %s", l->path,
-               strerror(errno));
-        goto fail;
-    }
     id = __atomic_add_fetch(&next_conn_id, 1, __ATOMIC_RELAXED);
     c = ks_conn_new(fd, l->is_admin, id, mono_now());
     if (c == NULL) {
         ks_log("refusing a connection on %s: out of memory", l->path);
-        goto fail;
+        close(fd);
+        __atomic_sub_fetch(&active_conns, 1, __ATOMIC_RELAXED);
+        return;
     }
-    c->s.uid = cred.uid;
-    c->s.gid = cred.gid;
-    c->s.pid = cred.pid;
+    /* TCP peers are identified by the handshake (conn_tcp.c) */
+    if ((l->is_tcp ? ks_conn_tcp_init(c) : unix_peer(w, l, c)) != 0) {
+        ks_conn_free(c);   /* closes fd */
+        __atomic_sub_fetch(&active_conns, 1, __ATOMIC_RELAXED);
+        return;
+    }
     hand_out(c);
-    return;
-fail:
-    close(fd);
-    __atomic_sub_fetch(&active_conns, 1, __ATOMIC_RELAXED);
 }
 
 /* Out of descriptors: the level-triggered listeners would wake us forever,
@@ -278,7 +312,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct epoll_event evs[MAX_EVENTS];
-    int64_t last_sweep;
+    int64_t last_sweep, spin_until = 0;
 
     /* this thread's DRBGs, created now (before seccomp) with the reseed interval */
     if (ks_rng_set_reseed(w->cfg->rng_reseed_seconds) != 0)
@@ -291,9 +325,25 @@ static void *worker_main(void *arg)
     last_sweep = mono_now();
 
     for (;;) {
-        int n = epoll_wait(w->epfd, evs, MAX_EVENTS, SWEEP_MS), i;
+        int n, i;
         int64_t now;
 
+        /* After serving a request, poll for a while before sleeping: a client
+         * that sends its next request within spin_us is served without the
+         * cross-core wake-up that dominates a small operation's latency.
+         * sched_yield lets a client that shares this core run meanwhile. */
+        if (spin_until != 0) {
+            n = epoll_wait(w->epfd, evs, MAX_EVENTS, 0);
+            if (n == 0) {
+                if (mono_now_us() < spin_until)
+                    sched_yield();
+                else
+                    spin_until = 0;
+                continue;
+            }
+        } else {
+            n = epoll_wait(w->epfd, evs, MAX_EVENTS, SWEEP_MS);
+        }
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -312,6 +362,8 @@ static void *worker_main(void *arg)
             else
                 conn_event(w, evs[i].data.ptr, evs[i].events, now);
         }
+        if (n > 0 && w->cfg->spin_us > 0)
+            spin_until = mono_now_us() + w->cfg->spin_us;
         if (now - last_sweep >= SWEEP_MS) {
             sweep_timeouts(w, now);
             last_sweep = now;

@@ -13,10 +13,17 @@ struct ks_listener {
     int kind;            /* KS_ITEM_LISTENER */
     int fd;
     int is_admin;
+    int is_tcp;          /* listener_tcp.c: path holds "tcp:ADDR:PORT" */
+    int inherited;       /* passed by socket activation: never unlinked */
     char path[108];
 };
 
-/* Bind and listen on "unix:/path" with exactly `mode`.  A stale socket file
+/* Listen on one "tcp:HOST:PORT" / "tcp:[V6]:PORT" (port 0: any free port,
+ * logged).  Returns 0 or -1 after logging. */
+int ks_listener_open_tcp(struct ks_listener *l, const char *addr);
+
+/* Bind and listen on "unix:/path" with exactly `mode`, or use the socket
+ * passed for this role by socket activation (ks_sd_listen_init first).  A stale socket file
  * is removed first; a live server on it, or a non-socket file, is an error.
  * Returns 0 or -1 after logging. */
 int ks_listener_open(struct ks_listener *l, const char *addr, mode_t mode, int is_admin);

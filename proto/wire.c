@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -116,22 +117,6 @@ int ks_connect(const char *addr, int timeout_ms, char *err, size_t errlen)
     return fd;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Returns 1 on success, 0 on clean EOF before any byte, -1 on error. */
 static int read_all(int fd, uint8_t *p, size_t n)
 {
@@ -161,18 +146,45 @@ static const char *io_reason(void)
     return strerror(errno);
 }
 
+/* Header and body leave in one sendmsg: two sends would wake the server
+ * twice (and cost a cross-core wake-up each) for one request. */
 int ks_write_frame(int fd, const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
     uint8_t hdr[KS_FRAME_HEADER];
+    struct iovec iov[2];
+    struct msghdr mh;
+    size_t total, sent = 0;
 
     if (len > KS_ABS_MAX_FRAME) {
         SETERR("request of %zu bytes exceeds the protocol limit", len);
         return -1;
     }
     ks_put_be32(hdr, (uint32_t)len);
-    if (write_all(fd, hdr, sizeof(hdr)) != 0 || write_all(fd, buf, len) != 0) {
-        SETERR("sending to keystore server: %s", io_reason());
-        return -1;
+    total = sizeof(hdr) + len;
+    while (sent < total) {
+        ssize_t w;
+
+        memset(&mh, 0, sizeof(mh));
+        if (sent < sizeof(hdr)) {
+            iov[0].iov_base = hdr + sent;
+            iov[0].iov_len = sizeof(hdr) - sent;
+            iov[1].iov_base = (void *)buf;
+            iov[1].iov_len = len;
+            mh.msg_iovlen = len > 0 ? 2 : 1;
+        } else {
+            iov[0].iov_base = (void *)(buf + (sent - sizeof(hdr)));
+            iov[0].iov_len = total - sent;
+            mh.msg_iovlen = 1;
+        }
+        mh.msg_iov = iov;
+        w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            SETERR("sending to keystore server: %s", io_reason());
+            return -1;
+        }
+        sent += (size_t)w;
     }
     return 0;
 }
@@ -216,8 +228,8 @@ int ks_read_frame(int fd, size_t max_frame, uint8_t **out, size_t *outlen,
     return 0;
 }
 
-int ks_call(int fd, size_t max_frame, const Keystore__Request *req,
-            Keystore__Response **resp, char *err, size_t errlen)
+int ks_call_io(const struct ks_io *io, size_t max_frame, const Keystore__Request *req,
+               Keystore__Response **resp, char *err, size_t errlen)
 {
     size_t len = keystore__request__get_packed_size(req);
     uint8_t stackbuf[4096];
@@ -236,9 +248,11 @@ int ks_call(int fd, size_t max_frame, const Keystore__Request *req,
         goto out;
     }
     keystore__request__pack(req, buf);
-    if (ks_write_frame(fd, buf, len, err, errlen) != 0)
+    if (io->write_frame(io->ctx, buf, len, err, errlen) != 0)
         goto out;
-    if (ks_read_frame(fd, max_frame, &in, &inlen, err, errlen) != 0)
+    if (io->fd >= 0)
+        ks_spin_wait(io->fd);
+    if (io->read_frame(io->ctx, max_frame, &in, &inlen, err, errlen) != 0)
         goto out;
     *resp = keystore__response__unpack(NULL, inlen, in);
     if (*resp == NULL) {
@@ -265,8 +279,35 @@ out:
     return rc;
 }
 
+static int fd_write(void *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+    return ks_write_frame(*(int *)ctx, buf, len, err, errlen);
+}
+
+static int fd_read(void *ctx, size_t max_frame, uint8_t **out, size_t *outlen,
+                   char *err, size_t errlen)
+{
+    return ks_read_frame(*(int *)ctx, max_frame, out, outlen, err, errlen);
+}
+
+int ks_call(int fd, size_t max_frame, const Keystore__Request *req,
+            Keystore__Response **resp, char *err, size_t errlen)
+{
+    struct ks_io io = { fd_write, fd_read, &fd, fd };
+
+    return ks_call_io(&io, max_frame, req, resp, err, errlen);
+}
+
 int ks_hello(int fd, const char *client_name, size_t *server_max_frame,
              char *err, size_t errlen)
+{
+    struct ks_io io = { fd_write, fd_read, &fd, fd };
+
+    return ks_hello_io(&io, client_name, server_max_frame, err, errlen);
+}
+
+int ks_hello_io(const struct ks_io *io, const char *client_name, size_t *server_max_frame,
+                char *err, size_t errlen)
 {
     Keystore__Request req = KEYSTORE__REQUEST__INIT;
     Keystore__Hello hello = KEYSTORE__HELLO__INIT;
@@ -278,7 +319,7 @@ int ks_hello(int fd, const char *client_name, size_t *server_max_frame,
     req.id = 1;
     req.body_case = KEYSTORE__REQUEST__BODY_HELLO;
     req.hello = &hello;
-    if (ks_call(fd, KS_DEFAULT_MAX_FRAME, &req, &resp, err, errlen) != 0)
+    if (ks_call_io(io, KS_DEFAULT_MAX_FRAME, &req, &resp, err, errlen) != 0)
         return -1;
     if (resp->body_case == KEYSTORE__RESPONSE__BODY_ERROR && resp->error != NULL) {
         SETERR("keystore server refused the connection: %s", resp->error->message);

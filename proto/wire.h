@@ -36,7 +36,7 @@ int ks_valid_key_name(const char *name);
  * reason in err. */
 int ks_parse_uri(const char *uri, char *out, char *err, size_t errlen);
 
-/* Connect to "unix:/path" (TCP forms are added by the remote transport).
+/* Connect to "unix:/path" (for "tcp:HOST:PORT" use ks_chan_connect, channel.h).
  * Returns a connected fd with send/receive timeouts of timeout_ms, or -1 with
  * a message such as "keystore server unreachable at unix:/x: Connection refused". */
 int ks_connect(const char *addr, int timeout_ms, char *err, size_t errlen);
@@ -58,6 +58,27 @@ int ks_call(int fd, size_t max_frame, const Keystore__Request *req,
 /* Hello exchange; fills *server_max_frame.  Returns 0 or -1 with err. */
 int ks_hello(int fd, const char *client_name, size_t *server_max_frame,
              char *err, size_t errlen);
+
+/* The same over any frame transport (the TCP secure channel, channel.h):
+ * write_frame/read_frame behave like ks_write_frame/ks_read_frame. */
+struct ks_io {
+    int (*write_frame)(void *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen);
+    int (*read_frame)(void *ctx, size_t max_frame, uint8_t **out, size_t *outlen,
+                      char *err, size_t errlen);
+    void *ctx;
+    int fd;        /* polled by ks_spin_wait before a reply is read; -1: never */
+};
+int ks_call_io(const struct ks_io *io, size_t max_frame, const Keystore__Request *req,
+               Keystore__Response **resp, char *err, size_t errlen);
+int ks_hello_io(const struct ks_io *io, const char *client_name, size_t *server_max_frame,
+                char *err, size_t errlen);
+
+/* Poll fd for up to KEYSTORE_SPIN_US microseconds (environment; default
+ * KS_DEFAULT_CLIENT_SPIN_US, 0 disables) before the caller blocks on it: a
+ * reply that comes back within that time is picked up without a sleep and
+ * the cross-core wake-up that costs more than a small signature. */
+#define KS_DEFAULT_CLIENT_SPIN_US 0
+void ks_spin_wait(int fd);
 
 /* Names for logs and messages. */
 const char *ks_error_code_name(Keystore__ErrorCode code);

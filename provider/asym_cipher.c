@@ -6,8 +6,10 @@
 #include "errors.h"
 
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/params.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,21 +113,8 @@ static int enc_set_ctx_params(void *vctx, const OSSL_PARAM params[])
     if ((p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_PAD_MODE)) != NULL) {
         int pad = 0;
 
-        if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-            s = p->data;
-            if (s == NULL)
-                return 0;
-            if (strcmp(s, OSSL_PKEY_RSA_PAD_MODE_PKCSV15) == 0)
-                pad = RSA_PKCS1_PADDING;
-            else if (strcmp(s, OSSL_PKEY_RSA_PAD_MODE_OAEP) == 0 || strcmp(s, "oeap") == 0)
-                pad = RSA_PKCS1_OAEP_PADDING;
-            else if (strcmp(s, OSSL_PKEY_RSA_PAD_MODE_NONE) == 0)
-                pad = RSA_NO_PADDING;
-            else
-                pad = -1;
-        } else if (!OSSL_PARAM_get_int(p, &pad)) {
+        if (!ks_rsa_pad_from_param(p, &pad))
             return 0;
-        }
         if (pad == RSA_NO_PADDING) {
             KS_RAISE(ctx->pc, KS_R_RAW_RSA,
                      "raw RSA is not available for keystore keys: use oaep or pkcs1 padding");
@@ -255,6 +244,7 @@ static int enc_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t ou
     Keystore__DecryptRequest dr = KEYSTORE__DECRYPT_REQUEST__INIT;
     Keystore__Response *resp = NULL;
     const ProtobufCBinaryData *pt;
+    Keystore__ErrorCode code;
     int tls, ok = 0;
 
     if (ctx == NULL || ctx->key == NULL || ctx->op != KS_ENC_DECRYPT)
@@ -297,9 +287,26 @@ static int enc_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t ou
     dr.ciphertext.len = inlen;
     req.body_case = KEYSTORE__REQUEST__BODY_DECRYPT;
     req.decrypt = &dr;
+    if (tls)
+        ERR_set_mark();
     if (!ks_client_call(ctx->pc, &req, KEYSTORE__RESPONSE__BODY_DECRYPT, "decrypt", ctx->key->name,
-                        &resp, NULL))
+                        &resp, &code)) {
+        /* The server never fails a TLS block for its content (OpenSSL's
+         * implicit rejection), but should it say "decryption failed", the
+         * caller must still see no difference: a random premaster, as the
+         * default provider substitutes, and no error. */
+        if (tls && code == KEYSTORE__ERROR_CODE__ERROR_OPERATION_FAILED
+            && RAND_priv_bytes_ex(ctx->pc->libctx, out, KS_TLS_PREMASTER_LEN, 0) == 1) {
+            ERR_pop_to_mark();
+            *outlen = KS_TLS_PREMASTER_LEN;
+            return 1;
+        }
+        if (tls)
+            ERR_clear_last_mark();
         return 0;
+    }
+    if (tls)
+        ERR_clear_last_mark();
     pt = resp->decrypt != NULL ? &resp->decrypt->plaintext : NULL;
     if (pt == NULL || pt->len > (size_t)ctx->key->max_size
         || (tls && pt->len != KS_TLS_PREMASTER_LEN)) {

@@ -9,6 +9,8 @@
 #include "client.h"
 #include "errors.h"
 
+#include "channel.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,18 +18,19 @@
 
 struct ks_conn {
     KS_PROVCTX *pc;
-    int fd;                 /* -1 when not connected */
-    pid_t pid;              /* process that owns fd */
+    struct ks_chan *ch;     /* NULL when not connected */
+    pid_t pid;              /* process that owns ch */
     size_t max_frame;       /* from the server's HelloReply */
     uint64_t next_id;
     struct ks_conn *next, *prev;
 };
 
+/* Closes only our descriptor (never shutdown) and wipes the session keys,
+ * so it is also right for a connection inherited across fork. */
 static void conn_close(struct ks_conn *c)
 {
-    if (c->fd >= 0)
-        (void)close(c->fd);
-    c->fd = -1;
+    ks_chan_close(c->ch);
+    c->ch = NULL;
 }
 
 /* Thread exit: forget this thread's connection. */
@@ -45,10 +48,7 @@ static void conn_destructor(void *arg)
     if (c->next != NULL)
         c->next->prev = c->prev;
     (void)pthread_mutex_unlock(&pc->conn_lock);
-    if (c->pid == getpid())
-        conn_close(c);
-    else if (c->fd >= 0)
-        (void)close(c->fd);
+    conn_close(c);
     free(c);
 }
 
@@ -100,9 +100,7 @@ static struct ks_conn *conn_get(KS_PROVCTX *pc)
     if (c != NULL) {
         if (c->pid != getpid()) {
             /* Inherited across fork: drop our copy of the descriptor only. */
-            if (c->fd >= 0)
-                (void)close(c->fd);
-            c->fd = -1;
+            conn_close(c);
             c->pid = getpid();
         }
         return c;
@@ -112,7 +110,7 @@ static struct ks_conn *conn_get(KS_PROVCTX *pc)
         return NULL;
     }
     c->pc = pc;
-    c->fd = -1;
+    c->ch = NULL;
     c->pid = getpid();
     c->next_id = 2; /* ks_hello uses id 1 */
     if ((e = pthread_mutex_lock(&pc->conn_lock)) != 0) {
@@ -137,21 +135,22 @@ static int conn_open(KS_PROVCTX *pc, struct ks_conn *c)
 {
     char err[KS_ERRLEN], name[96];
     size_t mf = KS_DEFAULT_MAX_FRAME;
-    int fd;
+    struct ks_chan_opts opts = { pc->server_pubkey, pc->client_key };
+    struct ks_chan *ch;
 
-    fd = ks_connect(pc->server, pc->timeout_ms, err, sizeof(err));
-    if (fd < 0) {
-        /* err already reads "keystore server unreachable at ADDR: reason" */
+    ch = ks_chan_connect(pc->server, &opts, pc->timeout_ms, err, sizeof(err));
+    if (ch == NULL) {
+        /* err names the server and what to fix (unreachable, wrong pinned key...) */
         KS_RAISE(pc, KS_R_SERVER_UNREACHABLE, "%s", err);
         return 0;
     }
     snprintf(name, sizeof(name), "keystore provider %s pid %ld", KEYSTORE_VERSION, (long)getpid());
-    if (ks_hello(fd, name, &mf, err, sizeof(err)) != 0) {
-        (void)close(fd);
+    if (ks_chan_hello(ch, name, &mf, err, sizeof(err)) != 0) {
+        ks_chan_close(ch);
         KS_RAISE(pc, KS_R_SERVER_UNREACHABLE, "keystore server at %s: %s", pc->server, err);
         return 0;
     }
-    c->fd = fd;
+    c->ch = ch;
     c->max_frame = mf;
     c->pid = getpid();
     return 1;
@@ -161,7 +160,7 @@ size_t ks_client_max_frame(KS_PROVCTX *pc)
 {
     struct ks_conn *c = conn_get(pc);
 
-    if (c == NULL || (c->fd < 0 && !conn_open(pc, c)))
+    if (c == NULL || (c->ch == NULL && !conn_open(pc, c)))
         return 0;
     return c->max_frame;
 }
@@ -237,7 +236,7 @@ int ks_client_call(KS_PROVCTX *pc, Keystore__Request *req,
     for (attempt = 0; ; attempt++) {
         size_t len;
 
-        if (c->fd < 0 && !conn_open(pc, c))
+        if (c->ch == NULL && !conn_open(pc, c))
             return 0;
         req->id = c->next_id++;
         len = keystore__request__get_packed_size(req);
@@ -247,7 +246,7 @@ int ks_client_call(KS_PROVCTX *pc, Keystore__Request *req,
                      op, len, c->max_frame, pc->server);
             return 0;
         }
-        if (ks_call(c->fd, c->max_frame, req, &r, err, sizeof(err)) == 0)
+        if (ks_chan_call(c->ch, c->max_frame, req, &r, err, sizeof(err)) == 0)
             break;
         conn_close(c);
         if (attempt == 0)

@@ -108,40 +108,26 @@ static EVP_PKEY *decode_spki(KS_PROVCTX *pc, const char *tname, const char *keyn
     return pkey;
 }
 
-KS_KEY *ks_key_fetch(KS_PROVCTX *pc, const char *name)
+KS_KEY *ks_key_from_info(KS_PROVCTX *pc, const char *name, const Keystore__KeyInfo *info)
 {
-    Keystore__Request req = KEYSTORE__REQUEST__INIT;
-    Keystore__GetKeyRequest gk = KEYSTORE__GET_KEY_REQUEST__INIT;
-    Keystore__Response *resp = NULL;
-    const Keystore__KeyInfo *info;
     const char *tname;
     KS_KEY *k = NULL;
     EVP_PKEY *pub;
     size_t i;
 
-    if (!ks_valid_key_name(name)) {
-        KS_RAISE(pc, KS_R_BAD_URI, "invalid keystore key name '%.80s'", name);
-        return NULL;
-    }
-    gk.name = (char *)name;
-    req.body_case = KEYSTORE__REQUEST__BODY_GET_KEY;
-    req.get_key = &gk;
-    if (!ks_client_call(pc, &req, KEYSTORE__RESPONSE__BODY_KEY, "load", name, &resp, NULL))
-        return NULL;
-    info = resp->key;
     if (info == NULL || (tname = ks_key_type_name_of(info->type)) == NULL
         || info->public_key_der.len == 0) {
         KS_RAISE(pc, KS_R_PROTOCOL, "keystore server at %s sent an incomplete description of key '%s'",
                  pc->server, name);
-        goto err;
+        return NULL;
     }
     if (info->n_cert_chain_der > KS_MAX_CERTS) {
         KS_RAISE(pc, KS_R_PROTOCOL, "key '%s' has %zu certificates; at most %d are supported",
                  name, info->n_cert_chain_der, KS_MAX_CERTS);
-        goto err;
+        return NULL;
     }
     if ((k = ks_key_new(pc, info->type)) == NULL)
-        goto err;
+        return NULL;
     strcpy(k->name, name); /* length checked by ks_valid_key_name */
     pub = decode_spki(pc, tname, name, info->public_key_der.data, info->public_key_der.len);
     if (pub == NULL)
@@ -162,10 +148,29 @@ KS_KEY *ks_key_fetch(KS_PROVCTX *pc, const char *name)
         memcpy(k->certs[k->ncerts], c->data, c->len);
         k->certlens[k->ncerts++] = c->len;
     }
-    ks_client_free_response(resp);
     return k;
 err:
-    ks_client_free_response(resp);
     ks_key_free(k);
     return NULL;
+}
+
+KS_KEY *ks_key_fetch(KS_PROVCTX *pc, const char *name)
+{
+    Keystore__Request req = KEYSTORE__REQUEST__INIT;
+    Keystore__GetKeyRequest gk = KEYSTORE__GET_KEY_REQUEST__INIT;
+    Keystore__Response *resp = NULL;
+    KS_KEY *k;
+
+    if (!ks_valid_key_name(name)) {
+        KS_RAISE(pc, KS_R_BAD_URI, "invalid keystore key name '%.80s'", name);
+        return NULL;
+    }
+    gk.name = (char *)name;
+    req.body_case = KEYSTORE__REQUEST__BODY_GET_KEY;
+    req.get_key = &gk;
+    if (!ks_client_call(pc, &req, KEYSTORE__RESPONSE__BODY_KEY, "load", name, &resp, NULL))
+        return NULL;
+    k = ks_key_from_info(pc, name, resp->key);
+    ks_client_free_response(resp);
+    return k;
 }

@@ -17,6 +17,9 @@ enum {
     KS_KEY_ED448 = KEYSTORE__KEY_TYPE__KEY_TYPE_ED448,
 };
 
+/* -pkeyopt / key parameter naming a keystore key (genpkey, get_params). */
+#define KS_PARAM_KEY_NAME "keystore-name"
+
 #define KS_MAX_CERTS 16
 #define KS_GROUP_MAX 64
 
@@ -39,6 +42,10 @@ KS_KEY *ks_key_new(KS_PROVCTX *pc, int type);
 /* Ask the server for key `name`: NULL with an error raised if it is unknown
  * or the server cannot be reached. */
 KS_KEY *ks_key_fetch(KS_PROVCTX *pc, const char *name);
+
+/* Build a key from the server's description of key `name` (GetKey,
+ * GenerateKey replies). */
+KS_KEY *ks_key_from_info(KS_PROVCTX *pc, const char *name, const Keystore__KeyInfo *info);
 
 /* Install the public half (ownership passes to the key) and derive the
  * metadata from it. */
@@ -65,5 +72,12 @@ static inline int ks_key_has_private(const KS_KEY *k)
 {
     return k->name[0] != '\0';
 }
+
+/* Key generation in the server (keygen.c), wired into each keymgmt. */
+void *ks_gen_init(KS_PROVCTX *pc, int type, int selection, const OSSL_PARAM params[]);
+int ks_gen_set_params(void *genctx, const OSSL_PARAM params[]);
+const OSSL_PARAM *ks_gen_settable(int type);
+void *ks_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg);
+void ks_gen_cleanup(void *genctx);
 
 #endif

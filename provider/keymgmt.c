@@ -85,6 +85,12 @@ static int km_get_params(void *keydata, OSSL_PARAM params[])
     if (k == NULL || k->pub == NULL)
         return 0;
     for (p = params; p->key != NULL; p++) {
+        /* The name tells a program (and genpkey's user) which URI to use. */
+        if (strcmp(p->key, KS_PARAM_KEY_NAME) == 0) {
+            if (!OSSL_PARAM_set_utf8_string(p, k->name))
+                return 0;
+            continue;
+        }
         if (is_private_param(p->key)) {
             KS_RAISE(k->pc, KS_R_NOT_EXTRACTABLE,
                      "keystore keys are not extractable: '%s' of key '%s' stays in the keystore server",
@@ -101,6 +107,7 @@ static const OSSL_PARAM rsa_gettable[] = {
     OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_MANDATORY_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(KS_PARAM_KEY_NAME, NULL, 0),
     OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, NULL, 0),
     OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
     OSSL_PARAM_END
@@ -114,6 +121,7 @@ static const OSSL_PARAM ec_gettable[] = {
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, NULL, 0),
+    OSSL_PARAM_utf8_string(KS_PARAM_KEY_NAME, NULL, 0),
     OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, NULL, 0),
     OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, NULL, 0),
     OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_PUB_X, NULL, 0),
@@ -126,6 +134,7 @@ static const OSSL_PARAM ecx_gettable[] = {
     OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
     OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
     OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_MANDATORY_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(KS_PARAM_KEY_NAME, NULL, 0),
     OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, NULL, 0),
     OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, NULL, 0),
     OSSL_PARAM_END
@@ -250,6 +259,10 @@ static void *km_dup(const void *keydata, int selection)
     { (void)provctx; return gettable; }                                               \
     static const OSSL_PARAM *lc##_types(int selection)                                \
     { return (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) ? NULL : ptypes; }          \
+    static void *lc##_gen_init(void *provctx, int selection, const OSSL_PARAM params[])  \
+    { return ks_gen_init(provctx, TYPE, selection, params); }                           \
+    static const OSSL_PARAM *lc##_gen_settable(void *genctx, void *provctx)              \
+    { (void)genctx; (void)provctx; return ks_gen_settable(TYPE); }                      \
     static const char *lc##_opname(int op)                                            \
     { return op == OSSL_OP_SIGNATURE ? opname : NULL; }                            \
     const OSSL_DISPATCH ks_##lc##_keymgmt_functions[] = {                              \
@@ -266,6 +279,11 @@ static void *km_dup(const void *keydata, int selection)
         { OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))lc##_types },                \
         { OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, (void (*)(void))lc##_opname },       \
         { OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))km_dup },                             \
+        { OSSL_FUNC_KEYMGMT_GEN_INIT, (void (*)(void))lc##_gen_init },                 \
+        { OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS, (void (*)(void))ks_gen_set_params },       \
+        { OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS, (void (*)(void))lc##_gen_settable },  \
+        { OSSL_FUNC_KEYMGMT_GEN, (void (*)(void))ks_gen },                             \
+        { OSSL_FUNC_KEYMGMT_GEN_CLEANUP, (void (*)(void))ks_gen_cleanup },             \
         { 0, NULL }                                                                    \
     };
 

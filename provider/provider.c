@@ -6,20 +6,27 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/params.h>
+#include <openssl/provider.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define KS_PROPS "provider=keystore"
 
+/* Names shared by keymgmts and the key-reference encoders/decoders, which
+ * libcrypto matches by key type name. */
+#define KS_N_RSA "RSA:rsaEncryption:1.2.840.113549.1.1.1"
+#define KS_N_RSAPSS "RSA-PSS:RSASSA-PSS:1.2.840.113549.1.1.10"
+#define KS_N_EC "EC:id-ecPublicKey:1.2.840.10045.2.1"
+#define KS_N_ED25519 "ED25519:1.3.101.112"
+#define KS_N_ED448 "ED448:1.3.101.113"
+
 static const OSSL_ALGORITHM keymgmt_algs[] = {
-    { "RSA:rsaEncryption:1.2.840.113549.1.1.1", KS_PROPS, ks_rsa_keymgmt_functions,
-      "keystore RSA key" },
-    { "RSA-PSS:RSASSA-PSS:1.2.840.113549.1.1.10", KS_PROPS, ks_rsapss_keymgmt_functions,
-      "keystore RSA-PSS key" },
-    { "EC:id-ecPublicKey:1.2.840.10045.2.1", KS_PROPS, ks_ec_keymgmt_functions,
-      "keystore EC key" },
-    { "ED25519:1.3.101.112", KS_PROPS, ks_ed25519_keymgmt_functions, "keystore Ed25519 key" },
-    { "ED448:1.3.101.113", KS_PROPS, ks_ed448_keymgmt_functions, "keystore Ed448 key" },
+    { KS_N_RSA, KS_PROPS, ks_rsa_keymgmt_functions, "keystore RSA key" },
+    { KS_N_RSAPSS, KS_PROPS, ks_rsapss_keymgmt_functions, "keystore RSA-PSS key" },
+    { KS_N_EC, KS_PROPS, ks_ec_keymgmt_functions, "keystore EC key" },
+    { KS_N_ED25519, KS_PROPS, ks_ed25519_keymgmt_functions, "keystore Ed25519 key" },
+    { KS_N_ED448, KS_PROPS, ks_ed448_keymgmt_functions, "keystore Ed448 key" },
     { NULL, NULL, NULL, NULL }
 };
 
@@ -40,6 +47,33 @@ static const OSSL_ALGORITHM asym_cipher_algs[] = {
     { NULL, NULL, NULL, NULL }
 };
 
+#define KS_ENC(names, props, fns) { names, KS_PROPS "," props, fns, "keystore key reference" }
+#define KS_ENC_ALL(props, fns) \
+    KS_ENC(KS_N_RSA, props, fns), KS_ENC(KS_N_RSAPSS, props, fns), KS_ENC(KS_N_EC, props, fns), \
+    KS_ENC(KS_N_ED25519, props, fns), KS_ENC(KS_N_ED448, props, fns)
+
+/* PEM: what PEM_write_bio_PrivateKey asks for.  DER: i2d_PrivateKey tries
+ * "type-specific" first; not "PrivateKeyInfo", which PKCS#8 and PKCS#12
+ * code would parse as a real PKCS#8 structure. */
+static const OSSL_ALGORITHM encoder_algs[] = {
+    KS_ENC_ALL("output=pem,structure=PrivateKeyInfo", ks_ref_pem_encoder_functions),
+    KS_ENC_ALL("output=der,structure=type-specific", ks_ref_der_encoder_functions),
+    KS_ENC_ALL("output=text", ks_ref_text_encoder_functions),
+    { NULL, NULL, NULL, NULL }
+};
+
+#define KS_DEC(names) \
+    { names, KS_PROPS ",input=der,structure=KeystoreKeyReference", ks_ref_der_decoder_functions, \
+      "keystore key reference" }
+
+static const OSSL_ALGORITHM decoder_algs[] = {
+    /* Named "DER" like OpenSSL's pem2der, so PEM input reaches it. */
+    { "DER", KS_PROPS ",input=pem", ks_ref_pem_decoder_functions, "keystore key reference PEM" },
+    KS_DEC(KS_N_RSA), KS_DEC(KS_N_RSAPSS), KS_DEC(KS_N_EC), KS_DEC(KS_N_ED25519),
+    KS_DEC(KS_N_ED448),
+    { NULL, NULL, NULL, NULL }
+};
+
 static const OSSL_ALGORITHM store_algs[] = {
     { "keystore", KS_PROPS, ks_store_functions, "keystore:NAME key URIs" },
     { NULL, NULL, NULL, NULL }
@@ -54,6 +88,8 @@ static const OSSL_ALGORITHM *ks_query(void *provctx, int operation_id, int *no_c
     case OSSL_OP_SIGNATURE: return signature_algs;
     case OSSL_OP_ASYM_CIPHER: return asym_cipher_algs;
     case OSSL_OP_STORE: return store_algs;
+    case OSSL_OP_ENCODER: return encoder_algs;
+    case OSSL_OP_DECODER: return decoder_algs;
     default: return NULL;
     }
 }
@@ -92,6 +128,18 @@ static int ks_get_params(void *provctx, OSSL_PARAM params[])
     return 1;
 }
 
+/* With "-provider keystore -provider default" our keymgmts come first in
+ * the default context's list, so fetches without a property query ("EC" for
+ * an ephemeral ECDHE key, libssl's TLS group check) would get our
+ * public-only keymgmt.  The provider list is a name-sorted stack that is
+ * only re-sorted by a lookup; looking ourselves up puts "default" (and
+ * "base", "fips") before "keystore" for every operation fetched from then
+ * on, which is what opening a key (URI or reference file) precedes.  Nothing else changes. */
+void ks_prefer_other_providers(void)
+{
+    (void)OSSL_PROVIDER_available(NULL, "keystore");
+}
+
 static const OSSL_ITEM *ks_get_reason_strings(void *provctx)
 {
     (void)provctx;
@@ -118,75 +166,79 @@ static const OSSL_DISPATCH provider_functions[] = {
     { 0, NULL }
 };
 
-/* I/O timeout in whole seconds, 1..KS_MAX_TIMEOUT_S; 0 if malformed. */
-#define KS_MAX_TIMEOUT_S 3600
-static int parse_timeout(const char *s)
+/* Copy one setting: the environment variable wins over openssl.cnf. */
+static int set_param(KS_PROVCTX *pc, char *dst, size_t dstlen, const char *cfg,
+                     const char *envname, const char *dflt, const char *what)
 {
-    long v = 0;
+    const char *v = dflt, *env = secure_getenv(envname);
 
-    if (s == NULL || *s == '\0')
+    if (cfg != NULL && cfg[0] != '\0')
+        v = cfg;
+    if (env != NULL && env[0] != '\0')
+        v = env;
+    if (strlen(v) >= dstlen) {
+        KS_RAISE(pc, KS_R_INVALID_PARAMETER, "keystore %s is longer than %zu bytes", what,
+                 dstlen - 1);
         return 0;
-    for (; *s != '\0'; s++) {
-        if (*s < '0' || *s > '9')
-            return 0;
-        v = v * 10 + (*s - '0');
-        if (v > KS_MAX_TIMEOUT_S)
-            return 0;
     }
-    return (int)v;
+    strcpy(dst, v);
+    return 1;
 }
 
-/* Server address: the config's "server", then KEYSTORE_SERVER, else the
- * default.  I/O timeout: the config's "timeout", then KEYSTORE_TIMEOUT (both
- * seconds), else KS_IO_TIMEOUT_MS. */
+/* I/O timeout: "timeout" (KEYSTORE_TIMEOUT), whole seconds 1..KS_MAX_TIMEOUT_S,
+ * default KS_IO_TIMEOUT_MS.  A malformed value is an error, not a default. */
+#define KS_MAX_TIMEOUT_S 3600
+static int set_timeout(KS_PROVCTX *pc, const char *cfg)
+{
+    const char *v = cfg, *from = "the 'timeout' setting of the keystore provider section";
+    const char *env = secure_getenv("KEYSTORE_TIMEOUT"), *s;
+    long t = 0;
+
+    if (env != NULL && env[0] != '\0') {
+        v = env;
+        from = "KEYSTORE_TIMEOUT";
+    }
+    pc->timeout_ms = KS_IO_TIMEOUT_MS;
+    if (v == NULL || v[0] == '\0')
+        return 1;
+    for (s = v; *s >= '0' && *s <= '9' && t <= KS_MAX_TIMEOUT_S; s++)
+        t = t * 10 + (*s - '0');
+    if (*s != '\0' || t < 1 || t > KS_MAX_TIMEOUT_S) {
+        KS_RAISE(pc, KS_R_INVALID_PARAMETER, "%s is '%.40s': expected whole seconds from 1 to %d",
+                 from, v, KS_MAX_TIMEOUT_S);
+        return 0;
+    }
+    pc->timeout_ms = (int)t * 1000;
+    return 1;
+}
+
+/* "server" (KEYSTORE_SERVER), "timeout" (KEYSTORE_TIMEOUT), and for tcp:
+ * servers "server_public_key" (KEYSTORE_SERVER_PUBKEY) and "client_key"
+ * (KEYSTORE_CLIENT_KEY). */
 static int configure_server(KS_PROVCTX *pc, OSSL_FUNC_core_get_params_fn *get_params)
 {
-    const char *addr = KS_DEFAULT_SOCKET, *cfg = NULL, *cfg_timeout = NULL, *env;
-    const char *timeout = NULL, *timeout_from = NULL;
-    OSSL_PARAM params[3];
+    const char *server = NULL, *pubkey = NULL, *ckey = NULL, *timeout = NULL;
+    OSSL_PARAM params[5];
 
     if (get_params != NULL) {
-        params[0] = OSSL_PARAM_construct_utf8_ptr("server", (char **)&cfg, 0);
-        params[1] = OSSL_PARAM_construct_utf8_ptr("timeout", (char **)&cfg_timeout, 0);
-        params[2] = OSSL_PARAM_construct_end();
+        params[0] = OSSL_PARAM_construct_utf8_ptr("server", (char **)&server, 0);
+        params[1] = OSSL_PARAM_construct_utf8_ptr("server_public_key", (char **)&pubkey, 0);
+        params[2] = OSSL_PARAM_construct_utf8_ptr("client_key", (char **)&ckey, 0);
+        params[3] = OSSL_PARAM_construct_utf8_ptr("timeout", (char **)&timeout, 0);
+        params[4] = OSSL_PARAM_construct_end();
         if (!get_params(pc->handle, params)) {
             KS_RAISE(pc, KS_R_INTERNAL, "cannot read the keystore provider configuration");
             return 0;
         }
-        if (cfg != NULL && cfg[0] != '\0')
-            addr = cfg;
-        if (cfg_timeout != NULL && cfg_timeout[0] != '\0') {
-            timeout = cfg_timeout;
-            timeout_from = "the 'timeout' setting of the keystore provider section";
-        }
     }
-    env = secure_getenv("KEYSTORE_SERVER");
-    if (env != NULL && env[0] != '\0')
-        addr = env;
-    if (strlen(addr) >= sizeof(pc->server)) {
-        KS_RAISE(pc, KS_R_INVALID_PARAMETER, "keystore server address is longer than %zu bytes",
-                 sizeof(pc->server) - 1);
-        return 0;
-    }
-    strcpy(pc->server, addr);
-    env = secure_getenv("KEYSTORE_TIMEOUT");
-    if (env != NULL && env[0] != '\0') {
-        timeout = env;
-        timeout_from = "KEYSTORE_TIMEOUT";
-    }
-    pc->timeout_ms = KS_IO_TIMEOUT_MS;
-    if (timeout != NULL) {
-        int t = parse_timeout(timeout);
-
-        if (t == 0) {
-            KS_RAISE(pc, KS_R_INVALID_PARAMETER,
-                     "%s is '%.40s': expected whole seconds from 1 to %d", timeout_from,
-                     timeout, KS_MAX_TIMEOUT_S);
-            return 0;
-        }
-        pc->timeout_ms = t * 1000;
-    }
-    return 1;
+    return set_param(pc, pc->server, sizeof(pc->server), server, "KEYSTORE_SERVER",
+                     KS_DEFAULT_SOCKET, "server address")
+        && set_param(pc, pc->server_pubkey, sizeof(pc->server_pubkey), pubkey,
+                     "KEYSTORE_SERVER_PUBKEY", "", "server public key")
+        && set_param(pc, pc->client_key, sizeof(pc->client_key), ckey,
+                     "KEYSTORE_CLIENT_KEY", "", "client key path")
+        && set_timeout(pc, timeout);
+}
 }
 
 __attribute__((visibility("default")))
@@ -220,6 +272,11 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     }
     if (!configure_server(pc, get_params))
         goto err;
+    /* the TCP channel uses libsodium; sodium_init is idempotent and thread-safe */
+    if (sodium_init() < 0) {
+        KS_RAISE(pc, KS_R_INTERNAL, "libsodium failed to initialize");
+        goto err;
+    }
     /* Public keys, digests and verification come from the application's
      * other providers (normally default) through a child library context. */
     if ((pc->libctx = OSSL_LIB_CTX_new_child(handle, in)) == NULL) {

@@ -19,7 +19,10 @@ struct ks_conn;
 typedef struct ks_provctx_st {
     const OSSL_CORE_HANDLE *handle;
     OSSL_LIB_CTX *libctx;           /* child of the application's context */
-    char server[KS_ADDR_MAX];       /* "unix:/path" */
+    char server[KS_ADDR_MAX];       /* "unix:/path" or "tcp:HOST:PORT" */
+    /* TCP only: pinned server key (base64/hex) and this client's key file */
+    char server_pubkey[KS_ADDR_MAX];
+    char client_key[KS_ADDR_MAX];
     int timeout_ms;                 /* per send/receive on the server connection */
 
     OSSL_FUNC_core_new_error_fn *core_new_error;
@@ -34,6 +37,14 @@ typedef struct ks_provctx_st {
     struct ks_conn *conns;
 } KS_PROVCTX;
 
+/* Put the other providers first in the default context for later fetches
+ * (ephemeral ECDHE keys must not be generated in the server). */
+void ks_prefer_other_providers(void);
+
+/* Reads an RSA "pad-mode" parameter given as a number or a name into *pad
+ * (-1 for an unknown name).  Returns 0 only if the parameter is malformed. */
+int ks_rsa_pad_from_param(const OSSL_PARAM *p, int *pad);
+
 extern const OSSL_DISPATCH ks_rsa_keymgmt_functions[];
 extern const OSSL_DISPATCH ks_rsapss_keymgmt_functions[];
 extern const OSSL_DISPATCH ks_ec_keymgmt_functions[];
@@ -45,5 +56,10 @@ extern const OSSL_DISPATCH ks_ed25519_signature_functions[];
 extern const OSSL_DISPATCH ks_ed448_signature_functions[];
 extern const OSSL_DISPATCH ks_rsa_asym_cipher_functions[];
 extern const OSSL_DISPATCH ks_store_functions[];
+extern const OSSL_DISPATCH ks_ref_pem_encoder_functions[];
+extern const OSSL_DISPATCH ks_ref_der_encoder_functions[];
+extern const OSSL_DISPATCH ks_ref_text_encoder_functions[];
+extern const OSSL_DISPATCH ks_ref_pem_decoder_functions[];
+extern const OSSL_DISPATCH ks_ref_der_decoder_functions[];
 
 #endif

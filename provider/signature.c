@@ -33,6 +33,7 @@ typedef struct {
     EVP_MD *mgf1;                     /* NULL: same as md */
     char mgf1name[KS_NAME_MAX];
     int digest_op;                    /* inside digest_sign/verify_init .. final */
+    size_t mdsize;                    /* ECDSA "digest-size" without a digest; 0 = any */
     EVP_MD_CTX *mdctx;                /* local hashing, started on first update */
 } KS_SIG_CTX;
 
@@ -64,6 +65,7 @@ static void sig_reset(KS_SIG_CTX *ctx)
     EVP_MD_CTX_free(ctx->mdctx);
     ctx->mdctx = NULL;
     ctx->digest_op = 0;
+    ctx->mdsize = 0;
     ctx->op = KS_OP_NONE;
 }
 
@@ -178,24 +180,8 @@ static int set_pad(KS_SIG_CTX *ctx, const OSSL_PARAM *p)
 {
     int pad = 0;
 
-    if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-        const char *s = p->data;
-
-        if (s == NULL)
-            return 0;
-        if (strcmp(s, OSSL_PKEY_RSA_PAD_MODE_PKCSV15) == 0)
-            pad = RSA_PKCS1_PADDING;
-        else if (strcmp(s, OSSL_PKEY_RSA_PAD_MODE_PSS) == 0)
-            pad = RSA_PKCS1_PSS_PADDING;
-        else if (strcmp(s, OSSL_PKEY_RSA_PAD_MODE_NONE) == 0)
-            pad = RSA_NO_PADDING;
-        else if (strcmp(s, OSSL_PKEY_RSA_PAD_MODE_X931) == 0)
-            pad = RSA_X931_PADDING;
-        else
-            pad = -1;
-    } else if (!OSSL_PARAM_get_int(p, &pad)) {
+    if (!ks_rsa_pad_from_param(p, &pad))
         return 0;
-    }
     if (pad == RSA_NO_PADDING) {
         KS_RAISE(ctx->pc, KS_R_RAW_RSA,
                  "raw RSA is not available for keystore keys: use pkcs1 or pss padding");
@@ -274,6 +260,18 @@ static int sig_set_ctx_params(void *vctx, const OSSL_PARAM params[])
         if (!OSSL_PARAM_get_utf8_string_ptr(p, &s) || s == NULL || !set_md(ctx, s))
             return 0;
     }
+    if (ctx->alg == KS_SIG_ECDSA
+        && (p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_DIGEST_SIZE)) != NULL) {
+        size_t n = 0;
+
+        /* As the default provider: a size only, or the chosen digest's size. */
+        if (!OSSL_PARAM_get_size_t(p, &n)
+            || (ctx->md != NULL && n != (size_t)EVP_MD_get_size(ctx->md))) {
+            KS_RAISE(ctx->pc, KS_R_INVALID_PARAMETER, "digest-size does not match the digest");
+            return 0;
+        }
+        ctx->mdsize = n;
+    }
     if (ctx->alg != KS_SIG_RSA)
         return 1;
     if ((p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PAD_MODE)) != NULL
@@ -311,6 +309,35 @@ static int key_fits(enum ks_sig_alg alg, const KS_KEY *k)
     }
 }
 
+/* An RSA-PSS key with parameter restrictions starts out with them, as with
+ * the default provider: its digest, its MGF1 digest and its minimum salt
+ * length.  The server enforces them whatever we send. */
+static int pss_restrictions(KS_SIG_CTX *ctx)
+{
+    char md[KS_NAME_MAX] = "", mgf1[KS_NAME_MAX] = "";
+    int saltlen = -1;
+    OSSL_PARAM q[4];
+
+    q[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_RSA_DIGEST, md, sizeof(md));
+    q[1] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_RSA_MGF1_DIGEST, mgf1, sizeof(mgf1));
+    q[2] = OSSL_PARAM_construct_int(OSSL_PKEY_PARAM_RSA_PSS_SALTLEN, &saltlen);
+    q[3] = OSSL_PARAM_construct_end();
+    if (!EVP_PKEY_get_params(ctx->key->pub, q)) {
+        KS_RAISE(ctx->pc, KS_R_INTERNAL, "cannot read the PSS restrictions of RSA-PSS key '%s'",
+                 ctx->key->name);
+        return 0;
+    }
+    /* Only a restricted key reports a salt length; it leaves out digests
+     * that are the RFC 8017 default, SHA-1. */
+    if (!OSSL_PARAM_modified(&q[2]) || saltlen < 0)
+        return 1;
+    if (!set_md(ctx, OSSL_PARAM_modified(&q[0]) && md[0] != '\0' ? md : "SHA1")
+        || !set_mgf1(ctx, OSSL_PARAM_modified(&q[1]) && mgf1[0] != '\0' ? mgf1 : "SHA1"))
+        return 0;
+    ctx->saltlen = saltlen;
+    return 1;
+}
+
 static int sig_init(KS_SIG_CTX *ctx, KS_KEY *key, enum ks_sig_op op, const OSSL_PARAM params[])
 {
     if (ctx == NULL)
@@ -338,6 +365,8 @@ static int sig_init(KS_SIG_CTX *ctx, KS_KEY *key, enum ks_sig_op op, const OSSL_
     ctx->op = op;
     ctx->pad = key->type == KS_KEY_RSA_PSS ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING;
     ctx->saltlen = RSA_PSS_SALTLEN_AUTO;
+    if (key->type == KS_KEY_RSA_PSS && !pss_restrictions(ctx))
+        return 0;
     return sig_set_ctx_params(ctx, params);
 }
 
@@ -358,6 +387,11 @@ static int infer_md(KS_SIG_CTX *ctx, size_t tbslen)
 
     if (ctx->md != NULL)
         return 1;
+    if (ctx->mdsize != 0 && tbslen != ctx->mdsize) {
+        KS_RAISE(ctx->pc, KS_R_INVALID_PARAMETER, "input of %zu bytes, but digest-size is %zu",
+                 tbslen, ctx->mdsize);
+        return 0;
+    }
     switch (tbslen) {
     case 20: name = "SHA1"; break;
     case 28: name = "SHA224"; break;
@@ -698,6 +732,10 @@ static int sig_get_ctx_params(void *vctx, OSSL_PARAM params[])
     if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PROPERTIES)) != NULL
         && !OSSL_PARAM_set_utf8_string(p, ctx->propq))
         return 0;
+    if (ctx->alg == KS_SIG_ECDSA
+        && (p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_DIGEST_SIZE)) != NULL
+        && !OSSL_PARAM_set_size_t(p, ctx->md != NULL ? (size_t)EVP_MD_get_size(ctx->md) : ctx->mdsize))
+        return 0;
     if (ctx->alg != KS_SIG_RSA)
         return 1;
     if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PAD_MODE)) != NULL) {
@@ -751,12 +789,14 @@ static const OSSL_PARAM rsa_settable[] = {
 static const OSSL_PARAM ecdsa_gettable[] = {
     OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
+    OSSL_PARAM_size_t(OSSL_SIGNATURE_PARAM_DIGEST_SIZE, NULL),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
     OSSL_PARAM_END
 };
 
 static const OSSL_PARAM ecdsa_settable[] = {
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
+    OSSL_PARAM_size_t(OSSL_SIGNATURE_PARAM_DIGEST_SIZE, NULL),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
     OSSL_PARAM_END
 };

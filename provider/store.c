@@ -6,7 +6,6 @@
 #include <openssl/core_names.h>
 #include <openssl/core_object.h>
 #include <openssl/params.h>
-#include <openssl/provider.h>
 #include <openssl/store.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,42 +14,60 @@ typedef struct {
     KS_PROVCTX *pc;
     char name[KS_MAX_KEY_NAME + 1];
     int expect;                 /* OSSL_STORE_INFO_* or 0 for anything */
+    int chain_only;             /* "?chain": no key, no leaf */
     KS_KEY *key;                /* fetched on the first load */
     int key_done;
     size_t next_cert;
     int eof;
 } KS_STORE_CTX;
 
-/* With "-provider keystore -provider default" our keymgmts come first in
- * the default context's list, so fetches without a property query ("EC" for
- * an ephemeral ECDHE key, libssl's TLS group check) would get our
- * public-only keymgmt.  The provider list is a name-sorted stack that is
- * only re-sorted by a lookup; looking ourselves up puts "default" (and
- * "base", "fips") before "keystore" for every operation fetched from then
- * on, which is what opening a key precedes.  Nothing else changes. */
-static void prefer_other_providers(void)
+/* "keystore:NAME?chain" asks for the certificates after the leaf only
+ * (s_server -cert_chain), without the key. */
+static int split_query(KS_PROVCTX *pc, const char *uri, char base[KS_ADDR_MAX], int *chain_only)
 {
-    (void)OSSL_PROVIDER_available(NULL, "keystore");
+    const char *q = strchr(uri, '?');
+    size_t n = q != NULL ? (size_t)(q - uri) : strlen(uri);
+
+    *chain_only = 0;
+    if (n >= KS_ADDR_MAX) {
+        KS_RAISE(pc, KS_R_BAD_URI, "keystore URI too long: %.80s...", uri);
+        return 0;
+    }
+    memcpy(base, uri, n);
+    base[n] = '\0';
+    if (q == NULL)
+        return 1;
+    if (strcmp(q + 1, "chain") != 0) {
+        KS_RAISE(pc, KS_R_BAD_URI, "unknown query '%.40s' in keystore URI: the only one is '?chain' "
+                 "(the certificates after the leaf)", q + 1);
+        return 0;
+    }
+    *chain_only = 1;
+    return 1;
 }
 
 static void *store_open(void *provctx, const char *uri)
 {
     KS_PROVCTX *pc = provctx;
     KS_STORE_CTX *ctx;
-    char err[KS_ERRLEN];
+    char err[KS_ERRLEN], base[KS_ADDR_MAX];
 
     if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
         KS_RAISE(pc, KS_R_INTERNAL, "out of memory opening %.100s", uri);
         return NULL;
     }
     ctx->pc = pc;
-    prefer_other_providers();
-    if (!ks_parse_uri(uri, ctx->name, err, sizeof(err))) {
+    ks_prefer_other_providers();
+    if (!split_query(pc, uri, base, &ctx->chain_only))
+        goto err;
+    if (!ks_parse_uri(base, ctx->name, err, sizeof(err))) {
         KS_RAISE(pc, KS_R_BAD_URI, "%s", err);
-        free(ctx);
-        return NULL;
+        goto err;
     }
     return ctx;
+err:
+    free(ctx);
+    return NULL;
 }
 
 static const OSSL_PARAM *store_settable_ctx_params(void *provctx)
@@ -79,8 +96,8 @@ static int store_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 
 static int wants_key(const KS_STORE_CTX *ctx)
 {
-    return ctx->expect == 0 || ctx->expect == OSSL_STORE_INFO_PKEY
-        || ctx->expect == OSSL_STORE_INFO_PUBKEY;
+    return !ctx->chain_only && (ctx->expect == 0 || ctx->expect == OSSL_STORE_INFO_PKEY
+        || ctx->expect == OSSL_STORE_INFO_PUBKEY);
 }
 
 static int wants_certs(const KS_STORE_CTX *ctx)
@@ -111,6 +128,8 @@ static int store_load(void *vctx, OSSL_CALLBACK *object_cb, void *object_cbarg,
         ctx->eof = 1;
         return 0;
     }
+    if (ctx->chain_only && ctx->next_cert == 0)
+        ctx->next_cert = 1;
     if (!ctx->key_done && wants_key(ctx)) {
         KS_KEY *ref = ctx->key;
 

@@ -67,7 +67,11 @@ setpriv --reuid=keystored --regid=keystored --clear-groups --inh-caps=-all \
 upid=$!
 for _ in $(seq 100); do [ -S "$U/admin.sock" ] && break; sleep 0.05; done
 [ -S "$U/admin.sock" ] || { cat "$U/log"; fail "unprivileged keystored did not start"; }
+# the sockets exist before the filter is installed (start-up step 8 < 9): wait for it
+for _ in $(seq 100); do grep -q "seccomp filter installed" "$U/log" && break; sleep 0.05; done
 [ "$(awk '$1 == "Seccomp:" { print $2 }' /proc/$upid/status)" = 2 ] || fail "unprivileged server has no seccomp filter"
 grep -q "not started as root" "$U/log" || { cat "$U/log"; fail "unprivileged start does not say what it could not apply"; }
 kill $upid; wait $upid 2>/dev/null || true
+# a clean stop: leaving the socket files is fine, dying on unlink(2) is not
+grep -q "keystored: stopped" "$U/log" || { cat "$U/log"; fail "unprivileged confined server did not stop cleanly"; }
 pass "unprivileged start: seccomp on, and the log says chroot and user switch were skipped"

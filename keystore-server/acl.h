@@ -1,0 +1,31 @@
+/* Per-key access control.  The file named by `acl` has lines
+ *     KEY-PATTERN  OPS  IDENTITY...
+ * KEY-PATTERN is a key name or a glob ("*", "web-*"); OPS is "sign",
+ * "decrypt", "sign,decrypt" or "*"; an IDENTITY is uid:N|USER, gid:N|GROUP,
+ * tcp:NAME (a glob over authorized-clients names) or "*" (anyone).  A
+ * request is allowed if any line matches its key, operation and identity.
+ * Without an `acl` setting everyone who can connect may use every key.
+ * The admin socket is not subject to the list. */
+#ifndef KS_ACL_H
+#define KS_ACL_H
+
+#include "config.h"
+#include "ops.h"
+
+enum { KS_ACL_SIGN = 1, KS_ACL_DECRYPT = 2 };
+
+/* Load cfg->acl (before confinement: user and group names are resolved
+ * now).  Returns 0 or -1 after logging FILE:LINE: problem. */
+int ks_acl_load(const struct ks_config *cfg);
+
+/* 1 if allowed; otherwise replies ERROR_PERMISSION_DENIED naming the
+ * identity, the operation and the key, and returns 0. */
+int ks_acl_permit(struct ks_op *op, int what, const char *key);
+
+/* "uid 1000", "tcp client 'frontend1'": for messages. */
+void ks_session_identity(const struct ks_session *s, char *out, size_t outlen);
+
+/* For log lines: "uid 0 pid 42" or "tcp client 'frontend1' from ADDR". */
+void ks_session_describe(const struct ks_session *s, char *out, size_t outlen);
+
+#endif

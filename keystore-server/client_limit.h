@@ -1,0 +1,15 @@
+/* max_connections_per_client: open connections per identity ("uid:N",
+ * "tcp:NAME"), shared by all workers. */
+#ifndef KS_CLIENT_LIMIT_H
+#define KS_CLIENT_LIMIT_H
+
+#include "ops.h"
+
+/* Count s under id if below max (0 = unlimited; nothing counted).
+ * Returns 0, or -1 if the client already has max connections. */
+int ks_limit_acquire(struct ks_session *s, const char *id, int max);
+
+/* Uncount s (no-op if it was not counted). */
+void ks_limit_release(struct ks_session *s);
+
+#endif

@@ -1,0 +1,48 @@
+# Helpers for the remote (TCP) tests; source after lib.sh.
+TCP_TAMPER="$KS_BUILD_ROOT/tests/tcp_tamper"
+
+# Server key, client keys fe1 fe2 (authorized) and stranger (not), then
+# keystored listening on 127.0.0.1 and ::1 (ports chosen by the kernel).
+# Extra config lines may be given as arguments.
+ks_start_remote() {
+    SERVER_PUB=$("$KEYSTORED" --gen-server-key "$T/server.key" 2>/dev/null) || fail "gen-server-key"
+    ks_ctl client-keygen fe1 -o "$T/fe1.key" 2>/dev/null > "$T/authorized_clients" || fail "client-keygen fe1"
+    ks_ctl client-keygen fe2 -o "$T/fe2.key" 2>/dev/null >> "$T/authorized_clients" || fail "client-keygen fe2"
+    ks_ctl client-keygen stranger -o "$T/stranger.key" >/dev/null 2>&1 || fail "client-keygen stranger"
+    ks_start "listen_tcp = tcp:127.0.0.1:0 tcp:[::1]:0" \
+        "server_key = $T/server.key" \
+        "authorized_clients = $T/authorized_clients" \
+        "audit_log = $T/audit.log" "$@"
+    TCP4=$(grep -o 'listening on tcp:127\.0\.0\.1:[0-9]*' "$T/keystored.log" | sed 's/listening on //')
+    TCP6=$(grep -o 'listening on tcp:\[::1\]:[0-9]*' "$T/keystored.log" | sed 's/listening on //')
+    [ -n "$TCP4" ] && [ -n "$TCP6" ] || { cat "$T/keystored.log"; fail "no TCP listeners in the log"; }
+    grep -q "TCP server public key: $SERVER_PUB" "$T/keystored.log" || fail "server does not print its public key"
+}
+
+# An openssl.cnf for a TCP server, as docs/remote.md shows it; prints its path.
+# Usage: ks_write_tcp_cnf NAME ADDR CLIENT_KEY [SERVER_PUB]
+ks_write_tcp_cnf() {
+    cat > "$T/$1.cnf" <<CNF
+openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+keystore = keystore_sect
+[default_sect]
+activate = 1
+[keystore_sect]
+module = $OPENSSL_MODULES/keystore.so
+server = $2
+server_public_key = ${4:-$SERVER_PUB}
+client_key = $3
+activate = 1
+CNF
+    echo "$T/$1.cnf"
+}
+
+# Run a command with only the given openssl.cnf deciding where keys are.
+with_cnf() {
+    local cnf=$1; shift
+    env -u KEYSTORE_SERVER -u KEYSTORE_SERVER_PUBKEY -u KEYSTORE_CLIENT_KEY OPENSSL_CONF="$cnf" "$@"
+}
