@@ -89,7 +89,8 @@ void ctl_print_list(Keystore__KeyInfo **keys, size_t n, int json)
     char size[32], created[32];
     size_t i;
 
-    qsort(keys, n, sizeof(*keys), by_name);
+    if (n > 1)   /* an empty list may be NULL, which qsort must not get */
+        qsort(keys, n, sizeof(*keys), by_name);
     if (json) {
         printf("[");
         for (i = 0; i < n; i++) {

@@ -239,7 +239,6 @@ static int configure_server(KS_PROVCTX *pc, OSSL_FUNC_core_get_params_fn *get_pa
                      "KEYSTORE_CLIENT_KEY", "", "client key path")
         && set_timeout(pc, timeout);
 }
-}
 
 __attribute__((visibility("default")))
 int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,

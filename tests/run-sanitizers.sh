@@ -9,7 +9,8 @@
 # into an uninstrumented process otherwise).  keystored keeps its chroot and
 # privilege drop but runs with "seccomp = no": ASan's runtime makes calls the
 # filter kills (sched_getaffinity, sigaltstack), so the 'sandbox' tests that
-# prove the filter (seccomp, confinement) are left out of this pass, and so is
+# prove a filter (seccomp, confinement, and install, which checks the systemd
+# unit's SystemCallFilter against strace) are left out of this pass, and so is
 # no_key_in_client (memscan would read ASan's terabytes of shadow memory).  An ASan
 # build skips mlockall (harden.c: the shadow memory cannot be locked).  Leak checking is off: a confined
 # keystored cannot run LeakSanitizer (it needs ptrace and /proc), and the
