@@ -6,17 +6,20 @@
 # Covered: keystored, keystorectl, keystore.so and the C test programs, all
 # instrumented.  The system openssl binary is not, so it runs through a
 # wrapper that preloads libasan (an instrumented module must not be dlopen'ed
-# into an uninstrumented process otherwise).  keystored keeps its chroot and
-# privilege drop but runs with "seccomp = no": ASan's runtime makes calls the
-# filter kills (sched_getaffinity, sigaltstack), so the 'sandbox' tests that
-# prove a filter (seccomp, confinement, and install, which checks the systemd
-# unit's SystemCallFilter against strace) are left out of this pass, and so is
-# no_key_in_client (memscan would read ASan's terabytes of shadow memory).  An ASan
-# build skips mlockall (harden.c: the shadow memory cannot be locked).  Leak checking is off: a confined
-# keystored cannot run LeakSanitizer (it needs ptrace and /proc), and the
-# openssl CLI frees little at exit; leaks are the fuzzers' job (they run
-# LeakSanitizer on every input).  Not run here: the fuzz test (it has its
-# own sanitizer build).
+# into an uninstrumented process otherwise).
+#
+# keystored keeps its chroot and privilege drop but runs with "seccomp = no"
+# (KS_EXTRA_CONFIG, read by tests/lib.sh): ASan's runtime makes calls the
+# filter kills (sched_getaffinity, sigaltstack).  An ASan build also skips
+# mlockall (harden.c: the shadow memory cannot be locked).
+#
+# Left out: the 'sandbox' suite (seccomp, confinement, socket_activation,
+# install: they run keystored with the filter on, or check the systemd unit's
+# SystemCallFilter against strace), the 'memscan' suite (no_key_in_client:
+# it would read ASan's terabytes of shadow memory) and the fuzz test (it has
+# its own sanitizer build).  Leak checking is off: a confined keystored cannot
+# run LeakSanitizer (it needs ptrace and /proc) and the openssl CLI frees
+# little at exit; the fuzzers run LeakSanitizer on every input instead.
 set -uo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${KS_ASAN_BUILD:-$src/build-asan}
