@@ -40,7 +40,7 @@ pass "wedged server, KEYSTORE_TIMEOUT=2: timed out in ${e}s"
 
 # the same through openssl.cnf's timeout setting
 cnf=$(ks_write_cnf)
-sed -i 's/^activate = 1$/activate = 1/; /^server = /a timeout = 2' "$cnf"
+sed -i '/^server = /a timeout = 2' "$cnf"
 grep -q '^timeout = 2$' "$cnf" || fail "could not write the timeout setting"
 t0=$(start)
 OPENSSL_CONF=$cnf expect_fail "timed out waiting for the server" \

@@ -10,9 +10,10 @@
  * Input: byte 0 selects the operation; then replies, each a 2-byte
  * big-endian header (bit 15: send raw, without adding a length prefix;
  * bit 14: verbatim, do not give it the request's id; bits 0-13: length) and
- * the bytes.  Framed replies get a correct 4-byte prefix.  After a raw reply, or when the replies run out, the fake server
- * stops sending on that connection; the provider may reconnect once, and
- * the next connection continues with the remaining replies. */
+ * the bytes.  Framed replies get a correct 4-byte prefix.  After a raw
+ * reply, or when the replies run out, the fake server stops sending on that
+ * connection; the provider may reconnect once, and the next connection
+ * continues with the remaining replies. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
