@@ -38,7 +38,7 @@ static void set_defaults(struct ks_config *cfg)
     snprintf(cfg->user, sizeof(cfg->user), "keystored");
     snprintf(cfg->jail, sizeof(cfg->jail), "/var/empty/keystored");
     cfg->seccomp = 1;
-    cfg->spin_us = 0;
+    cfg->spin_us = 30;
 }
 
 /* Each setter returns NULL on success or a message for "FILE:LINE: ...". */

@@ -77,7 +77,7 @@ int ks_hello_io(const struct ks_io *io, const char *client_name, size_t *server_
  * KS_DEFAULT_CLIENT_SPIN_US, 0 disables) before the caller blocks on it: a
  * reply that comes back within that time is picked up without a sleep and
  * the cross-core wake-up that costs more than a small signature. */
-#define KS_DEFAULT_CLIENT_SPIN_US 0
+#define KS_DEFAULT_CLIENT_SPIN_US 30
 void ks_spin_wait(int fd);
 
 /* Names for logs and messages. */
