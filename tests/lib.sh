@@ -84,9 +84,14 @@ ks_stop() {
 ks_ctl() { "$KEYSTORECTL" "$@"; }
 
 # An openssl.cnf that loads the default and keystore providers, as an
-# operator would write it; prints its path.
+# operator would write it; prints its path.  With arguments:
+# ks_write_cnf NAME SERVER [LINE...] writes $T/NAME.cnf for that server with
+# extra lines in the keystore section.
 ks_write_cnf() {
-    cat > "$T/openssl.cnf" <<CNF
+    local f="$T/${1:-openssl}.cnf" server=${2:-$KEYSTORE_SERVER} line
+    shift $(( $# < 2 ? $# : 2 ))
+    {
+        cat <<CNF
 openssl_conf = openssl_init
 [openssl_init]
 providers = provider_sect
@@ -97,10 +102,12 @@ keystore = keystore_sect
 activate = 1
 [keystore_sect]
 module = $OPENSSL_MODULES/keystore.so
-server = $KEYSTORE_SERVER
-activate = 1
+server = $server
 CNF
-    echo "$T/openssl.cnf"
+        for line in "$@"; do echo "$line"; done
+        echo "activate = 1"
+    } > "$f"
+    echo "$f"
 }
 
 # openssl with both providers loaded on the command line, as users do.

@@ -22,23 +22,7 @@ ks_start_remote() {
 # An openssl.cnf for a TCP server, as docs/remote.md shows it; prints its path.
 # Usage: ks_write_tcp_cnf NAME ADDR CLIENT_KEY [SERVER_PUB]
 ks_write_tcp_cnf() {
-    cat > "$T/$1.cnf" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-keystore = keystore_sect
-[default_sect]
-activate = 1
-[keystore_sect]
-module = $OPENSSL_MODULES/keystore.so
-server = $2
-server_public_key = ${4:-$SERVER_PUB}
-client_key = $3
-activate = 1
-CNF
-    echo "$T/$1.cnf"
+    ks_write_cnf "$1" "$2" "server_public_key = ${4:-$SERVER_PUB}" "client_key = $3"
 }
 
 # Run a command with only the given openssl.cnf deciding where keys are.
