@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 static EVP_PKEY *key;
 static int count, eddsa;
 
@@ -95,7 +97,6 @@ static long run_threads(int nthreads)
 
 int main(int argc, char **argv)
 {
-    OSSL_STORE_CTX *s;
     int children, threads, i, failed = 0;
     long bad;
     pid_t pids[256];
@@ -111,20 +112,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "forkstress: CHILDREN 0..256, THREADS 1..64, COUNT >= 1\n");
         return 2;
     }
-    if ((s = OSSL_STORE_open(argv[1], NULL, NULL, NULL, NULL)) == NULL) {
-        ERR_print_errors_fp(stderr);
-        return 2;
-    }
-    while (key == NULL && !OSSL_STORE_eof(s)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(s);
-
-        if (info == NULL)
-            break;
-        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            key = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-    }
-    OSSL_STORE_close(s);
+    key = tu_load_pkey(argv[1]);
     if (key == NULL) {
         fprintf(stderr, "forkstress: no key at %s\n", argv[1]);
         ERR_print_errors_fp(stderr);

@@ -15,36 +15,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static int failures;
+#include "testutil.h"
 
-static void check(int ok, const char *what)
-{
-    printf("%s: %s\n", ok ? "ok" : "FAIL", what);
-    if (!ok) {
-        failures++;
-        ERR_print_errors_fp(stdout);
-    }
-}
 
-static EVP_PKEY *load_store(const char *uri)
-{
-    OSSL_STORE_CTX *s = OSSL_STORE_open(uri, NULL, NULL, NULL, NULL);
-    EVP_PKEY *pkey = NULL;
-
-    if (s == NULL)
-        return NULL;
-    while (pkey == NULL && !OSSL_STORE_eof(s)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(s);
-
-        if (info == NULL)
-            break;
-        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            pkey = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-    }
-    OSSL_STORE_close(s);
-    return pkey;
-}
 
 enum op { SIGN, DECRYPT };
 
@@ -69,7 +42,7 @@ static void covers(const char *what, const OSSL_PARAM *have, const OSSL_PARAM *w
         if (strcmp(w->key, "kat") == 0)
             continue;
         snprintf(msg, sizeof(msg), "%s lists '%s' like the default provider", what, w->key);
-        check(OSSL_PARAM_locate_const(have, w->key) != NULL, msg);
+        tu_check(OSSL_PARAM_locate_const(have, w->key) != NULL, msg);
     }
 }
 
@@ -79,7 +52,7 @@ static void compare(const char *name, EVP_PKEY *ks, EVP_PKEY *def, enum op op)
     char what[128];
 
     snprintf(what, sizeof(what), "%s context", name);
-    check(a != NULL && b != NULL, what);
+    tu_check(a != NULL && b != NULL, what);
     if (a != NULL && b != NULL) {
         snprintf(what, sizeof(what), "%s settable", name);
         covers(what, EVP_PKEY_CTX_settable_params(a), EVP_PKEY_CTX_settable_params(b));
@@ -111,7 +84,7 @@ static void roundtrip(EVP_PKEY *rsa)
     get[2] = OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, mgf1, sizeof(mgf1));
     get[3] = OSSL_PARAM_construct_int(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, &saltlen);
     get[4] = OSSL_PARAM_construct_end();
-    check(c != NULL && EVP_PKEY_CTX_set_params(c, set) == 1 && EVP_PKEY_CTX_get_params(c, get) == 1
+    tu_check(c != NULL && EVP_PKEY_CTX_set_params(c, set) == 1 && EVP_PKEY_CTX_get_params(c, get) == 1
           && strcmp(pad, "pss") == 0 && strcmp(md, "SHA384") == 0 && strcmp(mgf1, "SHA256") == 0
           && saltlen == RSA_PSS_SALTLEN_MAX,
           "signature parameters set with EVP_PKEY_CTX_set_params read back");
@@ -128,7 +101,7 @@ static void roundtrip(EVP_PKEY *rsa)
     get[4] = OSSL_PARAM_construct_end();
     if (d != NULL && EVP_PKEY_CTX_set_params(d, set) == 1 && EVP_PKEY_CTX_get_params(d, get) == 1)
         gotlen = get[2].return_size;
-    check(d != NULL && strcmp(md, "SHA512") == 0 && strcmp(mgf1, "SHA512") == 0 && got != NULL
+    tu_check(d != NULL && strcmp(md, "SHA512") == 0 && strcmp(mgf1, "SHA512") == 0 && got != NULL
           && gotlen == sizeof(label) && memcmp(got, label, gotlen) == 0 && ver == 0,
           "OAEP parameters set with EVP_PKEY_CTX_set_params read back (MGF1 follows the OAEP digest)");
     EVP_PKEY_CTX_free(c);
@@ -150,8 +123,8 @@ static EVP_PKEY *keygen_pss(void)
 
 int main(void)
 {
-    EVP_PKEY *rsa = load_store("keystore:rsa"), *pss = load_store("keystore:pss");
-    EVP_PKEY *ec = load_store("keystore:ec");
+    EVP_PKEY *rsa = tu_load_pkey("keystore:rsa"), *pss = tu_load_pkey("keystore:pss");
+    EVP_PKEY *ec = tu_load_pkey("keystore:ec");
     EVP_PKEY *drsa = EVP_PKEY_Q_keygen(NULL, "provider=default", "RSA", (size_t)2048);
     EVP_PKEY *dpss = keygen_pss();
     EVP_PKEY *dec = EVP_PKEY_Q_keygen(NULL, "provider=default", "EC", "P-256");
@@ -172,6 +145,6 @@ int main(void)
     EVP_PKEY_free(drsa);
     EVP_PKEY_free(dpss);
     EVP_PKEY_free(dec);
-    printf("%d failure(s)\n", failures);
-    return failures == 0 ? 0 : 1;
+    printf("%d failure(s)\n", tu_failures);
+    return tu_failures == 0 ? 0 : 1;
 }

@@ -13,16 +13,8 @@
 #include <openssl/x509.h>
 #include <stdio.h>
 
-static int failures;
+#include "testutil.h"
 
-static void check(int ok, const char *what)
-{
-    printf("%s: %s\n", ok ? "ok" : "FAIL", what);
-    if (!ok) {
-        failures++;
-        ERR_print_errors_fp(stdout);
-    }
-}
 
 /* Sign with key, verify with a default-provider copy of its public half. */
 static int signs(EVP_PKEY *key)
@@ -65,22 +57,22 @@ int main(int argc, char **argv)
     if ((b = BIO_new_file(argv[1], "r")) != NULL)
         k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
     BIO_free(b);
-    check(k != NULL && signs(k), "PEM_read_bio_PrivateKey on the reference, then sign");
+    tu_check(k != NULL && signs(k), "PEM_read_bio_PrivateKey on the reference, then sign");
     EVP_PKEY_free(k);
     k = NULL;
 
     if ((b = BIO_new_file(argv[2], "rb")) != NULL)
         k = d2i_PrivateKey_bio(b, NULL);
     BIO_free(b);
-    check(k != NULL && signs(k), "d2i_PrivateKey_bio on the DER reference, then sign");
+    tu_check(k != NULL && signs(k), "d2i_PrivateKey_bio on the DER reference, then sign");
     EVP_PKEY_free(k);
 
     ssl = SSL_CTX_new(TLS_server_method());
-    check(ssl != NULL && SSL_CTX_use_certificate_file(ssl, argv[3], SSL_FILETYPE_PEM) == 1
+    tu_check(ssl != NULL && SSL_CTX_use_certificate_file(ssl, argv[3], SSL_FILETYPE_PEM) == 1
           && SSL_CTX_use_PrivateKey_file(ssl, argv[1], SSL_FILETYPE_PEM) == 1
           && SSL_CTX_check_private_key(ssl) == 1,
           "SSL_CTX_use_PrivateKey_file on the reference matches the certificate");
     SSL_CTX_free(ssl);
-    printf("%d failure(s)\n", failures);
-    return failures == 0 ? 0 : 1;
+    printf("%d failure(s)\n", tu_failures);
+    return tu_failures == 0 ? 0 : 1;
 }

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 static double now(void)
 {
     struct timespec ts;
@@ -27,23 +29,6 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static EVP_PKEY *load(const char *uri)
-{
-    OSSL_STORE_CTX *st = OSSL_STORE_open(uri, NULL, NULL, NULL, NULL);
-    EVP_PKEY *pkey = NULL;
-
-    while (st != NULL && pkey == NULL && !OSSL_STORE_eof(st)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(st);
-
-        if (info == NULL)
-            break;
-        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            pkey = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-    }
-    OSSL_STORE_close(st);
-    return pkey;
-}
 
 /* 1 signed and verified, 0 the call failed (retry), -1 a wrong signature. */
 static int sign_verify(EVP_PKEY *key, const unsigned char *msg, size_t n)
@@ -76,7 +61,7 @@ int main(int argc, char **argv)
         return 2;
     }
     deadline = now() + atof(argv[3]);
-    while ((key = load(argv[1])) == NULL && now() < deadline) {
+    while ((key = tu_load_pkey(argv[1])) == NULL && now() < deadline) {
         ERR_clear_error();
         retries++;
         usleep(50000);

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "testutil.h"
+
 static int die(const char *what)
 {
     fprintf(stderr, "store_api: %s\n", what);
@@ -20,7 +22,6 @@ static int die(const char *what)
 int main(int argc, char **argv)
 {
     static const unsigned char msg[] = "keystore store API test message";
-    OSSL_STORE_CTX *store;
     EVP_PKEY *pkey = NULL, *pub = NULL;
     unsigned char sig[1024], *der = NULL;
     const unsigned char *p;
@@ -30,19 +31,7 @@ int main(int argc, char **argv)
 
     if (argc != 2)
         return die("usage: store_api keystore:NAME");
-    store = OSSL_STORE_open(argv[1], NULL, NULL, NULL, NULL);
-    if (store == NULL)
-        return die("OSSL_STORE_open failed");
-    while (pkey == NULL && !OSSL_STORE_eof(store)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(store);
-
-        if (info == NULL)
-            break;
-        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            pkey = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-    }
-    OSSL_STORE_close(store);
+    pkey = tu_load_pkey(argv[1]);
     if (pkey == NULL)
         return die("no private key loaded");
     ed = EVP_PKEY_is_a(pkey, "ED25519") || EVP_PKEY_is_a(pkey, "ED448");

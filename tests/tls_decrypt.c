@@ -18,39 +18,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "testutil.h"
+
 #define PMS 48
 #define SAMPLES 41
 
-static int failures;
 
-static void check(int ok, const char *what)
-{
-    printf("%s: %s\n", ok ? "ok" : "FAIL", what);
-    if (!ok) {
-        failures++;
-        ERR_print_errors_fp(stdout);
-    }
-}
-
-static EVP_PKEY *load_store(const char *uri)
-{
-    OSSL_STORE_CTX *s = OSSL_STORE_open(uri, NULL, NULL, NULL, NULL);
-    EVP_PKEY *pkey = NULL;
-
-    if (s == NULL)
-        return NULL;
-    while (pkey == NULL && !OSSL_STORE_eof(s)) {
-        OSSL_STORE_INFO *info = OSSL_STORE_load(s);
-
-        if (info == NULL)
-            break;
-        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-            pkey = OSSL_STORE_INFO_get1_PKEY(info);
-        OSSL_STORE_INFO_free(info);
-    }
-    OSSL_STORE_close(s);
-    return pkey;
-}
 
 static EVP_PKEY *load_file(const char *path)
 {
@@ -126,9 +99,9 @@ static void bad_case(const char *who, const char *what, EVP_PKEY *key, const uns
     rc = tls_decrypt(key, ct, ctlen, out, &outlen);
     snprintf(msg, sizeof(msg), "%s, %s: decrypt succeeds with 48 bytes and no error (rc %d, %zu bytes)",
              who, what, rc, outlen);
-    check(rc == 1 && outlen == PMS && ERR_peek_error() == 0, msg);
+    tu_check(rc == 1 && outlen == PMS && ERR_peek_error() == 0, msg);
     snprintf(msg, sizeof(msg), "%s, %s: the result is not the real premaster", who, what);
-    check(memcmp(out, pms, PMS) != 0, msg);
+    tu_check(memcmp(out, pms, PMS) != 0, msg);
     if (first != NULL)
         memcpy(first, out, PMS);
 }
@@ -146,7 +119,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: tls_decrypt keystore:NAME private-key.pem\n");
         return 2;
     }
-    if ((ks = load_store(argv[1])) == NULL || (local = load_file(argv[2])) == NULL) {
+    if ((ks = tu_load_pkey(argv[1])) == NULL || (local = load_file(argv[2])) == NULL) {
         ERR_print_errors_fp(stderr);
         fprintf(stderr, "tls_decrypt: cannot load %s or %s\n", argv[1], argv[2]);
         return 2;
@@ -168,10 +141,10 @@ int main(int argc, char **argv)
     /* A good block gives the premaster, on both providers. */
     outlen = sizeof(out);
     rc = tls_decrypt(ks, ct, ctlen, out, &outlen);
-    check(rc == 1 && outlen == PMS && memcmp(out, pms, PMS) == 0, "keystore: good premaster decrypts");
+    tu_check(rc == 1 && outlen == PMS && memcmp(out, pms, PMS) == 0, "keystore: good premaster decrypts");
     outlen = sizeof(out);
     rc = tls_decrypt(local, ct, ctlen, out, &outlen);
-    check(rc == 1 && outlen == PMS && memcmp(out, pms, PMS) == 0, "default: good premaster decrypts");
+    tu_check(rc == 1 && outlen == PMS && memcmp(out, pms, PMS) == 0, "default: good premaster decrypts");
 
     /* Bad blocks look like success, on both providers. */
     bad_case("keystore", "corrupted ciphertext", ks, ct_bad, ctlen, pms, r1);
@@ -180,7 +153,7 @@ int main(int argc, char **argv)
     bad_case("default", "corrupted ciphertext again", local, ct_bad, ctlen, pms, d2);
     /* OpenSSL 3.0 substitutes a fresh random premaster each time; ours must
      * behave exactly like the default provider here. */
-    check((memcmp(r1, r2, PMS) != 0) == (memcmp(d1, d2, PMS) != 0),
+    tu_check((memcmp(r1, r2, PMS) != 0) == (memcmp(d1, d2, PMS) != 0),
           "keystore and default agree on whether a bad block's substitute is random");
     bad_case("keystore", "rolled-back version", ks, ct_ver, ct_verlen, badver, NULL);
     bad_case("default", "rolled-back version", local, ct_ver, ct_verlen, badver, NULL);
@@ -195,23 +168,23 @@ int main(int argc, char **argv)
         rc = tls_decrypt(ks, ct, ctlen, out, &outlen);
         good[i] = now() - t;
         if (rc != 1)
-            check(0, "keystore: good premaster in the timing loop");
+            tu_check(0, "keystore: good premaster in the timing loop");
         outlen = sizeof(out);
         t = now();
         rc = tls_decrypt(ks, ct_bad, ctlen, out, &outlen);
         bad[i] = now() - t;
         if (rc != 1)
-            check(0, "keystore: bad premaster in the timing loop");
+            tu_check(0, "keystore: bad premaster in the timing loop");
     }
     qsort(good, SAMPLES, sizeof(double), cmp_double);
     qsort(bad, SAMPLES, sizeof(double), cmp_double);
     mg = good[SAMPLES / 2];
     mb = bad[SAMPLES / 2];
     printf("-- median good %.1f us, bad %.1f us\n", mg * 1e6, mb * 1e6);
-    check(mb > mg * 0.5 && mb < mg * 2.0, "keystore: bad and good blocks take about the same time");
+    tu_check(mb > mg * 0.5 && mb < mg * 2.0, "keystore: bad and good blocks take about the same time");
 
     EVP_PKEY_free(ks);
     EVP_PKEY_free(local);
-    printf("%d failure(s)\n", failures);
-    return failures == 0 ? 0 : 1;
+    printf("%d failure(s)\n", tu_failures);
+    return tu_failures == 0 ? 0 : 1;
 }

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 #define MAX_CLIENTS 256
 #define MAX_SAMPLES 200000
 
@@ -79,25 +81,13 @@ static EVP_PKEY *load_key(const struct alg *a, const char *backend)
         k = PEM_read_PrivateKey_ex(f, NULL, NULL, NULL, NULL, "provider=default");
         fclose(f);
     } else {
-        OSSL_STORE_CTX *s;
         char uri[256];
         char base[64];
 
         snprintf(base, sizeof(base), "%s", a->pem);
         *strchr(base, '.') = '\0';
         snprintf(uri, sizeof(uri), "keystore:bench-%s", base);
-        if ((s = OSSL_STORE_open(uri, NULL, NULL, NULL, NULL)) == NULL)
-            die(uri);
-        while (k == NULL && !OSSL_STORE_eof(s)) {
-            OSSL_STORE_INFO *i = OSSL_STORE_load(s);
-
-            if (i == NULL)
-                break;
-            if (OSSL_STORE_INFO_get_type(i) == OSSL_STORE_INFO_PKEY)
-                k = OSSL_STORE_INFO_get1_PKEY(i);
-            OSSL_STORE_INFO_free(i);
-        }
-        OSSL_STORE_close(s);
+        k = tu_load_pkey(uri);
     }
     if (k == NULL)
         die("cannot load key");

@@ -1,0 +1,16 @@
+/* Small helpers shared by the test and benchmark programs. */
+#ifndef KEYSTORE_TESTUTIL_H
+#define KEYSTORE_TESTUTIL_H
+
+#include <openssl/evp.h>
+
+/* The first private key OSSL_STORE finds at uri (keystore:NAME, a file...),
+ * or NULL with OpenSSL's error queue saying why. */
+EVP_PKEY *tu_load_pkey(const char *uri);
+
+/* Prints "ok: what" or "FAIL: what" (with the OpenSSL errors) and counts
+ * failures in tu_failures. */
+extern int tu_failures;
+void tu_check(int ok, const char *what);
+
+#endif
