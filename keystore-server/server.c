@@ -65,18 +65,7 @@ static unsigned next_worker;
 /* Milliseconds; never 0 (0 means "unset" in struct ks_conn). */
 static int64_t mono_now(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1;
-}
-
-static int64_t mono_now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return ks_mono_us() / 1000 + 1;
 }
 
 static void list_insert(struct ks_conn **head, struct ks_conn *c)
@@ -335,7 +324,7 @@ static void *worker_main(void *arg)
         if (spin_until != 0) {
             n = epoll_wait(w->epfd, evs, MAX_EVENTS, 0);
             if (n == 0) {
-                if (mono_now_us() < spin_until)
+                if (ks_mono_us() < spin_until)
                     sched_yield();
                 else
                     spin_until = 0;
@@ -363,7 +352,7 @@ static void *worker_main(void *arg)
                 conn_event(w, evs[i].data.ptr, evs[i].events, now);
         }
         if (n > 0 && w->cfg->spin_us > 0)
-            spin_until = mono_now_us() + w->cfg->spin_us;
+            spin_until = ks_mono_us() + w->cfg->spin_us;
         if (now - last_sweep >= SWEEP_MS) {
             sweep_timeouts(w, now);
             last_sweep = now;

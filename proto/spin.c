@@ -23,7 +23,7 @@ static void spin_init(void)
     }
 }
 
-static long long now_us(void)
+long long ks_mono_us(void)
 {
     struct timespec ts;
 
@@ -39,10 +39,10 @@ void ks_spin_wait(int fd)
     (void)pthread_once(&spin_once, spin_init);
     if (spin_us == 0)
         return;
-    end = now_us() + spin_us;
+    end = ks_mono_us() + spin_us;
     do {
         if (poll(&p, 1, 0) != 0)
             return;         /* readable, closed or failed: the blocking read will tell */
         sched_yield();
-    } while (now_us() < end);
+    } while (ks_mono_us() < end);
 }

@@ -80,6 +80,9 @@ int ks_hello_io(const struct ks_io *io, const char *client_name, size_t *server_
 #define KS_DEFAULT_CLIENT_SPIN_US 30
 void ks_spin_wait(int fd);
 
+/* CLOCK_MONOTONIC in microseconds. */
+long long ks_mono_us(void);
+
 /* Names for logs and messages. */
 const char *ks_error_code_name(Keystore__ErrorCode code);
 const char *ks_key_type_name(Keystore__KeyType type);
