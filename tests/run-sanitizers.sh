@@ -11,7 +11,7 @@
 # keystored keeps its chroot and privilege drop but runs with "seccomp = no"
 # (KS_EXTRA_CONFIG, read by tests/lib.sh): ASan's runtime makes calls the
 # filter kills (sched_getaffinity, sigaltstack).  An ASan build also skips
-# mlockall (harden.c: the shadow memory cannot be locked).
+# mlockall (sandbox/harden.c: the shadow memory cannot be locked).
 #
 # Left out: the 'sandbox' suite (seccomp, confinement, socket_activation,
 # install: they run keystored with the filter on, or check the systemd unit's

@@ -2,7 +2,7 @@
  * calls): in forked children, forbidden calls die with SIGSYS, also from a
  * thread that existed before the filter (TSYNC), while the calls the server
  * needs keep working.  Prints one line per case; exit 0 if all hold. */
-#include "sandbox_seccomp.h"
+#include "sandbox/seccomp_filter.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -10,9 +10,9 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "log.h"
 #include "wire.h"
-#include "channel.h"
 
 #define DEFAULT_KEY_DIR "/var/lib/keystored/keys"
 #define DEFAULT_MASTER_KEY "/etc/keystored/master.key"

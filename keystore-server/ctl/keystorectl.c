@@ -11,7 +11,7 @@
 
 #include "channel.h"
 #include "ctl.h"
-#include "masterkey_gen.h"
+#include "store/masterkey_gen.h"
 
 static const char *server_addr;
 static int json_out;

@@ -3,7 +3,7 @@
 #ifndef KS_CLIENT_LIMIT_H
 #define KS_CLIENT_LIMIT_H
 
-#include "ops.h"
+#include "ops/session.h"
 
 /* Count s under id if below max (0 = unlimited; nothing counted).
  * Returns 0, or -1 if the client already has max connections. */

@@ -11,8 +11,9 @@
 #include <sodium.h>
 
 #include "client_limit.h"
+#include "common/log.h"
 #include "conn_tcp.h"
-#include "log.h"
+#include "ops/dispatch.h"
 #include "secure.h"
 #include "server.h"
 
@@ -35,15 +36,6 @@ struct ks_conn *ks_conn_new(int fd, int is_admin, unsigned long id, int64_t now)
     return c;
 }
 
-static void wipe_free(uint8_t **buf, size_t cap)
-{
-    if (*buf != NULL) {
-        sodium_memzero(*buf, cap);
-        free(*buf);
-        *buf = NULL;
-    }
-}
-
 void ks_conn_free(struct ks_conn *c)
 {
     if (c == NULL)
@@ -52,8 +44,8 @@ void ks_conn_free(struct ks_conn *c)
         close(c->fd);
     ks_limit_release(&c->s);
     ks_conn_tcp_free(c->tcp);
-    wipe_free(&c->in, c->in_cap);
-    wipe_free(&c->out, c->out_cap);
+    ks_conn_wipe_free(&c->in, c->in_cap);
+    ks_conn_wipe_free(&c->out, c->out_cap);
     free(c);
 }
 
@@ -90,29 +82,6 @@ uint32_t ks_conn_wanted_events(const struct ks_conn *c)
 static size_t frame_limit(const struct ks_config *cfg, const struct ks_conn *c)
 {
     return cfg->max_frame + (c->tcp != NULL ? KS_SEC_TAG : 0);
-}
-
-uint8_t *ks_conn_out_reserve(struct ks_conn *c, size_t need)
-{
-    if (c->out_off == c->out_len)
-        c->out_off = c->out_len = 0;
-    if (c->out_len + need > c->out_cap) {
-        size_t cap = c->out_cap ? c->out_cap : 4096;
-        uint8_t *nb;
-
-        while (cap < c->out_len + need)
-            cap *= 2;
-        /* not realloc: the old buffer may hold plaintext and must be wiped */
-        nb = malloc(cap);
-        if (nb == NULL)
-            return NULL;
-        if (c->out_len > 0)
-            memcpy(nb, c->out, c->out_len);
-        wipe_free(&c->out, c->out_cap);
-        c->out = nb;
-        c->out_cap = cap;
-    }
-    return c->out + c->out_len;
 }
 
 /* Append one packed reply frame to the output buffer. */
@@ -189,7 +158,7 @@ static enum ks_conn_state process_frames(const struct ks_config *cfg, struct ks_
         c->in_len = 0;
     }
     if (c->in_len == 0) {
-        wipe_free(&c->in, c->in_cap);
+        ks_conn_wipe_free(&c->in, c->in_cap);
         c->in_cap = 0;
         c->partial_since = 0;
     } else if (!has_complete_frame(c) && c->partial_since == 0) {
@@ -217,7 +186,7 @@ static enum ks_conn_state flush_out(struct ks_conn *c)
         c->out_off += (size_t)w;
     }
     /* everything sent: wipe (replies may carry plaintext) and release */
-    wipe_free(&c->out, c->out_cap);
+    ks_conn_wipe_free(&c->out, c->out_cap);
     c->out_cap = c->out_len = c->out_off = 0;
     return KS_CONN_OK;
 }
@@ -257,7 +226,7 @@ static int ensure_in_space(const struct ks_config *cfg, struct ks_conn *c)
         return -1;
     if (c->in_len > 0)
         memcpy(nb, c->in, c->in_len);
-    wipe_free(&c->in, c->in_cap);
+    ks_conn_wipe_free(&c->in, c->in_cap);
     c->in = nb;
     c->in_cap = want;
     return 0;

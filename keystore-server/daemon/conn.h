@@ -8,31 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "config.h"
-#include "ops.h"
-
-/* Where replies go: send(2) on fd unless a sink is set (the fuzz harness
- * collects them in memory).  Same contract as send: bytes taken or -1. */
-typedef ssize_t (*ks_conn_sink)(void *arg, const uint8_t *buf, size_t len);
-
-struct ks_conn {
-    int kind;                 /* KS_ITEM_CONN; first so epoll data can be typed */
-    int fd;
-    struct ks_session s;
-    uint8_t *in;              /* received, unprocessed bytes [0, in_len) */
-    size_t in_len, in_cap;
-    uint8_t *out;             /* replies not yet sent [out_off, out_len) */
-    size_t out_off, out_len, out_cap;
-    int64_t last_request;      /* monotonic ms: accept or last complete frame */
-    int64_t partial_since;     /* when the pending partial frame started, 0 if none */
-    int eof;                  /* peer shut down its sending side */
-    int closing;              /* protocol error: reply, then close */
-    uint32_t events;          /* epoll interest currently registered */
-    ks_conn_sink sink;        /* NULL: send on fd */
-    void *sink_arg;
-    struct ks_tcp *tcp;       /* TCP secure channel state (conn_tcp.c); NULL on Unix sockets */
-    struct ks_conn *prev, *next;  /* the owning worker's list */
-};
+#include "common/config.h"
+#include "conn_buf.h"
 
 /* Result of an event handler. */
 enum ks_conn_state { KS_CONN_OK = 0, KS_CONN_CLOSE };
@@ -50,10 +27,6 @@ enum ks_conn_state ks_conn_writable(const struct ks_config *cfg, struct ks_conn 
  * while complete frames wait for their replies to drain). */
 enum ks_conn_state ks_conn_feed(const struct ks_config *cfg, struct ks_conn *c,
                                 const uint8_t *data, size_t len, size_t *taken, int64_t now);
-/* Room for need more bytes at c->out + c->out_len (the caller fills them
- * and advances out_len), or NULL when out of memory. */
-uint8_t *ks_conn_out_reserve(struct ks_conn *c, size_t need);
-
 /* The epoll events the connection wants now (EPOLLIN and/or EPOLLOUT). */
 uint32_t ks_conn_wanted_events(const struct ks_conn *c);
 

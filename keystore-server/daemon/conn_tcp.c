@@ -12,12 +12,13 @@
 
 #include <sodium.h>
 
-#include "audit.h"
 #include "client_limit.h"
-#include "conn.h"
-#include "log.h"
-#include "remote.h"
+#include "common/log.h"
+#include "conn_buf.h"
+#include "ops/audit.h"
+#include "ops/dispatch.h"
 #include "secure.h"
+#include "tcp_identity.h"
 
 struct ks_tcp {
     int established;
@@ -95,14 +96,14 @@ static int handshake(const struct ks_config *cfg, struct ks_conn *c, const uint8
         ks_audit_event(&c->s, "handshake", "not-a-handshake", t0);
         return -1;
     }
-    if (ks_hs_server_read(&t->hs, ks_remote_server_sk(), ks_remote_server_pk(), msg1, cpk) != 0) {
+    if (ks_hs_server_read(&t->hs, ks_tcp_identity_server_sk(), ks_tcp_identity_server_pk(), msg1, cpk) != 0) {
         /* unauthenticated notice: we share no key with this peer */
         ks_log("conn %lu from %s: handshake does not decrypt with this server's key (the "
                "client pinned another server public key, or the message was altered); closing",
                c->s.id, c->s.peer);
         status = KS_HS_UNDECRYPTABLE;
         result = "refused-wrong-server-key";
-    } else if ((name = ks_remote_client_name(cpk)) == NULL) {
+    } else if ((name = ks_tcp_identity_client_name(cpk)) == NULL) {
         ks_pubkey_format(cpk, cpk64);
         ks_log("conn %lu from %s: client key %s is not in %s; refusing (add 'NAME %s' there "
                "to allow it)", c->s.id, c->s.peer, cpk64, cfg->authorized_clients, cpk64);

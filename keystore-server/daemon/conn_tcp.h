@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "config.h"
+#include "common/config.h"
 
 struct ks_conn;
 struct ks_tcp;

@@ -9,7 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "common/log.h"
 #include "sdlisten.h"
 
 #define LISTEN_BACKLOG 1024

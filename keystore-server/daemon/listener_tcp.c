@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "channel.h"
-#include "log.h"
+#include "common/log.h"
 
 #define LISTEN_BACKLOG 1024
 

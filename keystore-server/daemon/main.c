@@ -10,19 +10,20 @@
 #include <openssl/crypto.h>
 #include <sodium.h>
 
-#include "config.h"
-#include "confine.h"
-#include "harden.h"
-#include "keystore.h"
-#include "log.h"
-#include "masterkey.h"
-#include "ops.h"
+#include "channel.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "ops/acl.h"
+#include "ops/audit.h"
+#include "ops/dispatch.h"
+#include "sandbox/confine.h"
+#include "sandbox/harden.h"
 #include "sdlisten.h"
 #include "server.h"
-#include "acl.h"
-#include "audit.h"
-#include "remote.h"
-#include "channel.h"
+#include "store/keytable.h"
+#include "store/masterkey.h"
+#include "store/secure_heap.h"
+#include "tcp_identity.h"
 
 static void usage(FILE *f)
 {
@@ -215,7 +216,7 @@ int main(int argc, char **argv)
      *    Then the listeners (the worker threads follow in step 9, parked
      *    until step 10): Unix sockets passed by systemd socket activation
      *    if any (sdlisten.c), else bound here; TCP listeners are bound here. */
-    if (ks_remote_load(&cfg) != 0 || ks_acl_load(&cfg) != 0 || ks_audit_open(&cfg) != 0)
+    if (ks_tcp_identity_load(&cfg) != 0 || ks_acl_load(&cfg) != 0 || ks_audit_open(&cfg) != 0)
         goto out;
     if (ks_sd_listen_init() < 0)
         goto out;
@@ -251,7 +252,7 @@ out:
     for (i = 0; i < nls; i++)
         ks_listener_close(&listeners[i], !ks_confined());
     ks_audit_close();
-    ks_remote_unload();
+    ks_tcp_identity_unload();
     ks_store_close();
     ks_master_unload();
     if (rc == 0)

@@ -15,7 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "common/log.h"
 
 #define SD_FIRST_FD 3
 #define SD_MAX_FDS 16

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -19,10 +20,11 @@
 #include <unistd.h>
 
 #include "client_limit.h"
+#include "common/log.h"
 #include "conn.h"
 #include "conn_tcp.h"
-#include "harden.h"
-#include "log.h"
+#include "sandbox/harden.h"
+#include "wire.h"
 
 #define WORKER_STACK (256 * 1024)   /* mlockall pins every stack: keep them small */
 #define MAX_EVENTS 64

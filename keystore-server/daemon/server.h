@@ -4,7 +4,7 @@
 
 #include <sys/types.h>
 
-#include "config.h"
+#include "common/config.h"
 
 /* Kinds of objects registered in the workers' epoll sets. */
 enum { KS_ITEM_LISTENER = 1, KS_ITEM_CONN, KS_ITEM_STOP };

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "common/log.h"
 
 #define MAX_RULES 4096
 #define MAX_IDS 32
@@ -33,22 +33,6 @@ static struct rule *rules;
 static size_t nrules;
 static int acl_on;
 static char acl_path[KS_CONF_PATH_MAX];
-
-void ks_session_identity(const struct ks_session *s, char *out, size_t outlen)
-{
-    if (s->is_tcp)
-        snprintf(out, outlen, "tcp client '%s'", s->tcp_client);
-    else
-        snprintf(out, outlen, "uid %u", (unsigned)s->uid);
-}
-
-void ks_session_describe(const struct ks_session *s, char *out, size_t outlen)
-{
-    if (s->is_tcp)
-        snprintf(out, outlen, "tcp client '%s' from %s", s->tcp_client, s->peer);
-    else
-        snprintf(out, outlen, "uid %u pid %d", (unsigned)s->uid, (int)s->pid);
-}
 
 static int parse_num(const char *s, unsigned long *out)
 {

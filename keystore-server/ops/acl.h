@@ -9,8 +9,8 @@
 #ifndef KS_ACL_H
 #define KS_ACL_H
 
-#include "config.h"
-#include "ops.h"
+#include "common/config.h"
+#include "op.h"
 
 enum { KS_ACL_SIGN = 1, KS_ACL_DECRYPT = 2 };
 
@@ -21,11 +21,5 @@ int ks_acl_load(const struct ks_config *cfg);
 /* 1 if allowed; otherwise replies ERROR_PERMISSION_DENIED naming the
  * identity, the operation and the key, and returns 0. */
 int ks_acl_permit(struct ks_op *op, int what, const char *key);
-
-/* "uid 1000", "tcp client 'frontend1'": for messages. */
-void ks_session_identity(const struct ks_session *s, char *out, size_t outlen);
-
-/* For log lines: "uid 0 pid 42" or "tcp client 'frontend1' from ADDR". */
-void ks_session_describe(const struct ks_session *s, char *out, size_t outlen);
 
 #endif

@@ -1,6 +1,6 @@
 /* Key management: GenerateKey, ImportKey, DeleteKey, AttachCert.
- * Permission checks happen in ops.c before these run. */
-#include "ops.h"
+ * Permission checks happen in dispatch.c before these run. */
+#include "handlers.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -8,8 +8,8 @@
 #include <openssl/err.h>
 #include <openssl/rsa.h>
 
-#include "certchain.h"
-#include "log.h"
+#include "common/log.h"
+#include "store/certchain.h"
 
 static int check_new_name(struct ks_op *op, const char *name)
 {

@@ -7,8 +7,9 @@
 
 #include <stdint.h>
 
-#include "config.h"
-#include "ops.h"
+#include "common/config.h"
+#include "session.h"
+#include "wire.h"
 
 /* Open cfg->audit_log ("stderr" or a path; "" = off).  0 or -1 after logging. */
 int ks_audit_open(const struct ks_config *cfg);

@@ -4,7 +4,7 @@
  * failure produces the same code and text, and nothing about the cause is
  * logged or returned.  Checks on public facts (key type, ciphertext length,
  * parameter names) happen before and may say precisely what is wrong. */
-#include "ops.h"
+#include "handlers.h"
 
 #include <string.h>
 
@@ -12,7 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/rsa.h>
 
-#include "log.h"
+#include "common/log.h"
 
 static void bad_setup(struct ks_op *op, const struct ks_key *k, const char *what)
 {

@@ -1,5 +1,5 @@
-/* Frame decoding, Hello, dispatch and reply helpers; see ops.h. */
-#include "ops.h"
+/* Frame decoding, Hello and dispatch to the handlers; see dispatch.h. */
+#include "dispatch.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,126 +10,9 @@
 
 #include "acl.h"
 #include "audit.h"
-#include "log.h"
-
-static Keystore__Error oom_error = {
-    PROTOBUF_C_MESSAGE_INIT(&keystore__error__descriptor),
-    KEYSTORE__ERROR_CODE__ERROR_INTERNAL,
-    (char *)"the server ran out of memory building the reply; see its log",
-};
-
-void ks_op_error(struct ks_op *op, Keystore__ErrorCode code, const char *fmt, ...)
-{
-    char msg[1024], clean[1024], who[160];
-    Keystore__Error *e;
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    ks_log_sanitize(msg, clean, sizeof(clean));
-    ks_session_describe(op->s, who, sizeof(who));
-    ks_log("conn %lu %s: %s refused: %s: %s", op->s->id, who, op->name,
-           ks_error_code_name(code), clean);
-    e = ks_arena_alloc(op->arena, sizeof(*e));
-    op->resp->body_case = KEYSTORE__RESPONSE__BODY_ERROR;
-    if (e == NULL) {
-        op->resp->error = &oom_error;
-        return;
-    }
-    keystore__error__init(e);
-    e->code = code;
-    e->message = ks_arena_memdup(op->arena, clean, strlen(clean) + 1);
-    if (e->message == NULL) {
-        op->resp->error = &oom_error;
-        return;
-    }
-    op->resp->error = e;
-}
-
-struct ks_key *ks_op_key(struct ks_op *op, const char *name)
-{
-    struct ks_key *k;
-
-    if (!ks_valid_key_name(name)) {
-        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_REQUEST,
-                    "'%s' is not a valid key name: use 1-%d characters of A-Z a-z 0-9 . _ - "
-                    "not starting with '.'", name, KS_MAX_KEY_NAME);
-        return NULL;
-    }
-    k = ks_store_get(name);
-    if (k == NULL)
-        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_NO_SUCH_KEY, "no key named '%s'", name);
-    return k;
-}
-
-Keystore__KeyInfo *ks_op_keyinfo(struct ks_op *op, const struct ks_key *k)
-{
-    Keystore__KeyInfo *ki = ks_arena_alloc(op->arena, sizeof(*ki));
-    size_t i;
-
-    if (ki == NULL)
-        return NULL;
-    keystore__key_info__init(ki);
-    ki->name = ks_arena_memdup(op->arena, k->name, strlen(k->name) + 1);
-    ki->type = k->type;
-    ki->bits = k->bits;
-    ki->public_key_der.data = ks_arena_memdup(op->arena, k->spki, k->spki_len);
-    ki->public_key_der.len = k->spki_len;
-    if (k->group[0] != '\0')
-        ki->group = ks_arena_memdup(op->arena, k->group, strlen(k->group) + 1);
-    ki->created = k->created;
-    if (k->ncerts > 0) {
-        ki->cert_chain_der = ks_arena_alloc(op->arena, k->ncerts * sizeof(ProtobufCBinaryData));
-        if (ki->cert_chain_der == NULL)
-            return NULL;
-        for (i = 0; i < k->ncerts; i++) {
-            ki->cert_chain_der[i].data = ks_arena_memdup(op->arena, k->certs[i].der, k->certs[i].len);
-            ki->cert_chain_der[i].len = k->certs[i].len;
-        }
-        ki->n_cert_chain_der = k->ncerts;
-    }
-    if (op->arena->failed || ki->name == NULL || ki->group == NULL)
-        return NULL;
-    return ki;
-}
-
-void ks_op_reply_key(struct ks_op *op, const struct ks_key *k)
-{
-    Keystore__KeyInfo *ki = ks_op_keyinfo(op, k);
-
-    if (ki == NULL)
-        return;   /* arena->failed: ks_handle_frame turns this into an error */
-    op->resp->body_case = KEYSTORE__RESPONSE__BODY_KEY;
-    op->resp->key = ki;
-}
-
-EVP_MD *ks_op_fetch_md(struct ks_op *op, const char *name, const char *what)
-{
-    EVP_MD *md;
-
-    if (name == NULL || name[0] == '\0' || strlen(name) > 64) {
-        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER, "%s name is empty or too long",
-                    what);
-        return NULL;
-    }
-    md = EVP_MD_fetch(NULL, name, NULL);
-    ERR_clear_error();
-    if (md == NULL)
-        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
-                    "unknown %s '%s' (use an OpenSSL digest name such as SHA256)", what, name);
-    return md;
-}
-
-const char *ks_padding_name(Keystore__Padding p)
-{
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&keystore__padding__descriptor, (int)p);
-
-    return v != NULL ? v->name : "an unknown padding";
-}
-
-/* ---- Hello and dispatch ---------------------------------------------- */
+#include "common/log.h"
+#include "handlers.h"
+#include "op.h"
 
 static enum ks_after do_hello(struct ks_op *op, const Keystore__Hello *h)
 {
@@ -249,8 +132,7 @@ static void ensure_sendable(struct ks_op *op)
 
     if (op->arena->failed) {
         ks_log("conn %lu: %s: out of memory building the reply", op->s->id, op->name);
-        op->resp->body_case = KEYSTORE__RESPONSE__BODY_ERROR;
-        op->resp->error = &oom_error;
+        ks_op_out_of_memory(op);
         return;
     }
     if (op->resp->body_case == KEYSTORE__RESPONSE__BODY__NOT_SET) {

@@ -1,5 +1,5 @@
 /* GetKey and ListKeys: public information only. */
-#include "ops.h"
+#include "handlers.h"
 
 void ks_op_get_key(struct ks_op *op, const Keystore__GetKeyRequest *r)
 {

@@ -1,6 +1,6 @@
 /* Sign: RSA PKCS#1 v1.5 / PSS over a digest, ECDSA over a digest, and pure
  * EdDSA over a message.  Never raw RSA. */
-#include "ops.h"
+#include "handlers.h"
 
 #include <string.h>
 
@@ -8,7 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/rsa.h>
 
-#include "log.h"
+#include "common/log.h"
 
 /* Wire PSS salt length -> OpenSSL's.  The wire's -2 (max) and -3 (auto)
  * differ from OpenSSL's numbering; when signing, auto behaves as max. */

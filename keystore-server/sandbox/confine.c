@@ -15,10 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "keystore.h"
-#include "log.h"
-#include "sandbox_jail.h"
-#include "sandbox_seccomp.h"
+#include "common/log.h"
+#include "jail.h"
+#include "seccomp_filter.h"
+#include "store/keytable.h"
 
 static int confined;
 

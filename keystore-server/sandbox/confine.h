@@ -10,7 +10,7 @@
 #ifndef KS_CONFINE_H
 #define KS_CONFINE_H
 
-#include "config.h"
+#include "common/config.h"
 
 /* chroot into cfg->jail and drop to cfg->user (as root; otherwise logs
  * what it could not apply).  Call before any worker thread exists. */

@@ -17,7 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "log.h"
+#include "common/log.h"
 
 /* Sanitizer builds exist for the test suite only (tests/run.sh). */
 #if defined(__SANITIZE_ADDRESS__)
@@ -76,31 +76,6 @@ static void format_limit(rlim_t v, char *buf, size_t len)
         snprintf(buf, len, "%llu KiB", (unsigned long long)v / 1024);
 }
 
-static size_t secure_heap_size;
-
-size_t ks_secure_heap_size(void)
-{
-    return secure_heap_size;
-}
-
-int ks_init_secure_heap(size_t size, int dev_mode)
-{
-    int r = CRYPTO_secure_malloc_init(size, 32);
-
-    if (r == 0) {
-        ks_log("%s: cannot create OpenSSL's secure heap of %zu MiB (CRYPTO_secure_malloc_init failed)%s",
-               dev_mode ? "warning" : "error", size >> 20,
-               dev_mode ? "; continuing in --dev mode without it" :
-                          "; lower secure_heap_mb or use --dev for development");
-        return dev_mode ? 0 : -1;
-    }
-    secure_heap_size = size;
-    if (r == 2)
-        ks_log("warning: OpenSSL's secure heap could not lock itself in memory (mlock failed); "
-               "relying on mlockall");
-    return 0;
-}
-
 int ks_lock_memory(int dev_mode)
 {
     struct rlimit rl;
@@ -128,7 +103,7 @@ int ks_lock_memory(int dev_mode)
                "now, later allocations may be swapped (allowed because of --dev)", cur, max);
     }
     if (mlockall(flags) == 0) {
-        /* as root, confinement keeps CAP_IPC_LOCK across the drop (sandbox_jail.c) */
+        /* as root, confinement keeps CAP_IPC_LOCK across the drop (jail.c) */
         if (finite && !dev_mode && geteuid() != 0)
             ks_log("warning: RLIMIT_MEMLOCK is %s (hard limit %s): once keystored runs without "
                    "CAP_IPC_LOCK (e.g. after dropping root) it cannot allocate memory beyond "

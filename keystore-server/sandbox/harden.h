@@ -18,12 +18,6 @@ void ks_raise_memlock_limit(void);
  * Call before any thread exists. */
 int ks_tune_malloc(void);
 
-/* OpenSSL secure heap (private BIGNUMs live there).  Fatal unless dev_mode. */
-int ks_init_secure_heap(size_t size, int dev_mode);
-
-/* Size of the secure heap actually created, 0 if none. */
-size_t ks_secure_heap_size(void);
-
 /* mlockall(MCL_CURRENT|MCL_FUTURE): keeps keys out of swap.  Fatal unless dev_mode. */
 int ks_lock_memory(int dev_mode);
 

@@ -1,5 +1,5 @@
-/* Filesystem and user confinement for keystored; see sandbox_jail.h. */
-#include "sandbox_jail.h"
+/* Filesystem and user confinement for keystored; see jail.h. */
+#include "jail.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -2,7 +2,7 @@
  * not listed kills the process.  Threads are started before the filter is
  * installed, so clone/clone3 are not needed; files are reachable only through
  * the key directory's descriptor, opened before chroot. */
-#include "sandbox_seccomp.h"
+#include "seccomp_filter.h"
 
 #include <errno.h>
 #include <seccomp.h>

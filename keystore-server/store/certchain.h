@@ -7,7 +7,7 @@
 
 #include <openssl/evp.h>
 
-#include "keystore.h"
+#include "keytable.h"
 
 #define KS_MAX_CHAIN 16   /* certificates per key */
 

@@ -1,5 +1,5 @@
-/* Key table and key directory; see keystore.h and sealed_file.h. */
-#include "keystore.h"
+/* Key table and key directory; see keytable.h and sealed_file.h. */
+#include "keytable.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,9 +18,9 @@
 #include <sodium.h>
 
 #include "certchain.h"
-#include "harden.h"
-#include "log.h"
+#include "common/log.h"
 #include "sealed_file.h"
+#include "secure_heap.h"
 
 #define INITIAL_BUCKETS 1024
 

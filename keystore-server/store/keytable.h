@@ -3,8 +3,8 @@
  * Entries are immutable once published and reference counted: a worker that
  * got a key with ks_store_get() keeps using it safely even if an admin
  * deletes it or attaches a certificate (which publishes a new entry). */
-#ifndef KS_KEYSTORE_H
-#define KS_KEYSTORE_H
+#ifndef KS_KEYTABLE_H
+#define KS_KEYTABLE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -30,7 +30,7 @@ struct ks_key {
     uint64_t created;
     struct ks_cert *certs;         /* leaf first */
     size_t ncerts;
-    /* private to keystore.c */
+    /* private to keytable.c */
     int refs;
     struct ks_key *next;
 };

@@ -10,7 +10,7 @@
 
 #include <sodium.h>
 
-#include "log.h"
+#include "common/log.h"
 
 _Static_assert(KS_SEAL_NONCE_LEN == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, "nonce size");
 _Static_assert(KS_SEAL_TAG_LEN == crypto_aead_xchacha20poly1305_ietf_ABYTES, "tag size");

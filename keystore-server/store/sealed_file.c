@@ -11,7 +11,7 @@
 
 #include <sodium.h>
 
-#include "log.h"
+#include "common/log.h"
 #include "masterkey.h"
 #include "wire.h"
 

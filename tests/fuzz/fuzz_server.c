@@ -1,5 +1,5 @@
 /* libFuzzer target: arbitrary bytes from a client, through keystored's own
- * framing (conn.c), protobuf decoding and request dispatch (ops*.c), with
+ * framing (daemon/conn.c), protobuf decoding and request dispatch (ops/), with
  * real keys loaded from a real (temporary) key directory.
  *
  * Input: byte 0 chooses how the stream is cut into "recv" pieces (0: all at
@@ -17,10 +17,10 @@
 #include <openssl/rsa.h>
 #include <sodium.h>
 
-#include "config.h"
-#include "conn.h"
-#include "keystore.h"
-#include "masterkey.h"
+#include "common/config.h"
+#include "daemon/conn.h"
+#include "store/keytable.h"
+#include "store/masterkey.h"
 #include "wire.h"
 
 static struct ks_config cfg;

@@ -1,5 +1,5 @@
-/* Server key and authorized clients; see remote.h. */
-#include "remote.h"
+/* Server key and authorized clients; see tcp_identity.h. */
+#include "tcp_identity.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,7 +9,7 @@
 
 #include <sodium.h>
 
-#include "log.h"
+#include "common/log.h"
 #include "secure.h"
 
 #define MAX_CLIENTS 4096
@@ -23,17 +23,17 @@ static uint8_t *server_keys;     /* sodium_malloc: secret (32) then public (32);
 static struct client *clients;
 static size_t nclients;
 
-const uint8_t *ks_remote_server_sk(void)
+const uint8_t *ks_tcp_identity_server_sk(void)
 {
     return server_keys;
 }
 
-const uint8_t *ks_remote_server_pk(void)
+const uint8_t *ks_tcp_identity_server_pk(void)
 {
     return server_keys != NULL ? server_keys + 32 : NULL;
 }
 
-const char *ks_remote_client_name(const uint8_t pk[32])
+const char *ks_tcp_identity_client_name(const uint8_t pk[32])
 {
     const char *found = NULL;
     size_t i;
@@ -126,7 +126,7 @@ out:
     return rc;
 }
 
-int ks_remote_load(const struct ks_config *cfg)
+int ks_tcp_identity_load(const struct ks_config *cfg)
 {
     char err[512], pk64[KS_PUBKEY_B64_LEN + 1];
 
@@ -151,7 +151,7 @@ int ks_remote_load(const struct ks_config *cfg)
     return load_clients(cfg->authorized_clients);
 }
 
-void ks_remote_unload(void)
+void ks_tcp_identity_unload(void)
 {
     if (server_keys != NULL)
         sodium_free(server_keys);   /* wipes */

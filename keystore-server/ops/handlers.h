@@ -1,0 +1,19 @@
+/* The operation handlers, one file per family: info.c (GetKey,
+ * ListKeys), sign.c, decrypt.c, admin.c (GenerateKey, ImportKey,
+ * DeleteKey, AttachCert).  Called only by dispatch.c, after it has
+ * checked the access list or the admin socket. */
+#ifndef KS_HANDLERS_H
+#define KS_HANDLERS_H
+
+#include "op.h"
+
+void ks_op_get_key(struct ks_op *op, const Keystore__GetKeyRequest *r);
+void ks_op_list_keys(struct ks_op *op, const Keystore__ListKeysRequest *r);
+void ks_op_sign(struct ks_op *op, const Keystore__SignRequest *r);
+void ks_op_decrypt(struct ks_op *op, const Keystore__DecryptRequest *r);
+void ks_op_generate(struct ks_op *op, const Keystore__GenerateKeyRequest *r);
+void ks_op_import(struct ks_op *op, const Keystore__ImportKeyRequest *r);
+void ks_op_delete(struct ks_op *op, const Keystore__DeleteKeyRequest *r);
+void ks_op_attach_cert(struct ks_op *op, const Keystore__AttachCertRequest *r);
+
+#endif
