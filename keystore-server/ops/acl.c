@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "store/keytable.h"
 
 #define MAX_RULES 4096
 #define MAX_IDS 32
@@ -20,6 +21,7 @@ struct ident {
     enum id_kind kind;
     unsigned long num;          /* uid or gid */
     char pattern[65];           /* tcp client name glob */
+    char text[72];              /* as written, for the start-up summary */
 };
 
 struct rule {
@@ -29,10 +31,24 @@ struct rule {
     int nids;
 };
 
+/* The operations an access list grants, in the order logs name them. */
+static const struct {
+    int bit;
+    const char *name;
+} op_names[] = {
+    { KS_ACL_SIGN, "sign" },
+    { KS_ACL_DECRYPT, "decrypt" },
+};
+#define NOPS (sizeof(op_names) / sizeof(op_names[0]))
+
 static struct rule *rules;
 static size_t nrules;
-static int acl_on;
-static char acl_path[KS_CONF_PATH_MAX];
+static char acl_path[KS_CONF_PATH_MAX];   /* "" = the built-in default */
+
+/* Without an `acl` setting: one rule, "* * uid:0".  Closed until granted. */
+static struct rule default_rule = {
+    "*", KS_ACL_SIGN | KS_ACL_DECRYPT, { { ID_UID, 0, "", "uid:0" } }, 1
+};
 
 static int parse_num(const char *s, unsigned long *out)
 {
@@ -51,6 +67,9 @@ static const char *parse_ident(const char *tok, struct ident *id)
     struct group *gr;
 
     memset(id, 0, sizeof(*id));
+    if (strlen(tok) >= sizeof(id->text))
+        return "identity is too long";
+    strcpy(id->text, tok);
     if (strcmp(tok, "*") == 0) {
         id->kind = ID_ANY;
     } else if (strncmp(tok, "uid:", 4) == 0) {
@@ -84,14 +103,15 @@ static const char *parse_ops(char *tok, int *ops)
 
     *ops = 0;
     for (op = strtok_r(tok, ",", &save); op != NULL; op = strtok_r(NULL, ",", &save)) {
-        if (strcmp(op, "sign") == 0)
-            *ops |= KS_ACL_SIGN;
-        else if (strcmp(op, "decrypt") == 0)
-            *ops |= KS_ACL_DECRYPT;
-        else if (strcmp(op, "*") == 0)
-            *ops |= KS_ACL_SIGN | KS_ACL_DECRYPT;
-        else
+        size_t i;
+        int bit = 0;
+
+        for (i = 0; i < NOPS; i++)
+            if (strcmp(op, op_names[i].name) == 0 || strcmp(op, "*") == 0)
+                bit |= op_names[i].bit;
+        if (bit == 0)
             return "operations are sign, decrypt, sign,decrypt or *";
+        *ops |= bit;
     }
     return *ops != 0 ? NULL : "no operation given";
 }
@@ -103,8 +123,14 @@ int ks_acl_load(const struct ks_config *cfg)
     FILE *f;
     int rc = -1;
 
-    if (cfg->acl[0] == '\0')
+    if (cfg->acl[0] == '\0') {
+        rules = &default_rule;
+        nrules = 1;
+        acl_path[0] = '\0';
+        ks_log("no access list (acl) in the configuration: only uid 0 may use keys on the "
+               "client socket, TCP clients none; grant others with an acl file");
         return 0;
+    }
     snprintf(acl_path, sizeof(acl_path), "%s", cfg->acl);
     f = fopen(cfg->acl, "re");
     if (f == NULL) {
@@ -167,7 +193,6 @@ int ks_acl_load(const struct ks_config *cfg)
         ks_log("error: reading %s: %s", cfg->acl, strerror(errno));
         goto out;
     }
-    acl_on = 1;
     ks_log("access list %s: %zu rule%s; anything not listed is denied", cfg->acl, nrules,
            nrules == 1 ? "" : "s");
     rc = 0;
@@ -218,18 +243,101 @@ static int allowed(const struct ks_session *s, int what, const char *key)
 
 int ks_acl_permit(struct ks_op *op, int what, const char *key)
 {
-    char who[96], name[KS_MAX_KEY_NAME + 1];
+    char who[96], name[KS_MAX_KEY_NAME + 1], where[KS_CONF_PATH_MAX + 64];
+    size_t i;
+    const char *opname = "use";
 
-    if (!acl_on || op->s->is_admin)
+    if (op->s->is_admin)
         return 1;
     /* checked before the key is looked up: a denied peer learns nothing
      * about which keys exist */
     if (key != NULL && allowed(op->s, what, key))
         return 1;
+    for (i = 0; i < NOPS; i++)
+        if (op_names[i].bit == what)
+            opname = op_names[i].name;
     ks_session_identity(op->s, who, sizeof(who));
     ks_log_sanitize(key, name, sizeof(name));
+    if (acl_path[0] != '\0')
+        snprintf(where, sizeof(where), "access list %s on the server", acl_path);
+    else
+        snprintf(where, sizeof(where), "the server has no access list: only uid 0 may use keys "
+                 "until its acl setting grants more");
     ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_PERMISSION_DENIED,
-                "%s may not %s with key '%s' (access list %s on the server)", who,
-                what == KS_ACL_SIGN ? "sign" : "decrypt", name, acl_path);
+                "%s may not %s with key '%s' (%s)", who, opname, name, where);
     return 0;
+}
+
+int ks_acl_visible(const struct ks_session *s, const char *key)
+{
+    if (s->is_admin)
+        return 1;
+    return key != NULL && allowed(s, ~0, key);
+}
+
+/* Bounded append: *len stops at outlen - 1 when the text does not fit. */
+static void append(char *out, size_t outlen, size_t *len, const char *a, const char *b)
+{
+    int n;
+
+    if (*len + 1 >= outlen)
+        return;
+    n = snprintf(out + *len, outlen - *len, "%s%s", a, b);
+    if (n < 0)
+        return;
+    *len = *len + (size_t)n >= outlen ? outlen - 1 : *len + (size_t)n;
+}
+
+/* Append every identity granted `bit` on key, each once ("nobody" if none). */
+static void append_grantees(char *out, size_t outlen, size_t *len, int bit, const char *key)
+{
+    const char *seen[64];
+    size_t i, nseen = 0, k, count = 0;
+    int j;
+
+    for (i = 0; i < nrules; i++) {
+        if ((rules[i].ops & bit) == 0 || fnmatch(rules[i].key, key, 0) != 0)
+            continue;
+        for (j = 0; j < rules[i].nids; j++) {
+            const char *t = rules[i].ids[j].text;
+
+            for (k = 0; k < nseen && strcmp(seen[k], t) != 0; k++)
+                ;
+            if (k < nseen)
+                continue;
+            if (nseen < sizeof(seen) / sizeof(seen[0]))
+                seen[nseen++] = t;
+            append(out, outlen, len, count++ > 0 ? ", " : "", t);
+        }
+    }
+    if (count == 0)
+        append(out, outlen, len, "", "nobody");
+}
+
+void ks_acl_log_key(const char *key)
+{
+    char line[1024];
+    size_t len = 0, i;
+
+    line[0] = '\0';
+    for (i = 0; i < NOPS; i++) {
+        append(line, sizeof(line), &len, i > 0 ? "; " : "", op_names[i].name);
+        append(line, sizeof(line), &len, " by ", "");
+        append_grantees(line, sizeof(line), &len, op_names[i].bit, key);
+    }
+    if (len == sizeof(line) - 1)
+        memcpy(line + sizeof(line) - 4, "...", 4);
+    ks_log("key '%s': %s", key, line);
+}
+
+static int log_one(const struct ks_key *k, void *arg)
+{
+    (void)arg;
+    ks_acl_log_key(k->name);
+    return 0;
+}
+
+void ks_acl_log_keys(void)
+{
+    ks_store_foreach(log_one, NULL);
 }

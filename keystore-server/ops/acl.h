@@ -4,7 +4,8 @@
  * "decrypt", "sign,decrypt" or "*"; an IDENTITY is uid:N|USER, gid:N|GROUP,
  * tcp:NAME (a glob over authorized-clients names) or "*" (anyone).  A
  * request is allowed if any line matches its key, operation and identity.
- * Without an `acl` setting everyone who can connect may use every key.
+ * Without an `acl` setting only uid 0 may use keys ("* * uid:0"), and no
+ * TCP client may.  A peer sees (GetKey, ListKeys) only keys it may use.
  * The admin socket is not subject to the list. */
 #ifndef KS_ACL_H
 #define KS_ACL_H
@@ -21,5 +22,14 @@ int ks_acl_load(const struct ks_config *cfg);
 /* 1 if allowed; otherwise replies ERROR_PERMISSION_DENIED naming the
  * identity, the operation and the key, and returns 0. */
 int ks_acl_permit(struct ks_op *op, int what, const char *key);
+
+/* 1 if the peer may use key for anything (or is the admin socket): only
+ * then may it see that the key exists. */
+int ks_acl_visible(const struct ks_session *s, const char *key);
+
+/* Log "key 'web': sign by uid:0, gid:www-data; decrypt by nobody" for one
+ * key, or for every loaded key (at start-up, after ks_acl_load). */
+void ks_acl_log_key(const char *key);
+void ks_acl_log_keys(void);
 
 #endif
