@@ -16,8 +16,9 @@
 
 #define LISTEN_BACKLOG 1024
 
-/* socket_group (a name or a number) -> gid; -1 after logging the fix. */
-static int resolve_group(const char *name, gid_t *gid)
+/* socket_group (a name or a number) -> gid; -1 (after logging the fix
+ * unless quiet). */
+static int resolve_group(const char *name, gid_t *gid, int quiet)
 {
     struct group *gr;
     char *end;
@@ -34,6 +35,8 @@ static int resolve_group(const char *name, gid_t *gid)
     errno = 0;
     gr = getgrnam(name);
     if (gr == NULL) {
+        if (quiet)
+            return -1;
         ks_log("error: socket_group '%s' does not exist%s%s: create it (systemd-sysusers does, "
                "from keystored.sysusers; or: groupadd --system %s) or set socket_group to an "
                "existing group", name, errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "",
@@ -75,7 +78,7 @@ static int adopt(struct ks_listener *l, const char *addr, int fd, const char *bo
     if (!is_admin && group != NULL) {
         gid_t gid;
 
-        if (resolve_group(group, &gid) == 0 && st.st_gid != gid)
+        if (resolve_group(group, &gid, 1) == 0 && st.st_gid != gid)
             ks_log("note: client socket %s has group %u from systemd (SocketGroup=), "
                    "socket_group %s is not applied", bound, (unsigned)st.st_gid, group);
     }
@@ -152,7 +155,7 @@ int ks_listener_open(struct ks_listener *l, const char *addr, mode_t mode, const
         if (fd >= 0)
             return adopt(l, addr, fd, bound, mode, group, is_admin);
     }
-    if (group != NULL && resolve_group(group, &gid) != 0)
+    if (group != NULL && resolve_group(group, &gid, 0) != 0)
         return -1;
     if (remove_stale(path) != 0)
         return -1;
