@@ -67,3 +67,18 @@ pass "attach-cert"
 
 ks_ctl --help >/dev/null || fail "--help"
 ks_ctl generate --help >/dev/null || fail "generate --help"
+ks_ctl --version | grep -Eq '^keystorectl [0-9]+\.[0-9]+\.[0-9]+$' || fail "--version"
+pass "--help, --version"
+
+# delete asks on a terminal (script(1) gives keystorectl a pty); --yes does not
+ks_ctl generate asked --type ec >/dev/null || fail "generate asked"
+echo n | script -qec "$KEYSTORECTL delete asked" /dev/null > "$T/ask.out" 2>&1 || true
+grep -q "delete key 'asked' and its certificates from the server?" "$T/ask.out" \
+    || { cat "$T/ask.out"; fail "delete on a terminal did not ask"; }
+ks_ctl info asked >/dev/null || fail "answering n deleted the key"
+echo y | script -qec "$KEYSTORECTL delete asked" /dev/null > "$T/ask.out" 2>&1 || true
+ks_ctl info asked >/dev/null 2>&1 && { cat "$T/ask.out"; fail "answering y did not delete the key"; }
+ks_ctl generate asked --type ec >/dev/null || fail "generate asked again"
+script -qec "$KEYSTORECTL delete asked --yes" /dev/null </dev/null > "$T/ask.out" 2>&1 || true
+ks_ctl info asked >/dev/null 2>&1 && { cat "$T/ask.out"; fail "delete --yes on a terminal did not delete"; }
+pass "delete asks on a terminal; --yes and scripts do not"
