@@ -82,3 +82,9 @@ ks_ctl generate asked --type ec >/dev/null || fail "generate asked again"
 script -qec "$KEYSTORECTL delete asked --yes" /dev/null </dev/null > "$T/ask.out" 2>&1 || true
 ks_ctl info asked >/dev/null 2>&1 && { cat "$T/ask.out"; fail "delete --yes on a terminal did not delete"; }
 pass "delete asks on a terminal; --yes and scripts do not"
+
+# KEYSTORE_SERVER=tcp:... is the provider's setting: keystorectl says which server it lists
+out=$(env -u KEYSTORE_ADMIN KEYSTORE_SERVER=tcp:127.0.0.1:9 "$KEYSTORECTL" list 2>&1 || true)
+grep -q "note: using the admin socket unix:/run/keystored/admin.sock; KEYSTORE_SERVER (tcp:127.0.0.1:9) is the provider's setting" <<<"$out" \
+    || { echo "$out"; fail "keystorectl did not say that KEYSTORE_SERVER is not its server"; }
+pass "KEYSTORE_SERVER=tcp:... keystorectl list names the server it really asks"

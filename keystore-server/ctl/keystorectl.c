@@ -639,7 +639,7 @@ int main(int argc, char **argv)
 
     server_addr = getenv("KEYSTORE_ADMIN");
     if (server_addr == NULL || server_addr[0] == '\0')
-        server_addr = KS_DEFAULT_ADMIN_SOCKET;
+        server_addr = NULL;   /* default below, after -s */
     /* "+": options after the command belong to the command */
     while ((opt = getopt_long(argc, argv, "+s:h", longopts, NULL)) != -1) {
         switch (opt) {
@@ -653,6 +653,17 @@ int main(int argc, char **argv)
     if (optind >= argc) {
         usage(stderr);
         return CTL_USAGE;
+    }
+    if (server_addr == NULL) {
+        const char *provider_server = getenv("KEYSTORE_SERVER");
+
+        server_addr = KS_DEFAULT_ADMIN_SOCKET;
+        /* KEYSTORE_SERVER is the provider's setting, not ours: when it names
+         * a remote server, say so rather than silently list the local one */
+        if (provider_server != NULL && ks_addr_is_tcp(provider_server))
+            fprintf(stderr, "keystorectl: note: using the admin socket %s; KEYSTORE_SERVER (%s) "
+                    "is the provider's setting (for a remote server: keystorectl -s %s ...)\n",
+                    server_addr, provider_server, provider_server);
     }
     if (sodium_init() < 0) {
         ctl_err("libsodium failed to initialize");
