@@ -66,7 +66,7 @@ static int closed_silently(int fd)
 /* Read one reply frame and check it decrypts. */
 static int read_reply(struct ks_chan *ch)
 {
-    uint8_t *ct = NULL, hdr[4], *pt;
+    uint8_t *ct = NULL, *pt;
     size_t len;
     char err[KS_ERRLEN];
     int rc;
@@ -74,8 +74,7 @@ static int read_reply(struct ks_chan *ch)
     if (ks_read_frame(ch->fd, KS_DEFAULT_MAX_FRAME + KS_SEC_TAG, &ct, &len, err, sizeof(err)) != 0)
         return fail(err);
     pt = malloc(len);
-    ks_put_be32(hdr, (uint32_t)len);
-    rc = pt != NULL && len > KS_SEC_TAG && ks_sec_open(&ch->sec, hdr, ct, len, pt) == 0 ? 0 : 1;
+    rc = pt != NULL && len > KS_SEC_TAG && ks_sec_open(&ch->sec, ct, len, pt) == 0 ? 0 : 1;
     free(ct);
     free(pt);
     return rc ? fail("the genuine reply does not decrypt") : 0;

@@ -38,7 +38,7 @@ done
 wait "${holds[@]}" || fail "fe1 could not open its two connections while replays were held"
 grep -q "held_open=0" "$T/replay.out" || fail "replayed connections were kept open: $(cat "$T/replay.out")"
 kill $replayer 2>/dev/null || true; wait $replayer 2>/dev/null || true
-grep -q "handshake timestamp .* is not newer than the last one accepted for tcp client 'fe1'" \
+grep -q "handshake timestamp .* was already used for tcp client 'fe1' (a replayed message 1)" \
     "$T/keystored.log" || fail "the replay is not named in the server log"
 # 4 genuine connections: the relayed one, the direct one, two holds
 n=$(grep -c "id=tcp:fe1 .* op=handshake key=- result=ok" "$T/audit.log" || true)
