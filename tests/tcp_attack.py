@@ -21,6 +21,7 @@ the same attacks run against any version of the handshake.
 import os
 import resource
 import select
+import signal
 import selectors
 import socket
 import sys
@@ -141,7 +142,9 @@ def flood(host, port, count, seconds, ready_file):
     conns, opened, closed_by_server = set(), 0, 0
     deadline = time.monotonic() + float(seconds)
     ready = False
-    while time.monotonic() < deadline:
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))   # print the stats when killed
+    while time.monotonic() < deadline and not stop:
         while len(conns) < int(count):
             s = socket.socket(fam, socket.SOCK_STREAM)
             s.setblocking(False)

@@ -4,6 +4,8 @@
  *   tcp_tamper ADDR SERVER_PUBKEY CLIENT_KEY flip     one ciphertext bit flipped
  *   tcp_tamper ADDR SERVER_PUBKEY CLIENT_KEY replay   a valid frame sent twice
  *   tcp_tamper ADDR SERVER_PUBKEY CLIENT_KEY hold N   stay connected N seconds
+ *   tcp_tamper ADDR SERVER_PUBKEY CLIENT_KEY lists N  N ListKeys on one connection
+ *                                                     (rekeys: KEYSTORE_REKEY_FRAMES)
  *
  * flip/replay exit 0 only if the server answers the genuine frame (replay)
  * and then closes the connection without sending a single byte more. */
@@ -101,6 +103,27 @@ int main(int argc, char **argv)
         printf("connected\n");
         fflush(stdout);
         sleep(argc > 5 ? (unsigned)atoi(argv[5]) : 5);
+        ks_chan_close(ch);
+        return 0;
+    }
+    if (strcmp(argv[4], "lists") == 0) {
+        Keystore__Request req = KEYSTORE__REQUEST__INIT;
+        Keystore__ListKeysRequest l = KEYSTORE__LIST_KEYS_REQUEST__INIT;
+        Keystore__Response *resp = NULL;
+        int i, n = argc > 5 ? atoi(argv[5]) : 1;
+
+        req.body_case = KEYSTORE__REQUEST__BODY_LIST_KEYS;
+        req.list_keys = &l;
+        for (i = 0; i < n; i++) {
+            req.id = 100 + (uint64_t)i;
+            if (ks_chan_call(ch, mf, &req, &resp, err, sizeof(err)) != 0)
+                return fail(err);
+            if (resp->body_case != KEYSTORE__RESPONSE__BODY_LIST_KEYS)
+                return fail("ListKeys was not answered with a key list");
+            keystore__response__free_unpacked(resp, NULL);
+        }
+        printf("%d lists; max_frame %zu; rekeys sent %llu received %llu\n", n, mf,
+               (unsigned long long)ch->sec.rekeys_sent, (unsigned long long)ch->sec.rekeys_received);
         ks_chan_close(ch);
         return 0;
     }
