@@ -207,7 +207,7 @@ static int sec_read(void *ctx, size_t max_frame, uint8_t **out, size_t *outlen,
  * instead of KS_REKEY_FRAMES_DEFAULT (tests force frequent rekeys). */
 static uint64_t rekey_frames(void)
 {
-    const char *v = getenv("KEYSTORE_REKEY_FRAMES");
+    const char *v = secure_getenv("KEYSTORE_REKEY_FRAMES");   /* not for set-user-ID programs */
     char *end = NULL;
     unsigned long long n;
 
