@@ -22,6 +22,14 @@ ks_start_remote() {
     grep -q "TCP server public key: $SERVER_PUB" "$T/keystored.log" || fail "server does not print its public key"
 }
 
+# The access list of tests about the transport: root and every TCP client
+# may use every key (without one no TCP client may use any, see
+# test_safe_defaults.sh).  Prints the config line.
+ks_acl_all() {
+    echo "*  sign,decrypt  uid:0 tcp:*" > "$T/acl-all"
+    echo "acl = $T/acl-all"
+}
+
 # An openssl.cnf for a TCP server, as docs/remote.md shows it; prints its path.
 # Usage: ks_write_tcp_cnf NAME ADDR CLIENT_KEY [SERVER_PUB]
 ks_write_tcp_cnf() {
