@@ -252,7 +252,7 @@ static void *km_dup(const void *keydata, int selection)
     return k;
 }
 
-#define KS_KEYMGMT(lc, TYPE, gettable, ptypes, opname)                              \
+#define KS_KEYMGMT(lc, TYPE, gettable, ptypes, opname, kexname)                            \
     static void *lc##_new(void *provctx) { return ks_key_new(provctx, TYPE); }        \
     static void *lc##_load(const void *ref, size_t sz) { return km_load(ref, sz, TYPE); } \
     static const OSSL_PARAM *lc##_gettable_fn(void *provctx)                             \
@@ -264,7 +264,7 @@ static void *km_dup(const void *keydata, int selection)
     static const OSSL_PARAM *lc##_gen_settable(void *genctx, void *provctx)              \
     { (void)genctx; (void)provctx; return ks_gen_settable(TYPE); }                      \
     static const char *lc##_opname(int op)                                            \
-    { return op == OSSL_OP_SIGNATURE ? opname : NULL; }                            \
+    { return op == OSSL_OP_SIGNATURE ? opname : op == OSSL_OP_KEYEXCH ? kexname : NULL; } \
     const OSSL_DISPATCH ks_##lc##_keymgmt_functions[] = {                              \
         { OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))lc##_new },                           \
         { OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))km_free },                           \
@@ -287,8 +287,10 @@ static void *km_dup(const void *keydata, int selection)
         { 0, NULL }                                                                    \
     };
 
-KS_KEYMGMT(rsa, KS_KEY_RSA, rsa_gettable, rsa_public_types, "RSA")
-KS_KEYMGMT(rsapss, KS_KEY_RSA_PSS, rsa_gettable, rsa_public_types, "RSA")
-KS_KEYMGMT(ec, KS_KEY_EC, ec_gettable, ec_public_types, "ECDSA")
-KS_KEYMGMT(ed25519, KS_KEY_ED25519, ecx_gettable, ecx_public_types, "ED25519")
-KS_KEYMGMT(ed448, KS_KEY_ED448, ecx_gettable, ecx_public_types, "ED448")
+KS_KEYMGMT(rsa, KS_KEY_RSA, rsa_gettable, rsa_public_types, "RSA", NULL)
+KS_KEYMGMT(rsapss, KS_KEY_RSA_PSS, rsa_gettable, rsa_public_types, "RSA", NULL)
+KS_KEYMGMT(ec, KS_KEY_EC, ec_gettable, ec_public_types, "ECDSA", "ECDH")
+KS_KEYMGMT(ed25519, KS_KEY_ED25519, ecx_gettable, ecx_public_types, "ED25519", NULL)
+KS_KEYMGMT(ed448, KS_KEY_ED448, ecx_gettable, ecx_public_types, "ED448", NULL)
+KS_KEYMGMT(x25519, KS_KEY_X25519, ecx_gettable, ecx_public_types, NULL, "X25519")
+KS_KEYMGMT(x448, KS_KEY_X448, ecx_gettable, ecx_public_types, NULL, "X448")

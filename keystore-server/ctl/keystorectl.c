@@ -25,8 +25,8 @@ static void usage(FILE *f)
 "usage: keystorectl [-s ADDR] [--json] COMMAND [ARGS...]\n"
 "\n"
 "Commands (each takes --help):\n"
-"  generate NAME --type rsa|rsa-pss|ec|ed25519|ed448 [--bits 2048|3072|4096]\n"
-"                [--curve P-256|P-384|P-521]     create a key in the server\n"
+"  generate NAME --type rsa|rsa-pss|ec|ed25519|ed448|x25519|x448\n"
+"                [--bits 2048|3072|4096] [--curve CURVE]  create a key in the server\n"
 "  import NAME FILE [--passin pass:TEXT|env:VAR|file:PATH]\n"
 "                                                 store a PEM/DER private key\n"
 "  list                                           list keys\n"
@@ -220,7 +220,7 @@ static int cmd_generate(char **args, int nargs, const char **opts)
     if (check_name(args[0]) != 0)
         return CTL_USAGE;
     if (type == NULL) {
-        ctl_err("generate: --type is required (rsa, rsa-pss, ec, ed25519 or ed448)");
+        ctl_err("generate: --type is required (rsa, rsa-pss, ec, ed25519, ed448, x25519 or x448)");
         return CTL_USAGE;
     }
     if (strcasecmp(type, "rsa") == 0)
@@ -233,8 +233,13 @@ static int cmd_generate(char **args, int nargs, const char **opts)
         g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_ED25519;
     else if (strcasecmp(type, "ed448") == 0)
         g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_ED448;
+    else if (strcasecmp(type, "x25519") == 0)
+        g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_X25519;
+    else if (strcasecmp(type, "x448") == 0)
+        g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_X448;
     else {
-        ctl_err("generate: unknown --type '%s' (use rsa, rsa-pss, ec, ed25519 or ed448)", type);
+        ctl_err("generate: unknown --type '%s' (use rsa, rsa-pss, ec, ed25519, ed448, x25519 "
+                "or x448)", type);
         return CTL_USAGE;
     }
     if (bits != NULL) {
@@ -514,11 +519,12 @@ static int cmd_server_pubkey(char **args, int nargs, const char **opts)
 }
 
 static const struct cmd commands[] = {
-    { "generate", "NAME --type rsa|rsa-pss|ec|ed25519|ed448 [--bits N] [--curve C]",
+    { "generate", "NAME --type rsa|rsa-pss|ec|ed25519|ed448|x25519|x448 [--bits N] [--curve C]",
       "Create a new key inside the server; the private key never leaves it.\n"
-      "  --type T    rsa, rsa-pss, ec, ed25519 or ed448\n"
+      "  --type T    rsa, rsa-pss, ec, ed25519, ed448 (signing), x25519, x448 (key agreement)\n"
       "  --bits N    rsa/rsa-pss modulus size: 2048 (default), 3072 or 4096\n"
-      "  --curve C   ec curve: P-256 (default), P-384 or P-521\n",
+      "  --curve C   ec curve: P-256 (default), P-384, P-521, secp256k1, brainpoolP256r1,\n"
+      "              brainpoolP384r1 or brainpoolP512r1\n",
       1, 1, cmd_generate, generate_opts },
     { "import", "NAME FILE [--passin pass:TEXT|env:VAR|file:PATH]",
       "Store an existing private key (PEM or DER; PKCS#8 or traditional, optionally\n"

@@ -87,7 +87,7 @@ static int gen_params(struct ks_op *op, const Keystore__GenerateKeyRequest *r,
         *group = ks_canonical_group(r->group[0] != '\0' ? r->group : "P-256");
         if (*group == NULL) {
             ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
-                        "EC curve '%s' is not supported: use P-256, P-384 or P-521", r->group);
+                        "EC curve '%s' is not supported: use " KS_CURVES_TEXT, r->group);
             return -1;
         }
         if (r->bits != 0)
@@ -95,7 +95,9 @@ static int gen_params(struct ks_op *op, const Keystore__GenerateKeyRequest *r,
         return 0;
     case KEYSTORE__KEY_TYPE__KEY_TYPE_ED25519:
     case KEYSTORE__KEY_TYPE__KEY_TYPE_ED448:
-        *alg = r->type == KEYSTORE__KEY_TYPE__KEY_TYPE_ED25519 ? "ED25519" : "ED448";
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_X25519:
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_X448:
+        *alg = ks_key_type_name(r->type);
         if (r->group[0] != '\0')
             goto no_group;
         if (r->bits != 0)
@@ -103,7 +105,7 @@ static int gen_params(struct ks_op *op, const Keystore__GenerateKeyRequest *r,
         return 0;
     default:
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
-                    "key type %d is not supported: use RSA, RSA-PSS, EC, ED25519 or ED448",
+                    "key type %d is not supported: use RSA, RSA-PSS, EC, ED25519, ED448, X25519 or X448",
                     (int)r->type);
         return -1;
     }
