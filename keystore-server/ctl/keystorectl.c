@@ -33,7 +33,8 @@ static void usage(FILE *f)
 "  info NAME                                      show one key\n"
 "  pubkey NAME [-o FILE]                          print the public key (PEM)\n"
 "  delete NAME                                    delete a key\n"
-"  attach-cert NAME CERT.pem [CHAIN.pem]          attach a certificate chain\n"
+"  attach-cert NAME CERT.pem [CHAIN.pem] [--no-chain-check]\n"
+"                                                 attach a certificate chain\n"
 "  gen-master-key PATH                            create a master key file (local)\n"
 "  client-keygen NAME -o FILE                     create a TCP client key (local)\n"
 "  server-pubkey KEYFILE                          print a server key's public key (local)\n"
@@ -121,7 +122,8 @@ struct cmd {
     const char *help;
     int nargs_min, nargs_max;
     int (*run)(char **args, int nargs, const char **opts);
-    const char *const *optnames;   /* long options taking a value, NULL-terminated */
+    const char *const *optnames;   /* long options taking a value, NULL-terminated;
+                                    * "!--flag" is one without a value (set to "yes") */
 };
 
 static int parse_cmd(const struct cmd *c, int argc, char **argv, char **args, int *nargs,
@@ -150,14 +152,24 @@ static int parse_cmd(const struct cmd *c, int argc, char **argv, char **args, in
             const char *eq = strchr(a, '=');
             size_t klen = eq != NULL ? (size_t)(eq - a) : strlen(a);
 
-            for (j = 0; c->optnames != NULL && c->optnames[j] != NULL; j++)
-                if (strlen(c->optnames[j]) == klen && strncmp(c->optnames[j], a, klen) == 0)
+            const char *on = NULL;
+
+            for (j = 0; c->optnames != NULL && (on = c->optnames[j]) != NULL; j++) {
+                on += on[0] == '!';
+                if (strlen(on) == klen && strncmp(on, a, klen) == 0)
                     break;
+            }
             if (c->optnames == NULL || c->optnames[j] == NULL) {
                 ctl_err("%s: unknown option %s (see keystorectl %s --help)", c->name, a, c->name);
                 return -1;
             }
-            if (eq != NULL) {
+            if (c->optnames[j][0] == '!') {
+                if (eq != NULL) {
+                    ctl_err("%s: option %s takes no value", c->name, on);
+                    return -1;
+                }
+                opts[j] = "yes";
+            } else if (eq != NULL) {
                 opts[j] = eq + 1;
             } else if (i + 1 < argc) {
                 opts[j] = argv[++i];
@@ -400,6 +412,8 @@ static int cmd_delete(char **args, int nargs, const char **opts)
     return CTL_OK;
 }
 
+static const char *const attach_opts[] = { "!--no-chain-check", NULL };
+
 static int cmd_attach_cert(char **args, int nargs, const char **opts)
 {
     Keystore__Request req = KEYSTORE__REQUEST__INIT;
@@ -408,9 +422,9 @@ static int cmd_attach_cert(char **args, int nargs, const char **opts)
     size_t *lens = NULL, n = 0, i;
     int rc = CTL_INPUT;
 
-    (void)opts;
     if (check_name(args[0]) != 0)
         return CTL_USAGE;
+    a.no_chain_check = opts[0] != NULL;
     if (ctl_read_certs(args[1], &ders, &lens, &n) != 0 ||
         (nargs > 2 && ctl_read_certs(args[2], &ders, &lens, &n) != 0))
         goto out;
@@ -540,10 +554,13 @@ static const struct cmd commands[] = {
       1, 1, cmd_pubkey, pubkey_opts },
     { "delete", "NAME", "Delete a key and its certificates from the server.\n",
       1, 1, cmd_delete, NULL },
-    { "attach-cert", "NAME CERT.pem [CHAIN.pem]",
+    { "attach-cert", "NAME CERT.pem [CHAIN.pem] [--no-chain-check]",
       "Attach a certificate (leaf first, then its chain) to a key.  The leaf must\n"
-      "certify the key's public key.  Files may hold several PEM certificates.\n",
-      2, 3, cmd_attach_cert, NULL },
+      "certify the key's public key, and the server checks that each certificate\n"
+      "was issued by the next one (issuer name and signature); the first link that\n"
+      "does not fit is named.  Files may hold several PEM certificates.\n"
+      "  --no-chain-check  store the chain without checking who issued what\n",
+      2, 3, cmd_attach_cert, attach_opts },
     { "gen-master-key", "PATH",
       "Write a new random 32-byte master key to PATH (mode 0600); never overwrites.\n"
       "Runs locally, like keystored --gen-master-key.\n",

@@ -231,11 +231,13 @@ void ks_op_attach_cert(struct ks_op *op, const Keystore__AttachCertRequest *r)
         certs[i].der = r->cert_chain_der[i].data;
         certs[i].len = r->cert_chain_der[i].len;
     }
-    rc = ks_cert_chain_check(k->pkey, k->name, certs, r->n_cert_chain_der, &bad, why, sizeof(why));
+    rc = ks_cert_chain_check(k->pkey, k->name, certs, r->n_cert_chain_der, !r->no_chain_check,
+                             &bad, why, sizeof(why));
     ERR_clear_error();
     if (rc != 0) {
-        ks_op_error(op, rc == -2 ? KEYSTORE__ERROR_CODE__ERROR_CERT_MISMATCH
-                                 : KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER, "%s", why);
+        ks_op_error(op, rc == -1 ? KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER
+                                 : KEYSTORE__ERROR_CODE__ERROR_CERT_MISMATCH, "%s%s", why,
+                    rc == -3 ? " (keystorectl attach-cert --no-chain-check skips this check)" : "");
         goto out;
     }
     st = ks_store_set_certs(k, certs, r->n_cert_chain_der, &nk, err, sizeof(err));
