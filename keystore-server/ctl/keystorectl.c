@@ -29,7 +29,7 @@ static void usage(FILE *f)
 "                [--bits 2048|3072|4096] [--curve CURVE]  create a key in the server\n"
 "  import NAME FILE [--passin pass:TEXT|env:VAR|file:PATH]\n"
 "                                                 store a PEM/DER private key\n"
-"  list                                           list keys\n"
+"  list [--expiring 30d]                          list keys (and their certificates)\n"
 "  info NAME                                      show one key\n"
 "  pubkey NAME [-o FILE]                          print the public key (PEM)\n"
 "  delete NAME                                    delete a key\n"
@@ -51,7 +51,8 @@ static void usage(FILE *f)
 "  1  usage error\n"
 "  2  server unreachable or protocol error\n"
 "  3  the server refused the request (its error code and message are printed)\n"
-"  4  local input error (unreadable file, bad PEM, wrong passphrase)\n",
+"  4  local input error (unreadable file, bad PEM, wrong passphrase)\n"
+"  5  list --expiring: no key's certificate expires within that time\n",
             KS_DEFAULT_ADMIN_SOCKET);
 }
 
@@ -317,24 +318,74 @@ static int cmd_import(char **args, int nargs, const char **opts)
     return rc;
 }
 
+/* "30d", "12h", "90m", "3600s", "2w" -> seconds; -1 if malformed. */
+static long long parse_duration(const char *s)
+{
+    static const struct { char unit; long long secs; } units[] = {
+        { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 604800 },
+    };
+    char *end;
+    unsigned long long v;
+    size_t i;
+
+    if (s[0] < '0' || s[0] > '9')
+        return -1;
+    v = strtoull(s, &end, 10);
+    if (end[0] == '\0' || end[1] != '\0' || v > 100ULL * 366 * 86400)
+        return -1;
+    for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (end[0] == units[i].unit)
+            return (long long)v * units[i].secs <= 100LL * 366 * 86400 ? (long long)v * units[i].secs : -1;
+    return -1;
+}
+
+static const char *const list_opts[] = { "--expiring", NULL };
+
 static int cmd_list(char **args, int nargs, const char **opts)
 {
     Keystore__Request req = KEYSTORE__REQUEST__INIT;
     Keystore__ListKeysRequest l = KEYSTORE__LIST_KEYS_REQUEST__INIT;
     Keystore__Response *resp;
+    Keystore__KeyInfo **keys;
+    long long within = -1;
+    size_t i, n;
+    time_t t;
     int rc;
 
     (void)args;
     (void)nargs;
-    (void)opts;
+    if (opts[0] != NULL && (within = parse_duration(opts[0])) < 0) {
+        ctl_err("list: --expiring takes a duration such as 30d, 12h, 90m or 2w, not '%s'", opts[0]);
+        return CTL_USAGE;
+    }
     req.body_case = KEYSTORE__REQUEST__BODY_LIST_KEYS;
     req.list_keys = &l;
     rc = ctl_call(&req, KEYSTORE__RESPONSE__BODY_LIST_KEYS, &resp);
     if (rc != CTL_OK)
         return rc;
-    ctl_print_list(resp->list_keys->keys, resp->list_keys->n_keys, json_out);
+    /* a copy of the pointers: printing sorts them, and the filter drops some */
+    n = resp->list_keys->n_keys;
+    keys = calloc(n > 0 ? n : 1, sizeof(*keys));
+    if (keys == NULL) {
+        ctl_err("out of memory");
+        keystore__response__free_unpacked(resp, NULL);
+        return CTL_INPUT;
+    }
+    if (within >= 0) {
+        /* the keys whose leaf expires by now + within (or has expired) */
+        time_t cutoff = time(NULL) + (time_t)within;
+
+        for (i = 0, n = 0; i < resp->list_keys->n_keys; i++)
+            if (ctl_leaf_not_after(resp->list_keys->keys[i], &t) == 0 && t <= cutoff)
+                keys[n++] = resp->list_keys->keys[i];
+    } else {
+        for (i = 0; i < n; i++)
+            keys[i] = resp->list_keys->keys[i];
+    }
+    ctl_print_list(keys, n, json_out);
+    free(keys);
     keystore__response__free_unpacked(resp, NULL);
-    return CTL_OK;
+    return within >= 0 && n == 0 ? CTL_NONE_EXPIRING : CTL_OK;
 }
 
 static int get_key(const char *name, Keystore__Response **resp)
@@ -545,9 +596,15 @@ static const struct cmd commands[] = {
       "encrypted) in the server under NAME.  Without --passin an encrypted key is\n"
       "only accepted when a terminal can prompt for the passphrase.\n",
       2, 2, cmd_import, import_opts },
-    { "list", "", "List the keys: NAME TYPE BITS/CURVE CREATED CERT (--json: an array).\n",
-      0, 0, cmd_list, NULL },
-    { "info", "NAME", "Show one key.\n", 1, 1, cmd_info, NULL },
+    { "list", "[--expiring DURATION]",
+      "List the keys: NAME TYPE BITS/CURVE CREATED CERT EXPIRES SUBJECT ISSUER, the last\n"
+      "three of the leaf certificate (--json: an array; each key's \"certificates\" give\n"
+      "subject, issuer and not_after of the whole chain).\n"
+      "  --expiring D  only keys whose leaf certificate expires within D (30d, 12h, 90m,\n"
+      "                2w, 3600s) or has expired; exit status 0 if any is listed, 5 if none\n",
+      0, 0, cmd_list, list_opts },
+    { "info", "NAME", "Show one key and the subject, issuer and not-after of each certificate.\n",
+      1, 1, cmd_info, NULL },
     { "pubkey", "NAME [-o FILE]",
       "Print the public key as PEM SubjectPublicKeyInfo, or write it to FILE.\n"
       "--json: {\"name\", \"public_key_pem\"} (with -o: {\"name\", \"file\"}).\n",
