@@ -127,6 +127,11 @@ static size_t first_cert(const KS_STORE_CTX *ctx, const KS_KEY *k)
     return ctx->chain_only && k->ncerts > 1 ? 1 : 0;
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(KS_KEY *const *)a)->name, (*(KS_KEY *const *)b)->name);
+}
+
 static int fetch_list(KS_STORE_CTX *ctx)
 {
     Keystore__Request req = KEYSTORE__REQUEST__INIT;
@@ -158,6 +163,8 @@ static int fetch_list(KS_STORE_CTX *ctx)
             ctx->keys[ctx->nkeys++] = k;
     }
     ks_client_free_response(resp);
+    if (ctx->nkeys > 1)
+        qsort(ctx->keys, ctx->nkeys, sizeof(*ctx->keys), by_name);
     return 1;
 }
 
