@@ -8,6 +8,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/core_object.h>
+#include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/store.h>
 #include <stdlib.h>
@@ -154,13 +155,14 @@ static int fetch_list(KS_STORE_CTX *ctx)
         const Keystore__KeyInfo *info = resp->list_keys->keys[i];
         KS_KEY *k;
 
-        if (info == NULL || !ks_valid_key_name(info->name)) {
-            KS_RAISE(ctx->pc, KS_R_PROTOCOL, "keystore server listed a key with an invalid name");
+        if (info == NULL || !ks_valid_key_name(info->name))
             continue;
-        }
-        /* a key type this provider does not know is skipped, not fatal */
+        /* a key this provider cannot use (a type it does not know) is
+         * skipped, and its error with it: the listing goes on */
+        ERR_set_mark();
         if ((k = ks_key_from_info(ctx->pc, info->name, info)) != NULL)
             ctx->keys[ctx->nkeys++] = k;
+        ERR_pop_to_mark();
     }
     ks_client_free_response(resp);
     if (ctx->nkeys > 1)
