@@ -34,6 +34,7 @@
 #include "ops/audit.h"
 #include "sandbox/confine.h"
 #include "sandbox/harden.h"
+#include "sandbox/landlock.h"
 #include "store/keytable.h"
 #include "store/sealed_file.h"
 
@@ -79,7 +80,7 @@ static void start_like_keystored(const char *config)
     pthread_t t;
 
     if (ks_config_load(&cfg, config) != 0 || ks_disable_core_dumps() != 0 ||
-        ks_tune_malloc() != 0)
+        ks_tune_malloc() != 0 || ks_confine_start(&cfg) != 0)
         _exit(SETUP);
     if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1 || sodium_init() < 0)
         _exit(SETUP);
@@ -95,6 +96,21 @@ static void start_like_keystored(const char *config)
         _exit(SETUP);
     if (ks_confine_syscalls(&cfg) != 0)
         _exit(SETUP);
+}
+
+/* The file helper's Landlock ruleset alone (no chroot, no seccomp, still
+ * root): the second layer must hold the key directory by itself. */
+static void landlock_only(const char *config)
+{
+    char err[256];
+
+    if (ks_config_load(&cfg, config) != 0 || ks_store_open(cfg.key_dir) != 0)
+        _exit(SETUP);
+    keydir = ks_store_dir_fd();
+    if (ks_landlock_restrict(keydir, err, sizeof(err)) <= 0) {
+        fprintf(stderr, "jail_escape: Landlock: %s\n", err);
+        _exit(SETUP);
+    }
 }
 
 static int opened(int fd, const char *what)
@@ -298,6 +314,39 @@ static int audit_clear_append(void)
     return ok_call(-1, "fcntl(audit log, F_SETFL, 0) left O_APPEND");
 }
 
+static int ll_truncate(void)
+{
+    return opened(openat(keydir, "victim.key", O_WRONLY | O_TRUNC | O_CLOEXEC),
+                  "openat(victim.key, O_TRUNC)");
+}
+
+static int ll_symlink(void)
+{
+    return ok_call(symlinkat("/etc/passwd", keydir, "new-link"), "symlinkat(keydir, new-link)");
+}
+
+static int ll_proc_fd(void)
+{
+    char p[64];
+
+    snprintf(p, sizeof(p), "/proc/self/fd/%d", keydir);
+    return opened(open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC), "open(/proc/self/fd/KEYDIR)");
+}
+
+/* Planted symlinks under the server's own names: the helper replaces the
+ * link, it never writes through it. */
+static int helper_over_symlinks(void)
+{
+    char err[256];
+
+    if (ks_write_file_atomic_at(keydir, "sym.key", ".sym.tmp", (const uint8_t *)"new", 3,
+                                err, sizeof(err)) != 0)
+        fprintf(stderr, "  writing sym.key: %s\n", err);
+    else
+        fprintf(stderr, "  wrote sym.key (the link itself was replaced)\n");
+    return BLOCKED;   /* the shell checks that outside/precious is unchanged */
+}
+
 /* Not an attack: what the confined server does must keep working. */
 static int server_file_ops(void)
 {
@@ -352,7 +401,18 @@ int main(int argc, char **argv)
         { "mprotect to PROT_EXEC", mprotect_exec },
         { "truncating the audit log", audit_truncate },
         { "clearing the audit log's O_APPEND", audit_clear_append },
+        { "the file helper asked to write over planted symlinks", helper_over_symlinks },
     };
+    static const struct attack landlock_attacks[] = {
+        { "'..' from the key directory (read)", dotdot_read },
+        { "'..' from the key directory (create)", dotdot_create },
+        { "'..' from the key directory (rename)", dotdot_rename },
+        { "'..' from the key directory (delete)", dotdot_unlink },
+        { "relative symlink", rel_symlink }, { "absolute symlink", abs_symlink },
+        { "/proc/self/fd/N", ll_proc_fd }, { "hard link to outside", hard_link },
+        { "O_TRUNC of a key file", ll_truncate }, { "creating a symlink", ll_symlink },
+    };
+    size_t nl = sizeof(landlock_attacks) / sizeof(landlock_attacks[0]);
     size_t i;
     int failures = 0, st;
     pid_t pid;
@@ -389,6 +449,26 @@ int main(int argc, char **argv)
             failures++;
         } else {
             printf("FAIL: %s: child status %d (setup failed?)\n", name, st);
+            failures++;
+        }
+        fflush(stdout);
+    }
+    for (i = 0; i < nl; i++) {
+        fflush(NULL);
+        pid = fork();
+        if (pid < 0)
+            return 2;
+        if (pid == 0) {
+            landlock_only(argv[1]);
+            _exit(landlock_attacks[i].fn());
+        }
+        if (waitpid(pid, &st, 0) < 0)
+            return 2;
+        if (WIFEXITED(st) && WEXITSTATUS(st) == BLOCKED) {
+            printf("ok: Landlock alone: %s: refused\n", landlock_attacks[i].name);
+        } else {
+            printf("FAIL: Landlock alone: %s: %s (status %d)\n", landlock_attacks[i].name,
+                   WIFEXITED(st) && WEXITSTATUS(st) == ESCAPED ? "ESCAPED" : "setup", st);
             failures++;
         }
         fflush(stdout);

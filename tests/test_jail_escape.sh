@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Attack test of the confinement (tests/jail_escape.c): injected code in a
 # process confined by keystored's own code tries to leave the key directory,
-# plant files, map executable memory and erase the audit log.  Then checks
-# from the outside that nothing outside the key directory changed.
+# plant files, map executable memory and erase the audit log; then the file
+# helper's Landlock ruleset alone faces the path attacks.  Then checks from
+# the outside that nothing outside the key directory changed.
 . "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] || fail "this test proves the root start-up path: run it as root (CI does)"
 id -u keystored >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin keystored
@@ -13,6 +14,7 @@ printf 'not a sealed key' > "$T/keys/victim.key"
 ln -s ../../../../../../../etc/passwd "$T/keys/rel-link"
 ln -s /etc/passwd "$T/keys/abs-link"
 ln -s ../../../../../../../etc/passwd "$T/keys/rel.crt"
+ln -s ../outside/precious "$T/keys/sym.key"
 chown -R keystored: "$T/keys" "$T/outside"
 chmod 0711 "$T"
 cat > "$T/jail.conf" <<CONF
