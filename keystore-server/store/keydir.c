@@ -31,10 +31,23 @@ static const struct {
     { ".", ".crt.tmp", KS_NAME_TEMP },
 };
 
+/* Names that are not per key. */
+static const struct {
+    const char *name;
+    enum ks_name_class cls;
+} FIXED_NAMES[] = {
+    { ".manifest", KS_NAME_FINAL },       /* the rollback manifest (store/manifest.c) */
+    { ".manifest.tmp", KS_NAME_TEMP },
+};
+
 enum ks_name_class ks_keydir_name_class(const char *fname)
 {
     char name[KS_MAX_KEY_NAME + 1];
     size_t i, n = fname != NULL ? strnlen(fname, 256) : 0;
+
+    for (i = 0; n > 0 && i < sizeof(FIXED_NAMES) / sizeof(FIXED_NAMES[0]); i++)
+        if (strcmp(fname, FIXED_NAMES[i].name) == 0)
+            return FIXED_NAMES[i].cls;
 
     for (i = 0; i < sizeof(NAME_PATTERNS) / sizeof(NAME_PATTERNS[0]); i++) {
         size_t pl = strlen(NAME_PATTERNS[i].prefix), sl = strlen(NAME_PATTERNS[i].suffix);

@@ -16,8 +16,8 @@
 
 enum ks_name_class {
     KS_NAME_REFUSED = 0,
-    KS_NAME_FINAL,       /* NAME.key, NAME.crt: read, replaced atomically, removed */
-    KS_NAME_TEMP,        /* .NAME.tmp, .NAME.crt.tmp: written, then renamed */
+    KS_NAME_FINAL,       /* NAME.key, NAME.crt, .manifest: read, replaced atomically, removed */
+    KS_NAME_TEMP,        /* .NAME.tmp, .NAME.crt.tmp, .manifest.tmp: written, then renamed */
 };
 
 /* Which kind of server file name `fname` is; KS_NAME_REFUSED for any other
