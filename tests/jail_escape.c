@@ -31,6 +31,7 @@
 #include <sodium.h>
 
 #include "common/config.h"
+#include "common/log.h"
 #include "ops/audit.h"
 #include "sandbox/confine.h"
 #include "sandbox/harden.h"
@@ -79,6 +80,7 @@ static void start_like_keystored(const char *config)
 {
     pthread_t t;
 
+    ks_log_init();
     if (ks_config_load(&cfg, config) != 0 || ks_disable_core_dumps() != 0 ||
         ks_tune_malloc() != 0 || ks_confine_start(&cfg) != 0)
         _exit(SETUP);

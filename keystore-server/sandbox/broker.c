@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -96,6 +97,9 @@ static int helper_main(const struct ks_config *cfg, int sock, pid_t server)
         ks_log("error: file helper: close_range: %s", strerror(errno));
         return 1;
     }
+    /* log lines carry a UTC time stamp, and glibc reads the time zone file on
+     * its first conversion, even for gmtime_r: do it while it is reachable */
+    tzset();
     /* /etc/passwd is still reachable now */
     if (root && ks_lookup_user(cfg->user, &id, err, sizeof(err)) != 0) {
         ks_log("error: file helper: %s", err);
