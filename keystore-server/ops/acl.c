@@ -38,6 +38,7 @@ static const struct {
 } op_names[] = {
     { KS_ACL_SIGN, "sign" },
     { KS_ACL_DECRYPT, "decrypt" },
+    { KS_ACL_DERIVE, "derive" },
 };
 #define NOPS (sizeof(op_names) / sizeof(op_names[0]))
 
@@ -47,7 +48,7 @@ static char acl_path[KS_CONF_PATH_MAX];   /* "" = the built-in default */
 
 /* Without an `acl` setting: one rule, "* * uid:0".  Closed until granted. */
 static struct rule default_rule = {
-    "*", KS_ACL_SIGN | KS_ACL_DECRYPT, { { ID_UID, 0, "", "uid:0" } }, 1
+    "*", KS_ACL_SIGN | KS_ACL_DECRYPT | KS_ACL_DERIVE, { { ID_UID, 0, "", "uid:0" } }, 1
 };
 
 static int parse_num(const char *s, unsigned long *out)
@@ -110,7 +111,7 @@ static const char *parse_ops(char *tok, int *ops)
             if (strcmp(op, op_names[i].name) == 0 || strcmp(op, "*") == 0)
                 bit |= op_names[i].bit;
         if (bit == 0)
-            return "operations are sign, decrypt, sign,decrypt or *";
+            return "operations are sign, decrypt, derive, a list such as sign,derive, or *";
         *ops |= bit;
     }
     return *ops != 0 ? NULL : "no operation given";
@@ -314,14 +315,39 @@ static void append_grantees(char *out, size_t outlen, size_t *len, int bit, cons
         append(out, outlen, len, "", "nobody");
 }
 
-void ks_acl_log_key(const char *key)
+/* The operations a key of this type can perform at all. */
+static int type_ops(Keystore__KeyType t)
 {
+    switch (t) {
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_RSA:
+        return KS_ACL_SIGN | KS_ACL_DECRYPT;
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_RSA_PSS:
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_ED25519:
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_ED448:
+        return KS_ACL_SIGN;
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_EC:
+        return KS_ACL_SIGN | KS_ACL_DERIVE;
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_X25519:
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_X448:
+        return KS_ACL_DERIVE;
+    default:
+        return ~0;
+    }
+}
+
+void ks_acl_log_key(const struct ks_key *k)
+{
+    const char *key = k->name;
     char line[1024];
     size_t len = 0, i;
+    int ops = type_ops(k->type), first = 1;
 
     line[0] = '\0';
     for (i = 0; i < NOPS; i++) {
-        append(line, sizeof(line), &len, i > 0 ? "; " : "", op_names[i].name);
+        if ((ops & op_names[i].bit) == 0)
+            continue;
+        append(line, sizeof(line), &len, first ? "" : "; ", op_names[i].name);
+        first = 0;
         append(line, sizeof(line), &len, " by ", "");
         append_grantees(line, sizeof(line), &len, op_names[i].bit, key);
     }
@@ -333,7 +359,7 @@ void ks_acl_log_key(const char *key)
 static int log_one(const struct ks_key *k, void *arg)
 {
     (void)arg;
-    ks_acl_log_key(k->name);
+    ks_acl_log_key(k);
     return 0;
 }
 

@@ -1,8 +1,8 @@
 /* Per-key access control.  The file named by `acl` has lines
  *     KEY-PATTERN  OPS  IDENTITY...
  * KEY-PATTERN is a key name or a glob ("*", "web-*"); OPS is "sign",
- * "decrypt", "sign,decrypt" or "*"; an IDENTITY is uid:N|USER, gid:N|GROUP,
- * tcp:NAME (a glob over authorized-clients names) or "*" (anyone).  A
+ * "decrypt", "derive", a comma-separated list ("sign,derive") or "*"; an
+ * IDENTITY is uid:N|USER, gid:N|GROUP, tcp:NAME (a glob over authorized-clients names) or "*" (anyone).  A
  * request is allowed if any line matches its key, operation and identity.
  * Without an `acl` setting only uid 0 may use keys ("* * uid:0"), and no
  * TCP client may.  A peer sees (GetKey, ListKeys) only keys it may use.
@@ -12,8 +12,9 @@
 
 #include "common/config.h"
 #include "op.h"
+#include "store/keytable.h"
 
-enum { KS_ACL_SIGN = 1, KS_ACL_DECRYPT = 2 };
+enum { KS_ACL_SIGN = 1, KS_ACL_DECRYPT = 2, KS_ACL_DERIVE = 4 };
 
 /* Load cfg->acl (before confinement: user and group names are resolved
  * now).  Returns 0 or -1 after logging FILE:LINE: problem. */
@@ -27,9 +28,10 @@ int ks_acl_permit(struct ks_op *op, int what, const char *key);
  * then may it see that the key exists. */
 int ks_acl_visible(const struct ks_session *s, const char *key);
 
-/* Log "key 'web': sign by uid:0, gid:www-data; decrypt by nobody" for one
- * key, or for every loaded key (at start-up, after ks_acl_load). */
-void ks_acl_log_key(const char *key);
+/* Log "key 'web': sign by uid:0, gid:www-data; decrypt by nobody" (the
+ * operations its type can do) for one key, or for every loaded key (at
+ * start-up, after ks_acl_load). */
+void ks_acl_log_key(const struct ks_key *k);
 void ks_acl_log_keys(void);
 
 #endif
