@@ -86,7 +86,8 @@ static int handshake(const struct ks_config *cfg, struct ks_conn *c, const uint8
     struct ks_tcp *t = c->tcp;
     uint8_t cpk[32], msg2[KS_HS2_LEN];
     char cpk64[KS_PUBKEY_B64_LEN + 1];
-    const char *name, *result;
+    char name[KS_CLIENT_NAME_MAX + 1];
+    const char *result;
     int64_t t0 = ks_audit_clock();
     int status;
 
@@ -103,7 +104,7 @@ static int handshake(const struct ks_config *cfg, struct ks_conn *c, const uint8
                c->s.id, c->s.peer);
         status = KS_HS_UNDECRYPTABLE;
         result = "refused-wrong-server-key";
-    } else if ((name = ks_tcp_identity_client_name(cpk)) == NULL) {
+    } else if (!ks_tcp_identity_client_name(cpk, name)) {
         ks_pubkey_format(cpk, cpk64);
         ks_log("conn %lu from %s: client key %s is not in %s; refusing (add 'NAME %s' there "
                "to allow it)", c->s.id, c->s.peer, cpk64, cfg->authorized_clients, cpk64);
