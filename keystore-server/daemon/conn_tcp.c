@@ -24,6 +24,8 @@ struct ks_tcp {
     int established;
     struct ks_hs hs;
     struct ks_sec sec;
+    uint8_t client_pk[32];      /* to re-check after a reload of the client list */
+    unsigned clients_gen;
 };
 
 void ks_conn_tcp_free(struct ks_tcp *t)
@@ -89,6 +91,7 @@ static int handshake(const struct ks_config *cfg, struct ks_conn *c, const uint8
     char name[KS_CLIENT_NAME_MAX + 1];
     const char *result;
     int64_t t0 = ks_audit_clock();
+    unsigned gen = ks_clients_generation();   /* before the lookup: a reload in between is re-checked */
     int status;
 
     if (len != KS_HS1_LEN) {
@@ -140,9 +143,26 @@ static int handshake(const struct ks_config *cfg, struct ks_conn *c, const uint8
         return 0;
     }
     t->established = 1;
+    memcpy(t->client_pk, cpk, sizeof(t->client_pk));
+    t->clients_gen = gen;
     ks_log("conn %lu: tcp client '%s' authenticated from %s", c->s.id, c->s.tcp_client,
            c->s.peer);
     return 0;
+}
+
+/* After a reload of authorized_clients: 1 if this connection's client is
+ * still listed under the same name, 0 if it was removed (or renamed). */
+static int still_authorized(struct ks_tcp *t, const struct ks_session *s)
+{
+    char name[KS_CLIENT_NAME_MAX + 1];
+    unsigned gen = ks_clients_generation();
+
+    if (gen == t->clients_gen)
+        return 1;
+    if (!ks_tcp_identity_client_name(t->client_pk, name) || strcmp(name, s->tcp_client) != 0)
+        return 0;
+    t->clients_gen = gen;
+    return 1;
 }
 
 int ks_conn_tcp_frame(const struct ks_config *cfg, struct ks_conn *c, const uint8_t *frame,
@@ -168,6 +188,14 @@ int ks_conn_tcp_frame(const struct ks_config *cfg, struct ks_conn *c, const uint
                "replayed or reordered in transit); closing without a reply", c->s.id,
                c->s.tcp_client, c->s.peer);
         ks_audit_event(&c->s, "frame", "refused-bad-authentication", ks_audit_clock());
+        free(pt);
+        return -1;
+    }
+    if (!still_authorized(t, &c->s)) {
+        ks_log("conn %lu: tcp client '%s' from %s is no longer in %s (reloaded); closing",
+               c->s.id, c->s.tcp_client, c->s.peer, cfg->authorized_clients);
+        ks_audit_event(&c->s, "frame", "refused-client-removed", ks_audit_clock());
+        sodium_memzero(pt, len - KS_SEC_TAG);
         free(pt);
         return -1;
     }

@@ -29,6 +29,7 @@ static uint8_t *server_keys;     /* sodium_malloc: secret (32) then public (32);
 /* Handshakes hold the lock shared while they look a key up. */
 static pthread_rwlock_t clients_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct ks_clients *current;
+static unsigned generation;
 
 const uint8_t *ks_tcp_identity_server_sk(void)
 {
@@ -169,8 +170,14 @@ void ks_clients_install(struct ks_clients *c)
     pthread_rwlock_wrlock(&clients_lock);
     old = current;
     current = c;
+    __atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&clients_lock);
     ks_clients_free(old);
+}
+
+unsigned ks_clients_generation(void)
+{
+    return __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
 }
 
 int ks_tcp_identity_load(const struct ks_config *cfg)

@@ -28,6 +28,10 @@ void ks_clients_free(struct ks_clients *c);
 /* Make c the list in force; frees the previous one. */
 void ks_clients_install(struct ks_clients *c);
 
+/* Changes with every install: a connection authenticated under an older
+ * list checks that its client is still listed (conn_tcp.c). */
+unsigned ks_clients_generation(void);
+
 /* The server's static key (NULL unless loaded). */
 const uint8_t *ks_tcp_identity_server_sk(void);
 const uint8_t *ks_tcp_identity_server_pk(void);
