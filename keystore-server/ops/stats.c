@@ -233,7 +233,7 @@ struct merged {
 
 static int merge_entries(struct ks_arena *a, Keystore__StatusResponse *out, uint64_t *errors)
 {
-    size_t cap = 0, n = 0, i, j;
+    size_t cap = 0, n = 0, i, j, hsize, *index;
     struct merged *m;
     int k, ns = __atomic_load_n(&nslots, __ATOMIC_ACQUIRE);
     struct slot *all[MAX_SLOTS + 1];
@@ -247,23 +247,31 @@ static int merge_entries(struct ks_arena *a, Keystore__StatusResponse *out, uint
     }
     all[nall++] = &shared_slot;
     cap = (size_t)nall * MAP_SIZE;
+    for (hsize = 1; hsize < 2 * cap; hsize *= 2)
+        ;
     m = ks_arena_alloc(a, cap * sizeof(*m));
-    if (m == NULL)
+    index = ks_arena_alloc(a, hsize * sizeof(*index));   /* 0 = empty, else entry + 1 */
+    if (m == NULL || index == NULL)
         return -1;
-    /* quadratic in distinct entries per merge, bounded by the map sizes; a
-     * status request is rare */
+    /* merged through a hash table: many workers' entries stay cheap to merge */
     for (k = 0; k < nall; k++) {
         for (i = 0; i < MAP_SIZE; i++) {
             const struct entry *e = &all[k]->map[i];
             uint64_t c;
+            size_t h;
 
             if (__atomic_load_n(&e->state, __ATOMIC_ACQUIRE) != 2)
                 continue;
             c = __atomic_load_n(&e->count, __ATOMIC_RELAXED);
-            for (j = 0; j < n; j++)
+            h = entry_hash(e->key, e->op, e->result) & (hsize - 1);
+            for (; index[h] != 0; h = (h + 1) & (hsize - 1)) {
+                j = index[h] - 1;
                 if (m[j].op == e->op && m[j].result == e->result && strcmp(m[j].key, e->key) == 0)
                     break;
-            if (j == n) {
+            }
+            if (index[h] == 0) {
+                j = n;
+                index[h] = n + 1;
                 m[n].key = e->key;
                 m[n].op = e->op;
                 m[n].result = e->result;
