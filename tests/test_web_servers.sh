@@ -90,6 +90,11 @@ sed "1i env OPENSSL_CONF=$T/keystore.cnf;" "$T/nginx/nginx.conf" > "$T/nginx/env
 expect_fail "PEM_read_bio_PrivateKey\(\) failed" env -u OPENSSL_CONF nginx -c "$T/nginx/env-directive.conf" \
     -p "$T/nginx/" -e "$T/nginx/error.log" -t
 pass "nginx -t without OPENSSL_CONF in its environment fails (env directive too late)"
+# A URI instead of a reference file is taken for a file name.
+sed "s|ssl_certificate_key .*/web-ec.pem;|ssl_certificate_key store:keystore:web-ec;|" \
+    "$T/nginx/nginx.conf" > "$T/nginx/store.conf"
+expect_fail "store:keystore:web-ec\": BIO_new_file\(\) failed" \
+    env OPENSSL_CONF="$T/keystore.cnf" nginx -c "$T/nginx/store.conf" -p "$T/nginx/" -e "$T/nginx/error.log" -t
 OPENSSL_CONF=$ENV_NGINX nginx "${NGX[@]}" -t 2>/dev/null || fail "nginx -t with the drop-in's environment"
 OPENSSL_CONF=$ENV_NGINX nginx "${NGX[@]}" || { cat "$T/nginx/error.log"; fail "nginx start"; }
 
@@ -115,6 +120,11 @@ chmod -R a+rX "$T/apache/htdocs"
         set -- $p; echo "Listen 127.0.0.1:$2"; doc_site apache "$1" "$2"
     done
 } > "$T/apache/apache2.conf"
+sed "s|SSLCertificateKeyFile .*/web-ec.pem|SSLCertificateKeyFile keystore:web-ec|" \
+    "$T/apache/apache2.conf" > "$T/apache/uri.conf"
+expect_fail "SSLCertificateKeyFile: file '.*/keystore:web-ec' does not exist" \
+    env APACHE_CONFDIR="$T/apache" OPENSSL_CONF="$ENV_APACHE" apachectl -f "$T/apache/uri.conf" -t
+pass "nginx and Apache take a keystore: URI as key for a file name"
 ( export APACHE_CONFDIR="$T/apache" OPENSSL_CONF=$ENV_APACHE; apachectl start ) >"$T/apache/start.log" 2>&1 \
     || { cat "$T/apache/start.log" "$T/apache/error.log"; fail "apachectl start"; }
 
@@ -226,3 +236,15 @@ if grep -rlE "PRIVATE KEY" "$T/ssl" "$T/nginx" "$T/apache" "$T/haproxy" 2>/dev/n
     fail "a web server's file holds a private key"
 fi
 pass "no private key in the servers' files"
+
+# The recommended provider timeout: with keystored stuck, a handshake fails
+# after about 5 s instead of holding the nginx worker; once keystored runs
+# again the same workers serve again.
+kill -STOP "$KS_PID"
+t0=$SECONDS
+if web_curl "$P_NGX_ED" 1.3 >/dev/null; then kill -CONT "$KS_PID"; fail "a handshake succeeded with keystored stopped"; fi
+took=$(( SECONDS - t0 ))
+kill -CONT "$KS_PID"
+[ "$took" -ge 4 ] && [ "$took" -le 15 ] || fail "with keystored stopped the handshake failed after ${took}s, not ~5s"
+web_curl "$P_NGX_ED" 1.3 >/dev/null || { cat "$T/curl.err"; fail "nginx does not serve again after keystored resumed"; }
+pass "keystored stopped: the handshake fails after ${took}s (timeout = 5), and nginx serves again once it resumes"
