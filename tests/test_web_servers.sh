@@ -137,6 +137,10 @@ bind=$(doc_block dropin-haproxy | sed -n 's/^BindPaths=//p')
 [ -n "$bind" ] || fail "the haproxy drop-in has no BindPaths="
 mkdir -p "${bind#*:}"
 OPENSSL_CONF=$ENV_HAP haproxy -c -q -f "$T/haproxy/haproxy.cfg" || fail "haproxy -c with the drop-in's environment"
+sed "s|crt .*/web-ec.haproxy.pem|crt keystore:web-ec|" "$T/haproxy/haproxy.cfg" > "$T/haproxy/uri.cfg"
+expect_fail "keystore:web-ec" env OPENSSL_CONF="$ENV_HAP" haproxy -c -f "$T/haproxy/uri.cfg"
+haproxy_uri_err=$(env OPENSSL_CONF="$ENV_HAP" haproxy -c -f "$T/haproxy/uri.cfg" 2>&1 | grep -m1 "keystore:web-ec" || true)
+note "haproxy with crt keystore:web-ec: $haproxy_uri_err"
 OPENSSL_CONF=$ENV_HAP unshare -m --propagation private sh -c \
     'mount --bind "$1" "$2" && exec haproxy -W -f "$3"' sh "${bind%%:*}" "${bind#*:}" \
     "$T/haproxy/haproxy.cfg" >"$T/haproxy/haproxy.log" 2>&1 &
