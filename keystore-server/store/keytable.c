@@ -298,7 +298,7 @@ static void load_cert_file(struct ks_key *k, const char *crtf)
     if (ks_cert_split(buf, len, &certs, &n) != 0) {
         ks_log("warning: %s/%s is not a list of DER certificates; key %s is loaded "
                "without its certificates", dir_path, crtf, k->name);
-    } else if (ks_cert_chain_check(k->pkey, k->name, certs, n, &bad, why, sizeof(why)) != 0) {
+    } else if (ks_cert_chain_check(k->pkey, k->name, certs, n, 0, &bad, why, sizeof(why)) != 0) {
         ks_log("warning: %s/%s: %s; key %s is loaded without its certificates",
                dir_path, crtf, why, k->name);
         ERR_clear_error();
