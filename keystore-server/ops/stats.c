@@ -49,7 +49,7 @@ static int last_reload_ok;
 static char last_reload_msg[512];
 
 static const char *const OP_NAMES[KS_OPK_N] = {
-    "hello", "get_key", "list_keys", "sign", "decrypt", "generate", "import", "delete",
+    "hello", "get_key", "list_keys", "sign", "decrypt", "derive", "generate", "import", "delete",
     "attach_cert", "status", "reload", "unknown", "undecodable",
 };
 static const char *const CONN_NAMES[KS_CONNK_N] = { "client", "admin", "tcp" };
@@ -71,6 +71,7 @@ enum ks_op_kind ks_op_kind_of(const Keystore__Request *req, const char **key)
     case KEYSTORE__REQUEST__BODY_GET_KEY: *key = req->get_key->name; return KS_OPK_GET_KEY;
     case KEYSTORE__REQUEST__BODY_SIGN: *key = req->sign->key; return KS_OPK_SIGN;
     case KEYSTORE__REQUEST__BODY_DECRYPT: *key = req->decrypt->key; return KS_OPK_DECRYPT;
+    case KEYSTORE__REQUEST__BODY_DERIVE: *key = req->derive->key; return KS_OPK_DERIVE;
     case KEYSTORE__REQUEST__BODY_LIST_KEYS: return KS_OPK_LIST_KEYS;
     case KEYSTORE__REQUEST__BODY_GENERATE_KEY: *key = req->generate_key->name; return KS_OPK_GENERATE;
     case KEYSTORE__REQUEST__BODY_IMPORT_KEY: *key = req->import_key->name; return KS_OPK_IMPORT;

@@ -298,7 +298,7 @@ static void load_cert_file(struct ks_key *k, const char *crtf)
     if (ks_cert_split(buf, len, &certs, &n) != 0) {
         ks_log("warning: %s/%s is not a list of DER certificates; key %s is loaded "
                "without its certificates", dir_path, crtf, k->name);
-    } else if (ks_cert_chain_check(k->pkey, k->name, certs, n, &bad, why, sizeof(why)) != 0) {
+    } else if (ks_cert_chain_check(k->pkey, k->name, certs, n, 0, &bad, why, sizeof(why)) != 0) {
         ks_log("warning: %s/%s: %s; key %s is loaded without its certificates",
                dir_path, crtf, why, k->name);
         ERR_clear_error();
@@ -735,7 +735,7 @@ static int reread_chain(struct ks_key *k, struct ks_key **fresh, char *err, size
     } else if (ks_cert_split(buf, len, &certs, &n) != 0) {
         snprintf(err, errlen, "%s/%s is not a list of DER certificates", dir_path, crtf);
         goto out;
-    } else if (ks_cert_chain_check(k->pkey, k->name, certs, n, &bad, why, sizeof(why)) != 0) {
+    } else if (ks_cert_chain_check(k->pkey, k->name, certs, n, 0, &bad, why, sizeof(why)) != 0) {
         snprintf(err, errlen, "%s/%s: %s", dir_path, crtf, why);
         ERR_clear_error();
         goto out;
