@@ -29,6 +29,7 @@ enum {
     KS_R_BAD_SETTING,
     KS_R_SERVER_REFUSED,
     KS_R_SERVER_NOT_AUTHENTIC,
+    KS_R_NO_CERTIFICATE,
 };
 
 /* The reason strings handed to the core by get_reason_strings. */
