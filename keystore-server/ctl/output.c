@@ -43,6 +43,22 @@ static void size_column(const Keystore__KeyInfo *k, char *buf, size_t len)
         snprintf(buf, len, "-");
 }
 
+/* "sign", "decrypt" as JSON array elements. */
+static void json_usage(uint32_t usage)
+{
+    char buf[KS_USAGE_TEXT_MAX], *p, *save = NULL;
+    int first = 1;
+
+    if (usage == 0)
+        return;
+    ks_usage_format(usage, buf);
+    for (p = strtok_r(buf, ",", &save); p != NULL; p = strtok_r(NULL, ",", &save)) {
+        printf(first ? "" : ", ");
+        ctl_json_string(p);
+        first = 0;
+    }
+}
+
 static void json_key(const Keystore__KeyInfo *k)
 {
     char created[32];
@@ -56,12 +72,14 @@ static void json_key(const Keystore__KeyInfo *k)
     ctl_json_string(k->group);
     printf(", \"created\": %llu, \"created_iso\": ", (unsigned long long)k->created);
     ctl_json_string(created);
-    printf(", \"certs\": %zu}", k->n_cert_chain_der);
+    printf(", \"certs\": %zu, \"usage\": [", k->n_cert_chain_der);
+    json_usage(k->usage);
+    printf("]}");
 }
 
 void ctl_print_key(const Keystore__KeyInfo *k, int json, const char *verb)
 {
-    char size[32], created[32];
+    char size[32], created[32], usage[KS_USAGE_TEXT_MAX];
 
     if (json) {
         json_key(k);
@@ -70,9 +88,10 @@ void ctl_print_key(const Keystore__KeyInfo *k, int json, const char *verb)
     }
     size_column(k, size, sizeof(size));
     iso_time(k->created, created, sizeof(created));
-    printf("%s%skey %s: %s %s, created %s, %zu certificate%s\n", verb, verb[0] != '\0' ? " " : "", k->name,
-           ks_key_type_name(k->type), size, created, k->n_cert_chain_der,
-           k->n_cert_chain_der == 1 ? "" : "s");
+    printf("%s%skey %s: %s %s, created %s, %zu certificate%s, usage %s\n", verb,
+           verb[0] != '\0' ? " " : "", k->name, ks_key_type_name(k->type), size, created,
+           k->n_cert_chain_der, k->n_cert_chain_der == 1 ? "" : "s",
+           ks_usage_format(k->usage, usage));
 }
 
 static int by_name(const void *a, const void *b)
@@ -86,7 +105,7 @@ static int by_name(const void *a, const void *b)
 void ctl_print_list(Keystore__KeyInfo **keys, size_t n, int json)
 {
     int wname = 4, wtype = 4, wsize = 10;
-    char size[32], created[32];
+    char size[32], created[32], usage[KS_USAGE_TEXT_MAX];
     size_t i;
 
     if (n > 1)   /* an empty list may be NULL, which qsort must not get */
@@ -108,13 +127,13 @@ void ctl_print_list(Keystore__KeyInfo **keys, size_t n, int json)
         wtype = t > wtype ? t : wtype;
         wsize = (int)strlen(size) > wsize ? (int)strlen(size) : wsize;
     }
-    printf("%-*s  %-*s  %-*s  %-20s  %s\n", wname, "NAME", wtype, "TYPE", wsize, "BITS/CURVE",
-           "CREATED", "CERT");
+    printf("%-*s  %-*s  %-*s  %-20s  %-4s  %s\n", wname, "NAME", wtype, "TYPE", wsize,
+           "BITS/CURVE", "CREATED", "CERT", "USAGE");
     for (i = 0; i < n; i++) {
         size_column(keys[i], size, sizeof(size));
         iso_time(keys[i]->created, created, sizeof(created));
-        printf("%-*s  %-*s  %-*s  %-20s  %s\n", wname, keys[i]->name, wtype,
+        printf("%-*s  %-*s  %-*s  %-20s  %-4s  %s\n", wname, keys[i]->name, wtype,
                ks_key_type_name(keys[i]->type), wsize, size, created,
-               keys[i]->n_cert_chain_der > 0 ? "yes" : "no");
+               keys[i]->n_cert_chain_der > 0 ? "yes" : "no", ks_usage_format(keys[i]->usage, usage));
     }
 }

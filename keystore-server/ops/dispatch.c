@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "handlers.h"
 #include "op.h"
+#include "usage.h"
 
 static enum ks_after do_hello(struct ks_op *op, const Keystore__Hello *h)
 {
@@ -81,12 +82,14 @@ static void dispatch(struct ks_op *op, const Keystore__Request *req)
         break;
     case KEYSTORE__REQUEST__BODY_SIGN:
         op->name = "Sign";
-        if (ks_acl_permit(op, KS_ACL_SIGN, req->sign->key))
+        if (ks_usage_permit(op, KS_USAGE_SIGN, req->sign->key) &&
+            ks_acl_permit(op, KS_ACL_SIGN, req->sign->key))
             ks_op_sign(op, req->sign);
         break;
     case KEYSTORE__REQUEST__BODY_DECRYPT:
         op->name = "Decrypt";
-        if (ks_acl_permit(op, KS_ACL_DECRYPT, req->decrypt->key))
+        if (ks_usage_permit(op, KS_USAGE_DECRYPT, req->decrypt->key) &&
+            ks_acl_permit(op, KS_ACL_DECRYPT, req->decrypt->key))
             ks_op_decrypt(op, req->decrypt);
         break;
     case KEYSTORE__REQUEST__BODY_GENERATE_KEY:

@@ -100,7 +100,7 @@ static int copy_certs(struct ks_key *k, const struct ks_cert *certs, size_t n)
 
 /* New entry with refs = 1 holding its own reference to pkey. */
 static struct ks_key *key_new(const char *name, EVP_PKEY *pkey, uint64_t created,
-                              char *why, size_t whylen)
+                              uint32_t usage, char *why, size_t whylen)
 {
     struct ks_key *k = calloc(1, sizeof(*k));
     unsigned char *p;
@@ -140,6 +140,7 @@ static struct ks_key *key_new(const char *name, EVP_PKEY *pkey, uint64_t created
     }
     k->pkey = pkey;
     k->created = created;
+    k->usage = usage;
     return k;
 }
 
@@ -309,6 +310,25 @@ static void load_cert_file(struct ks_key *k, const char *crtf)
     free(buf);
 }
 
+/* A version 1 file predates usages: the key keeps everything its type could
+ * do then (RSA sign and decrypt), so that an upgrade breaks no TLS server or
+ * decrypting client; the operator is told how to narrow it. */
+static void legacy_usage(struct ks_key *k)
+{
+    char u[KS_USAGE_TEXT_MAX];
+
+    k->usage = ks_usage_possible(k->type);
+    if (k->usage == KS_USAGE_SIGN)
+        ks_log("warning: key %s was sealed before key usages existed (key file version 1): "
+               "it keeps sign; nothing to do, its type has no other usage", k->name);
+    else
+        ks_log("warning: key %s was sealed before key usages existed (key file version 1): "
+               "it keeps %s, all its type allows, so a decrypt grant is also a sign grant; to "
+               "narrow it, replace it by a key made with 'keystorectl generate|import NAME "
+               "--usage sign' (or decrypt) and delete this one", k->name,
+               ks_usage_format(k->usage, u));
+}
+
 /* Returns 1 loaded, 0 skipped (logged), -1 authentication failure (logged). */
 static int load_one(const char *fname)
 {
@@ -316,8 +336,7 @@ static int load_one(const char *fname)
     char keyf[80], keytmp[80], crtf[80], crttmp[80];
     size_t flen = strlen(fname), filelen, derlen;
     uint8_t *file = NULL, *der = NULL;
-    uint32_t file_type;
-    uint64_t created;
+    struct ks_keyfile_meta meta;
     EVP_PKEY *pkey;
     struct ks_key *k;
     enum ks_unseal_status st;
@@ -336,7 +355,7 @@ static int load_one(const char *fname)
         ks_log("error: skipping key %s: %s/%s: %s", name, dir_path, fname, err);
         return 0;
     }
-    st = ks_unseal_key(name, file, filelen, &file_type, &created, &der, &derlen, why, sizeof(why));
+    st = ks_unseal_key(name, file, filelen, &meta, &der, &derlen, why, sizeof(why));
     free(file);
     if (st != KS_UNSEAL_OK) {
         if (st == KS_UNSEAL_INTERNAL)
@@ -354,15 +373,23 @@ static int load_one(const char *fname)
                "secure_heap_mb" : "");
         return 0;
     }
-    k = key_new(name, pkey, created, why, sizeof(why));
+    k = key_new(name, pkey, meta.created, meta.usage, why, sizeof(why));
     EVP_PKEY_free(pkey);
     if (k == NULL) {
         ks_log("error: skipping key %s: %s", name, why);
         return 0;
     }
-    if ((uint32_t)k->type != file_type) {
+    if ((uint32_t)k->type != meta.key_type) {
         ks_log("error: skipping key %s: the file header says type %u but the key is %s",
-               name, file_type, ks_key_type_name(k->type));
+               name, meta.key_type, ks_key_type_name(k->type));
+        ks_key_put(k);
+        return 0;
+    }
+    if (meta.version == 1) {
+        legacy_usage(k);
+    } else if (ks_usage_check(k->type, k->usage, why, sizeof(why)) != 0) {
+        /* only a master-key holder could have sealed this */
+        ks_log("error: skipping key %s: its sealed usage is invalid: %s", name, why);
         ks_key_put(k);
         return 0;
     }
@@ -499,9 +526,10 @@ static int fsync_dir(char *err, size_t errlen)
     return 0;
 }
 
-enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey,
+enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usage,
                                   struct ks_key **out, char *err, size_t errlen)
 {
+    struct ks_keyfile_meta meta;
     char keyf[80], keytmp[80], crtf[80], crttmp[80], why[512];
     uint8_t *der = NULL, *file = NULL;
     size_t derlen, filelen;
@@ -510,18 +538,27 @@ enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey,
 
     if (out != NULL)
         *out = NULL;
-    k = key_new(name, pkey, (uint64_t)time(NULL), why, sizeof(why));
+    k = key_new(name, pkey, (uint64_t)time(NULL), usage, why, sizeof(why));
     if (k == NULL) {
         snprintf(err, errlen, "%s", why);
         return KS_STORE_INTERNAL;
     }
+    if (ks_usage_check(k->type, usage, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "key %s: %s", name, why);
+        ks_key_put(k);
+        return KS_STORE_INTERNAL;
+    }
+    meta.version = KS_KEYFILE_VERSION;
+    meta.key_type = (uint32_t)k->type;
+    meta.created = k->created;
+    meta.usage = usage;
     if (ks_pkey_to_pkcs8(pkey, &der, &derlen) != 0) {
         snprintf(err, errlen, "cannot encode key %s as PKCS#8 (%s)", name,
                  ks_ossl_reason(why, sizeof(why)));
         ks_key_put(k);
         return KS_STORE_INTERNAL;
     }
-    if (ks_seal_key(name, (uint32_t)k->type, k->created, der, derlen, &file, &filelen) != 0) {
+    if (ks_seal_key(name, &meta, der, derlen, &file, &filelen) != 0) {
         snprintf(err, errlen, "cannot seal key %s with the master key", name);
         goto out;
     }

@@ -14,6 +14,11 @@
 #include "keyutil.h"
 #include "wire.h"
 
+/* Key usages, fixed when a key is generated or imported and sealed with it
+ * (the KeyInfo.usage bits of keystore.proto).  TLS RSA key exchange is
+ * decrypt; derive is for key agreement (ECDH). */
+enum { KS_USAGE_SIGN = 1, KS_USAGE_DECRYPT = 2, KS_USAGE_DERIVE = 4 };
+
 struct ks_cert {
     uint8_t *der;
     size_t len;
@@ -28,6 +33,7 @@ struct ks_key {
     uint8_t *spki;                 /* SubjectPublicKeyInfo DER */
     size_t spki_len;
     uint64_t created;
+    uint32_t usage;                /* KS_USAGE_* bits */
     struct ks_cert *certs;         /* leaf first */
     size_t ncerts;
     /* private to keytable.c */
@@ -60,9 +66,10 @@ void ks_key_put(struct ks_key *k);
 int ks_store_foreach(int (*fn)(const struct ks_key *k, void *arg), void *arg);
 size_t ks_store_count(void);
 
-/* Seal and store a new key; takes ownership of pkey on success only.
+/* Seal and store a new key with its usage (checked by the caller with
+ * ks_usage_check); takes ownership of pkey on success only.
  * *out (optional) receives an up-referenced entry. */
-enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey,
+enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usage,
                                   struct ks_key **out, char *err, size_t errlen);
 
 enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen);

@@ -1,5 +1,6 @@
 /* Key classification and encoding helpers; see keyutil.h. */
 #include "keyutil.h"
+#include "keytable.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -129,4 +130,27 @@ EVP_PKEY *ks_pkey_from_der(const uint8_t *der, size_t derlen)
         return NULL;
     }
     return pkey;
+}
+
+uint32_t ks_usage_possible(Keystore__KeyType type)
+{
+    return type == KEYSTORE__KEY_TYPE__KEY_TYPE_RSA ? KS_USAGE_SIGN | KS_USAGE_DECRYPT
+                                                    : KS_USAGE_SIGN;
+}
+
+int ks_usage_check(Keystore__KeyType type, uint32_t usage, char *why, size_t whylen)
+{
+    uint32_t possible = ks_usage_possible(type);
+    char u[KS_USAGE_TEXT_MAX], p[KS_USAGE_TEXT_MAX];
+
+    if (usage == 0) {
+        snprintf(why, whylen, "a key needs at least one usage (sign, decrypt)");
+        return -1;
+    }
+    if ((usage & ~possible) != 0) {
+        snprintf(why, whylen, "%s keys can only %s, not %s", ks_key_type_name(type),
+                 ks_usage_format(possible, p), ks_usage_format(usage & ~possible, u));
+        return -1;
+    }
+    return 0;
 }

@@ -31,7 +31,9 @@ dev=; [ "$(id -u)" = 0 ] || dev=--dev
 for _ in $(seq 100); do [ -S "$T/admin.sock" ] && break; sleep 0.1; done
 export KEYSTORE_SERVER="unix:$T/ks.sock" KEYSTORE_ADMIN="unix:$T/admin.sock"
 for k in rsa2048 rsa3072 p256 p384 ed25519; do
-    "$build/keystore-server/keystorectl" import "bench-$k" "$T/$k.pem" >/dev/null
+    # the RSA keys also decrypt (rsa2048-oaep)
+    "$build/keystore-server/keystorectl" import "bench-$k" "$T/$k.pem" --usage \
+        "$(case $k in rsa*) echo sign,decrypt ;; *) echo sign ;; esac)" >/dev/null
 done
 
 echo "# ksbench: $(nproc) cores, ${secs}s per case, $(date -u +%Y-%m-%dT%H:%MZ)"
