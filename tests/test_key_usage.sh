@@ -112,7 +112,8 @@ assert b[8:12] == b"\0\0\0\2", "not a version 2 key file"
 b[51] |= 2          # usage sign -> sign|decrypt
 open(p, "wb").write(b)
 PY
-rm -f "$T/keys/manifest"* 2>/dev/null || true
+# without the manifest and counter (test_rollback.sh) the AEAD alone must catch it
+rm -f "$T/keys/.manifest" "$T/keys.generation"
 ks_start "acl = $T/acl" "allow_client_generate = yes"
 grep -q "skipping key web: .*does not authenticate" "$T/keystored.log" \
     || { cat "$T/keystored.log"; fail "edited usage was not refused"; }
@@ -122,7 +123,7 @@ ks_stop
 
 # 10. Keys sealed before usages existed (version 1 files) keep what they
 #     could do (RSA sign,decrypt; others sign), with a warning per key.
-rm -rf "$T/keys"; mkdir -m 0700 "$T/keys"
+rm -rf "$T/keys" "$T/keys.generation"; mkdir -m 0700 "$T/keys"
 cp "$KS_SOURCE_ROOT/tests/data/keyfile-v1/oldrsa.key" "$KS_SOURCE_ROOT/tests/data/keyfile-v1/oldec.key" "$T/keys/"
 install -m 0600 "$KS_SOURCE_ROOT/tests/data/keyfile-v1/master.key" "$T/master.key"
 cat > "$T/acl" <<ACL

@@ -38,6 +38,7 @@ static const struct allowed ALLOW[] = {
     A(eventfd2, "waking workers"),
     /* key directory: atomic writes of sealed key files (dirfd-restricted below) */
     A(fsync, "durable key files"), A(fdatasync, "durable key files"),
+    A(pwrite64, "the rollback counter (store/generation.c; fd opened before confinement)"),
     A(fstat, "stdio and file sizes"), A(newfstatat, "fstat on glibc 2.33+"),
     A(lseek, "stdio"), A(ftruncate, "key files"),
     /* threads, time and randomness */

@@ -37,6 +37,9 @@ struct ks_key {
     struct ks_cert *certs;         /* leaf first */
     size_t ncerts;
     /* private to keytable.c */
+    uint8_t key_hash[32];          /* of NAME.key, for the manifest */
+    uint8_t crt_hash[32];          /* of NAME.crt if has_crt */
+    int has_crt;
     int refs;
     struct ks_key *next;
 };
@@ -48,10 +51,16 @@ enum ks_store_status {
     KS_STORE_INTERNAL,   /* err says what; also logged */
 };
 
-/* Open key_dir (created 0700 if missing), remove stale temporary files and
- * load every NAME.key.  Returns 0, or -1 after logging (including the
- * "cannot unseal any key: wrong master key?" case). */
-int ks_store_open(const char *key_dir);
+/* Open key_dir (created 0700 if missing) and the rollback counter
+ * (counter_path, or NULL for KEY_DIR.generation beside it), remove stale
+ * temporary files, check the manifest (manifest.h) against the counter and
+ * load every NAME.key and NAME.crt the manifest vouches for; files it does
+ * not vouch for are refused, one log line each.  Without a manifest and
+ * with a new counter (first start, or an upgrade) every file present is
+ * taken and the manifest created.  Then a fresh manifest is written.
+ * Returns 0, or -1 after logging (a rolled-back manifest, a missing one
+ * with a counter, "cannot unseal any key: wrong master key?"). */
+int ks_store_open(const char *key_dir, const char *counter_path);
 void ks_store_close(void);
 
 /* The open key directory; confinement restricts file access to it. */
