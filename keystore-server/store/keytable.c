@@ -547,19 +547,18 @@ static int load_one(const char *fname, const struct ks_manifest *mf)
     }
     k = load_key_image(name, fname, file, filelen, &auth_failed);
     if (k == NULL) {
-        if (!auth_failed && mf != NULL) {
-            carry(fname, hash);
-            if (ks_manifest_vouches(mf, crtf, NULL, NULL, NULL)) {
-                uint8_t *c;
-                size_t clen;
+        /* authentic but unusable now (a full secure heap?): stays vouched for */
+        if (!auth_failed) {
+            uint8_t *c;
+            size_t clen;
 
-                if (ks_read_file_at(dir_fd, crtf, KS_CERTFILE_MAX, &c, &clen, err,
-                                    sizeof(err)) == 0) {
-                    ks_file_hash(c, clen, crt_hash);
-                    if (ks_manifest_vouches(mf, crtf, crt_hash, NULL, NULL))
-                        carry(crtf, crt_hash);
-                    free(c);
-                }
+            carry(fname, hash);
+            if (ks_read_file_at(dir_fd, crtf, KS_CERTFILE_MAX, &c, &clen, err,
+                                sizeof(err)) == 0) {
+                ks_file_hash(c, clen, crt_hash);
+                if (mf == NULL || ks_manifest_vouches(mf, crtf, crt_hash, NULL, NULL))
+                    carry(crtf, crt_hash);
+                free(c);
             }
         }
         return auth_failed ? -1 : 0;
