@@ -7,7 +7,10 @@
 # handshake is refused as soon as the header arrives.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_remote.sh"
-ATTACK="python3 $KS_SOURCE_ROOT/tests/tcp_attack.py"
+# Debian's python3 with python3-cryptography (tests/install-deps.sh), whatever python3 comes first
+# on PATH; without OPENSSL_MODULES, which points at this build's provider directory and
+# would stop cryptography's OpenSSL from loading its legacy provider.
+ATTACK="env -u OPENSSL_MODULES /usr/bin/python3 $KS_SOURCE_ROOT/tests/tcp_attack.py"
 ks_start_remote "frame_timeout = 10"
 ks_ctl generate ec --type ec >/dev/null || fail "generate ec"
 openssl dgst -sha256 -binary /etc/hostname > "$T/d"
