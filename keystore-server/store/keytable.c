@@ -442,9 +442,10 @@ static void legacy_usage(struct ks_key *k)
 }
 
 /* Unseal and parse one key file image (freed here).  Returns the new entry,
- * or NULL with *auth_failed set if it does not authenticate (logged). */
+ * or NULL (logged) with *auth_failed set if it does not authenticate and
+ * *authentic set if it does but cannot be used now. */
 static struct ks_key *load_key_image(const char *name, const char *fname, uint8_t *file,
-                                     size_t filelen, int *auth_failed)
+                                     size_t filelen, int *auth_failed, int *authentic)
 {
     char why[512];
     size_t derlen;
@@ -455,6 +456,7 @@ static struct ks_key *load_key_image(const char *name, const char *fname, uint8_
     enum ks_unseal_status st;
 
     *auth_failed = 0;
+    *authentic = 0;
     st = ks_unseal_key(name, file, filelen, &meta, &der, &derlen, why, sizeof(why));
     free(file);
     if (st != KS_UNSEAL_OK) {
@@ -464,6 +466,7 @@ static struct ks_key *load_key_image(const char *name, const char *fname, uint8_
         *auth_failed = st == KS_UNSEAL_AUTH;
         return NULL;
     }
+    *authentic = 1;
     pkey = ks_pkey_from_der(der, derlen);
     sodium_free(der);   /* wipes the plaintext PKCS#8 */
     if (pkey == NULL) {
@@ -508,7 +511,7 @@ static int load_one(const char *fname, const struct ks_manifest *mf)
     size_t flen = strlen(fname), filelen;
     uint8_t *file = NULL;
     struct ks_key *k;
-    int auth_failed;
+    int auth_failed, authentic;
 
     if (flen - 4 > KS_MAX_KEY_NAME) {
         ks_log("warning: skipping %s/%s: name too long for a key", dir_path, fname);
@@ -545,10 +548,10 @@ static int load_one(const char *fname, const struct ks_manifest *mf)
         free(file);
         return 0;
     }
-    k = load_key_image(name, fname, file, filelen, &auth_failed);
+    k = load_key_image(name, fname, file, filelen, &auth_failed, &authentic);
     if (k == NULL) {
         /* authentic but unusable now (a full secure heap?): stays vouched for */
-        if (!auth_failed) {
+        if (authentic) {
             uint8_t *c;
             size_t clen;
 
