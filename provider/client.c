@@ -208,6 +208,9 @@ void ks_client_free_response(Keystore__Response *resp)
     if (resp->body_case == KEYSTORE__RESPONSE__BODY_DECRYPT && resp->decrypt != NULL
         && resp->decrypt->plaintext.data != NULL)
         OPENSSL_cleanse(resp->decrypt->plaintext.data, resp->decrypt->plaintext.len);
+    if (resp->body_case == KEYSTORE__RESPONSE__BODY_DERIVE && resp->derive != NULL
+        && resp->derive->secret.data != NULL)
+        OPENSSL_cleanse(resp->derive->secret.data, resp->derive->secret.len);
     keystore__response__free_unpacked(resp, NULL);
 }
 

@@ -85,7 +85,7 @@ for round in $(seq 1 "$ROUNDS"); do
     done
     for name in "${!cstate[@]}"; do
         [ "${state[$name]}" = present ] || continue
-        if grep -Eq "^$name .* yes +[a-z,]+$" "$T/list"; then have=yes; else have=no; fi
+        if grep -Eq "^$name .* yes +[a-z,]+( |$)" "$T/list"; then have=yes; else have=no; fi
         case ${cstate[$name]} in
             unknown) ;;
             yes) [ $have = yes ] || fail "round $round: key $name lost its acknowledged certificate" ;;

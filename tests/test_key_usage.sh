@@ -68,7 +68,7 @@ pass "impossible usages refused at generation"
 
 # 6. list/info show it, text and JSON.
 ks_ctl info kx | grep -q "usage decrypt" || fail "info does not show usage"
-ks_ctl list | grep -Eq "^both +RSA +2048 .* sign,decrypt *$" || { ks_ctl list; fail "list does not show usage"; }
+ks_ctl list | grep -Eq "^both +RSA +2048 +[0-9TZ:-]+ +no +sign,decrypt( |$)" || { ks_ctl list; fail "list does not show usage"; }
 ks_ctl --json info web | grep -q '"usage": \["sign"\]' || fail "json info usage"
 ks_ctl --json list | grep -q '"name": "both".*"usage": \["sign", "decrypt"\]' || fail "json list usage"
 pass "list and info show the usage"

@@ -28,7 +28,9 @@ int ks_usage_for_new_key(struct ks_op *op, Keystore__KeyType type, uint32_t requ
 {
     char why[256];
 
-    *usage = requested != 0 ? requested : KS_USAGE_SIGN;
+    /* default: sign, or the only usage of a key-agreement type */
+    *usage = requested != 0 ? requested
+             : (ks_usage_possible(type) & KS_USAGE_SIGN) ? KS_USAGE_SIGN : ks_usage_possible(type);
     if (ks_usage_check(type, *usage, why, sizeof(why)) != 0) {
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER, "%s", why);
         return -1;

@@ -15,8 +15,9 @@
 int ks_usage_permit(struct ks_op *op, uint32_t want, const char *name);
 
 /* The usage of a new key from a GenerateKey/ImportKey request (0 means
- * sign), checked against its type; 0, or -1 after replying
- * ERROR_BAD_PARAMETER. */
+ * sign; derive for X25519/X448, which can do nothing else), checked against
+ * its type; 0, or -1 after replying ERROR_BAD_PARAMETER.  Derive requests
+ * are not checked against the usage yet (ECDH with EC keys predates it). */
 int ks_usage_for_new_key(struct ks_op *op, Keystore__KeyType type, uint32_t requested,
                          uint32_t *usage);
 

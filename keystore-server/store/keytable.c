@@ -410,7 +410,7 @@ static int load_cert_file(struct ks_key *k, const char *crtf, const struct ks_ma
         free(buf);
         return 1;
     }
-    if (ks_cert_chain_check(k->pkey, k->name, certs, n, &bad, why, sizeof(why)) != 0) {
+    if (ks_cert_chain_check(k->pkey, k->name, certs, n, 0, &bad, why, sizeof(why)) != 0) {
         ks_log("warning: %s/%s: %s; key %s is loaded without its certificates",
                dir_path, crtf, why, k->name);
         ERR_clear_error();

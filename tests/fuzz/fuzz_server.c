@@ -61,9 +61,11 @@ static void add_key(const char *name, EVP_PKEY *pkey)
     if (pkey == NULL)
         die("key generation failed");
     /* every usage the type allows, so the fuzzer reaches sign and decrypt */
-    if (ks_store_add(name, pkey, EVP_PKEY_is_a(pkey, "RSA") ? KS_USAGE_SIGN | KS_USAGE_DECRYPT
-                                                            : KS_USAGE_SIGN,
-                     NULL, err, sizeof(err)) != KS_STORE_OK) {
+    uint32_t usage = EVP_PKEY_is_a(pkey, "RSA") ? KS_USAGE_SIGN | KS_USAGE_DECRYPT
+                     : EVP_PKEY_is_a(pkey, "X25519") || EVP_PKEY_is_a(pkey, "X448") ? KS_USAGE_DERIVE
+                     : KS_USAGE_SIGN;
+
+    if (ks_store_add(name, pkey, usage, NULL, err, sizeof(err)) != KS_STORE_OK) {
         fprintf(stderr, "%s\n", err);
         die("ks_store_add failed");
     }
@@ -115,9 +117,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     add_key("ec", EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"));
     add_key("ed25519", EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"));
     add_key("ed448", EVP_PKEY_Q_keygen(NULL, NULL, "ED448"));
+    add_key("x25519", EVP_PKEY_Q_keygen(NULL, NULL, "X25519"));
     /* serve what keystored would serve: the keys as loaded from their files */
     ks_store_close();
-    if (ks_store_open(keydir, NULL) != 0 || ks_store_count() != 5)
+    if (ks_store_open(keydir, NULL) != 0 || ks_store_count() != 6)
         die("reloading the key directory");
 
     /* keystored's defaults for what the request path reads */
