@@ -31,10 +31,11 @@ The algorithm, for a k-byte modulus n and private exponent d:
   EM is valid iff EM[0] = 0, EM[1] = 2 and the first zero byte after index 1
   is at index >= 10; the result is then EM after that zero byte, otherwise the
   last AL bytes of AM.
-TLS mode (keystore's construction, not part of the draft): EM must be a valid
-block whose message M is exactly 48 bytes and M[0..1] = client_version (or
-alt_version when that is non-zero); the result is then M, otherwise
-S = IRPRF(KDK, "tls premaster", 48) with S[0..1] replaced by client_version.
+TLS mode (RFC 5246 7.4.7.1's recommended construction, made deterministic
+with keystore's own label): good = EM is a valid block whose message M is
+exactly 48 bytes; the result is client_version || M[2..47] if good, else
+client_version || S[2..47] with S = IRPRF(KDK, "tls premaster", 48).  M's own
+version bytes are not checked, and alt_version is accepted and ignored.
 """
 
 import base64
@@ -149,7 +150,7 @@ def decrypt_ir(n, d, ct):
 
 
 def tls_premaster(n, d, ct, client_version, alt_version=0):
-    """Returns (premaster, was_real)."""
+    """Returns (premaster, was_real).  alt_version is range-checked, never used."""
     if not 0 < client_version <= 0xFFFF or not 0 <= alt_version <= 0xFFFF:
         raise ValueError("bad TLS version")
     k, em, kdk = _prepare(n, d, ct)
@@ -157,10 +158,8 @@ def tls_premaster(n, d, ct, client_version, alt_version=0):
         raise ValueError("modulus too small for TLS")
     m = em[k - 48:]
     good = (em[0] == 0 and em[1] == 2 and 0 not in em[2:k - 49] and em[k - 49] == 0)
-    version = int.from_bytes(m[:2], "big")
-    good = good and (version == client_version or (alt_version != 0 and version == alt_version))
     if good:
-        return m, True
+        return i2osp(client_version, 2) + m[2:], True
     s = irprf(kdk, TLS_LABEL, 48)
     return i2osp(client_version, 2) + s[2:], False
 
@@ -235,8 +234,9 @@ def make_tls_vectors(paths):
         old = b"\x03\x01" + secrets.token_bytes(46)
         cases = [
             ("valid premaster, version 0x0303", block(pm), 0x0303, 0),
-            ("valid premaster, wrong version 0x0301", block(old), 0x0303, 0),
-            ("valid premaster, version 0x0301 accepted as alt_version", block(old), 0x0303, 0x0301),
+            ("valid premaster, wrong version 0x0301 (replaced by the client version)",
+             block(old), 0x0303, 0),
+            ("valid premaster, version 0x0301, alt_version 0x0301 ignored", block(old), 0x0303, 0x0301),
             ("valid premaster, version 0x0303, alt_version 0x0301 set", block(pm), 0x0303, 0x0301),
             ("valid PKCS#1 block with a 47-byte message", block(pm[:47]), 0x0303, 0),
             ("valid PKCS#1 block with a 49-byte message", block(b"\x03" + pm), 0x0303, 0),

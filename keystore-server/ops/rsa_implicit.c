@@ -314,9 +314,10 @@ int ks_rsa_tls_premaster_decrypt(EVP_PKEY *priv, const uint8_t *ct, size_t ctlen
     const size_t pm = KS_RSA_TLS_PREMASTER_LEN;
     struct ir_scratch s;
     size_t k = modulus_bytes(priv), i;
-    uint32_t good, version_good, alt_good;
+    uint32_t good;
     int rc = -1;
 
+    /* alt_version is range-checked but never used: see rsa_implicit.h. */
     if (k < PKCS1_OVERHEAD + pm || out == NULL || client_version == 0 ||
         client_version > 0xffff || alt_version > 0xffff)
         return -1;
@@ -324,23 +325,16 @@ int ks_rsa_tls_premaster_decrypt(EVP_PKEY *priv, const uint8_t *ct, size_t ctlen
         return -1;
     if (derive(priv, ct, ctlen, &s, "tls premaster", pm, 0) != 0)
         goto out;
-    s.am[0] = (uint8_t)(client_version >> 8);
-    s.am[1] = (uint8_t)client_version;
 
-    /* 00 02 PS (k-51 non-zero bytes) 00 M (48 bytes), M[0..1] a good version */
+    /* 00 02 PS (k-51 non-zero bytes) 00 M (48 bytes); M's own version bytes
+     * are not looked at (RFC 5246 7.4.7.1, the recommended construction). */
     good = ct_is_zero(s.em[0]) & ct_eq(s.em[1], 2);
     for (i = 2; i < k - pm - 1; i++)
         good &= ~ct_is_zero(s.em[i]);
     good &= ct_is_zero(s.em[k - pm - 1]);
-    version_good = ct_eq(s.em[k - pm], (client_version >> 8) & 0xff) &
-                   ct_eq(s.em[k - pm + 1], client_version & 0xff);
-    if (alt_version != 0) {                     /* a public parameter */
-        alt_good = ct_eq(s.em[k - pm], (alt_version >> 8) & 0xff) &
-                   ct_eq(s.em[k - pm + 1], alt_version & 0xff);
-        version_good |= alt_good;
-    }
-    good &= version_good;
-    for (i = 0; i < pm; i++)
+    out[0] = (uint8_t)(client_version >> 8);
+    out[1] = (uint8_t)client_version;
+    for (i = 2; i < pm; i++)
         out[i] = ct_select8(good, s.em[k - pm + i], s.am[i]);
     rc = 0;
 out:

@@ -27,7 +27,7 @@
  *   - moving the selected message (which ends at EM[k-1] / AM[k-1]) to the start
  *     of out: a shift by a secret amount done in log2(k) passes over all k - 11
  *     bytes; all k - 11 bytes of out are written (bytes past *outlen zeroed);
- *   - the TLS check (block shape, message length 48, version bytes) and the
+ *   - the TLS check (block shape, message length 48) and the
  *     choice between the real premaster and the substitute.
  *   The KDK, CL and AM are computed for every ciphertext, valid or not.
  * Not constant time, and need not be:
@@ -74,18 +74,25 @@
 int ks_rsa_pkcs1_decrypt_ir(EVP_PKEY *priv, const uint8_t *ct, size_t ctlen, uint8_t *out,
                             size_t outcap, size_t *outlen);
 
-/* TLS 1.0-1.2 RSA key exchange (the server side of RFC 5246 7.4.7.1), with the
- * semantics of OpenSSL's RSA_PKCS1_WITH_TLS_PADDING: the premaster is the
- * 48-byte message M of a valid PKCS#1 v1.5 block whose M[0..1] equals
- * client_version, or alt_version if that is non-zero (the negotiated version,
- * for clients with the rollback bug).  Anything else (bad padding, message not
- * 48 bytes, wrong version) yields, in constant time, a deterministic
- * substitute instead of OpenSSL's fresh random one, so that asking twice does
- * not tell valid from invalid:
- *   S = IRPRF(KDK, "tls premaster", 48) with S[0..1] = client_version
- * (KDK as above; "tls premaster" is keystore's own label, not the draft's).
+/* TLS 1.0-1.2 RSA key exchange (the server side of RFC 5246 7.4.7.1), with
+ * the construction that section recommends, made deterministic:
+ *   good = the block is valid PKCS#1 v1.5 and its message M is 48 bytes
+ *   premaster = client_version || (good ? M[2..47] : S[2..47])
+ *   S = IRPRF(KDK, "tls premaster", 48)   (KDK as above; keystore's own label)
+ * in constant time.  M's version bytes are not checked: a premaster that names
+ * another version (a rollback) gets the ClientHello's version instead, so
+ * client and server derive different master secrets and the handshake fails
+ * at Finished, as a bad block's does.  OpenSSL's RSA_PKCS1_WITH_TLS_PADDING
+ * instead treats a wrong version as a bad block and substitutes fresh random
+ * bytes; with a deterministic substitute that would be an oracle (ask with two
+ * client versions: bytes 2..47 change only if the block is valid and names
+ * one of them), so the output here never depends on the version beyond its
+ * first two bytes.  For that reason alt_version (libssl's
+ * SSL_OP_TLS_ROLLBACK_BUG workaround, a client that put the negotiated
+ * version in the premaster) is accepted and ignored: such clients fail the
+ * handshake.  Asking twice gives the same answer.
  * client_version: 1..0xffff (the ClientHello version, e.g. 0x0303); alt_version:
- * 0 or 1..0xffff.  The key's modulus must be at least 59 bytes (11 + 48). */
+ * 0..0xffff, unused.  The key's modulus must be at least 59 bytes (11 + 48). */
 int ks_rsa_tls_premaster_decrypt(EVP_PKEY *priv, const uint8_t *ct, size_t ctlen,
                                  unsigned client_version, unsigned alt_version,
                                  uint8_t out[KS_RSA_TLS_PREMASTER_LEN]);
