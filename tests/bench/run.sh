@@ -59,3 +59,8 @@ for k in p256 rsa2048; do
     s=$(rate -provider keystore -provider default -key "keystore:bench-$k")
     awk -v k=$k -v f="$f" -v s="$s" 'BEGIN { printf "%-8s %12.0f %12.0f %6.0f%%\n", k, f, s, (f > 0 ? 100 * s / f : 0) }'
 done
+
+echo
+# Implicit rejection: conformant and non-conformant PKCS#1 v1.5 ciphertexts
+# should take the same time (tests/bench/irbench.c; figures only, no verdict).
+"$build/tests/bench/irbench" "$T/rsa2048.pem" keystore:bench-rsa2048 "${KS_IRBENCH_SAMPLES:-400}" 3
