@@ -104,17 +104,96 @@ int ks_connect(const char *addr, int timeout_ms, char *err, size_t errlen)
         SETERR("keystore server unreachable at %s: socket: %s", addr, strerror(errno));
         return -1;
     }
-    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-        SETERR("keystore server unreachable at %s: %s", addr, strerror(errno));
-        close(fd);
-        return -1;
-    }
+    /* before connect: a server whose backlog is full makes connect wait */
     if (set_timeouts(fd, timeout_ms) != 0) {
         SETERR("keystore server at %s: setting socket timeouts: %s", addr, strerror(errno));
         close(fd);
         return -1;
     }
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+        SETERR("keystore server unreachable at %s: %s", addr,
+               errno == EAGAIN ? "timed out waiting for the server to accept" : strerror(errno));
+        close(fd);
+        return -1;
+    }
     return fd;
+}
+
+/* Per thread: a connection is never shared between threads (client.c). */
+static __thread long long io_deadline_us;
+
+void ks_io_set_deadline(long long deadline_us)
+{
+    io_deadline_us = deadline_us;
+}
+
+int ks_io_remaining_ms(int default_ms)
+{
+    long long left;
+
+    if (io_deadline_us == 0)
+        return default_ms;
+    left = io_deadline_us - ks_mono_us();
+    if (left <= 0)
+        return 0;
+    return left >= 1000LL * 3600 * 24 ? 1000 * 3600 * 24 : (int)((left + 999) / 1000);
+}
+
+/* With a deadline set: wait until fd is ready for events or the deadline
+ * passes (-1, errno EAGAIN, as a socket timeout reports it). */
+static int wait_ready(int fd, short events)
+{
+    struct pollfd p = { .fd = fd, .events = events };
+
+    for (;;) {
+        int ms = ks_io_remaining_ms(0), r;
+
+        if (ms == 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        r = poll(&p, 1, ms);
+        if (r > 0)
+            return 0;   /* ready, or an error the next call reports */
+        if (r < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/* recv/sendmsg that never wait past the thread's deadline: without one,
+ * a blocking call (bounded by the socket's timeouts); with one, a
+ * non-blocking try first (a reply that is already there costs no poll),
+ * then poll until ready or the deadline. */
+static ssize_t recv_bounded(int fd, uint8_t *p, size_t n)
+{
+    for (;;) {
+        ssize_t r = recv(fd, p, n, io_deadline_us != 0 ? MSG_DONTWAIT : 0);
+
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (io_deadline_us == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            return -1;
+        if (wait_ready(fd, POLLIN) != 0)
+            return -1;
+    }
+}
+
+static ssize_t sendmsg_bounded(int fd, const struct msghdr *mh)
+{
+    for (;;) {
+        ssize_t w = sendmsg(fd, mh, MSG_NOSIGNAL | (io_deadline_us != 0 ? MSG_DONTWAIT : 0));
+
+        if (w >= 0)
+            return w;
+        if (errno == EINTR)
+            continue;
+        if (io_deadline_us == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            return -1;
+        if (wait_ready(fd, POLLOUT) != 0)
+            return -1;
+    }
 }
 
 /* Returns 1 on success, 0 on clean EOF before any byte, -1 on error. */
@@ -123,13 +202,10 @@ static int read_all(int fd, uint8_t *p, size_t n)
     size_t got = 0;
 
     while (got < n) {
-        ssize_t r = recv(fd, p + got, n - got, 0);
+        ssize_t r = recv_bounded(fd, p + got, n - got);
 
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
+        if (r < 0)
             return -1;
-        }
         if (r == 0) {
             errno = ECONNRESET;
             return got == 0 ? 0 : -1;
@@ -177,10 +253,8 @@ int ks_write_frame(int fd, const uint8_t *buf, size_t len, char *err, size_t err
             mh.msg_iovlen = 1;
         }
         mh.msg_iov = iov;
-        w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        w = sendmsg_bounded(fd, &mh);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
             SETERR("sending to keystore server: %s", io_reason());
             return -1;
         }

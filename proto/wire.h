@@ -83,6 +83,17 @@ void ks_spin_wait(int fd);
 /* CLOCK_MONOTONIC in microseconds. */
 long long ks_mono_us(void);
 
+/* A deadline for the calling thread's current operation, in ks_mono_us()
+ * time (0: none, the sockets' own timeouts apply).  While it is set, frame
+ * reads and writes never wait past it: they fail with "timed out waiting
+ * for the server", however the server dribbles its bytes.  The provider
+ * sets one per operation so that its `timeout` bounds the whole operation,
+ * connecting again and retrying included.  ks_io_remaining_ms() is what is
+ * left of it (at least 1 while it has not passed; 0 once it has; the
+ * default timeout when none is set), for connect timeouts. */
+void ks_io_set_deadline(long long deadline_us);
+int ks_io_remaining_ms(int default_ms);
+
 /* Names for logs and messages. */
 const char *ks_error_code_name(Keystore__ErrorCode code);
 const char *ks_key_type_name(Keystore__KeyType type);

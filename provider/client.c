@@ -131,6 +131,7 @@ static struct ks_conn *conn_get(KS_PROVCTX *pc)
     return c;
 }
 
+/* Connecting (and the TCP handshake, and Hello) spend the operation's time too. */
 static int conn_open(KS_PROVCTX *pc, struct ks_conn *c)
 {
     char err[KS_ERRLEN], name[96];
@@ -138,7 +139,15 @@ static int conn_open(KS_PROVCTX *pc, struct ks_conn *c)
     struct ks_chan_opts opts = { pc->server_pubkey, pc->client_key };
     struct ks_chan *ch;
 
-    ch = ks_chan_connect(pc->server, &opts, pc->timeout_ms, err, sizeof(err));
+    int ms = ks_io_remaining_ms(pc->timeout_ms);
+
+    if (ms == 0) {
+        KS_RAISE(pc, KS_R_SERVER_UNREACHABLE, "keystore server at %s: timed out waiting for the "
+                 "server (the provider's timeout of %d s covers the whole operation)",
+                 pc->server, pc->timeout_ms / 1000);
+        return 0;
+    }
+    ch = ks_chan_connect(pc->server, &opts, ms, err, sizeof(err));
     if (ch == NULL) {
         /* err names the server and what to fix (unreachable, wrong pinned key...) */
         KS_RAISE(pc, KS_R_SERVER_UNREACHABLE, "%s", err);
@@ -156,13 +165,29 @@ static int conn_open(KS_PROVCTX *pc, struct ks_conn *c)
     return 1;
 }
 
+/* The provider's `timeout` is one deadline for a whole operation: connect,
+ * handshake, Hello, the request, and the retry on a fresh connection. */
+static void op_begin(KS_PROVCTX *pc)
+{
+    ks_io_set_deadline(ks_mono_us() + (long long)pc->timeout_ms * 1000);
+}
+
+static void op_end(void)
+{
+    ks_io_set_deadline(0);
+}
+
 size_t ks_client_max_frame(KS_PROVCTX *pc)
 {
     struct ks_conn *c = conn_get(pc);
+    int ok;
 
-    if (c == NULL || (c->ch == NULL && !conn_open(pc, c)))
+    if (c == NULL)
         return 0;
-    return c->max_frame;
+    op_begin(pc);
+    ok = c->ch != NULL || conn_open(pc, c);
+    op_end();
+    return ok ? c->max_frame : 0;
 }
 
 void ks_client_free_response(Keystore__Response *resp)
@@ -216,10 +241,10 @@ static void raise_server_error(KS_PROVCTX *pc, const Keystore__Error *e, const c
     }
 }
 
-int ks_client_call(KS_PROVCTX *pc, Keystore__Request *req,
-                   Keystore__Response__BodyCase expect, const char *op,
-                   const char *keyname, Keystore__Response **resp,
-                   Keystore__ErrorCode *server_code)
+static int client_call(KS_PROVCTX *pc, Keystore__Request *req,
+                       Keystore__Response__BodyCase expect, const char *op,
+                       const char *keyname, Keystore__Response **resp,
+                       Keystore__ErrorCode *server_code)
 {
     struct ks_conn *c = conn_get(pc);
     Keystore__Response *r = NULL;
@@ -232,7 +257,9 @@ int ks_client_call(KS_PROVCTX *pc, Keystore__Request *req,
     if (c == NULL)
         return 0;
     /* Every request we send (get key, sign, decrypt) is idempotent, so one
-     * retry on a fresh connection covers a restarted server. */
+     * retry on a fresh connection covers a restarted server, if the
+     * operation's deadline leaves time for it (a hung server does not get
+     * a second full timeout). */
     for (attempt = 0; ; attempt++) {
         size_t len;
 
@@ -249,9 +276,14 @@ int ks_client_call(KS_PROVCTX *pc, Keystore__Request *req,
         if (ks_chan_call(c->ch, c->max_frame, req, &r, err, sizeof(err)) == 0)
             break;
         conn_close(c);
-        if (attempt == 0)
+        if (attempt == 0 && ks_io_remaining_ms(1) > 0)
             continue;
-        KS_RAISE(pc, KS_R_SERVER_UNREACHABLE, "keystore server at %s: %s", pc->server, err);
+        if (ks_io_remaining_ms(1) == 0)
+            KS_RAISE(pc, KS_R_SERVER_UNREACHABLE, "keystore server at %s: %s (the provider's "
+                     "timeout of %d s covers the whole operation)", pc->server, err,
+                     pc->timeout_ms / 1000);
+        else
+            KS_RAISE(pc, KS_R_SERVER_UNREACHABLE, "keystore server at %s: %s", pc->server, err);
         return 0;
     }
     if (r->body_case == KEYSTORE__RESPONSE__BODY_ERROR) {
@@ -271,4 +303,17 @@ int ks_client_call(KS_PROVCTX *pc, Keystore__Request *req,
     }
     *resp = r;
     return 1;
+}
+
+int ks_client_call(KS_PROVCTX *pc, Keystore__Request *req,
+                   Keystore__Response__BodyCase expect, const char *op,
+                   const char *keyname, Keystore__Response **resp,
+                   Keystore__ErrorCode *server_code)
+{
+    int ok;
+
+    op_begin(pc);
+    ok = client_call(pc, req, expect, op, keyname, resp, server_code);
+    op_end();
+    return ok;
 }

@@ -1,9 +1,12 @@
 /* keystorectl: administer a keystored server over its admin socket. */
+#include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -56,6 +59,41 @@ static void usage(FILE *f)
 
 /* ---- server connection ----------------------------------------------- */
 
+/* A Unix admin socket must be served by root, by keystored's user
+ * ($KEYSTORE_SERVER_USER, default "keystored") or by ourselves: otherwise
+ * whoever bound the path first (a local user, before keystored started)
+ * would receive imported private keys.  Checked with SO_PEERCRED, the
+ * credentials of the process that created the listening socket, before
+ * anything is sent. */
+static int check_admin_peer(int fd, const char *addr)
+{
+    const char *user = getenv("KEYSTORE_SERVER_USER");
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    struct passwd *pw, *owner;
+    char owner_name[64];
+
+    if (user == NULL || user[0] == '\0')
+        user = "keystored";
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+        ctl_err("cannot tell who serves the admin socket at %s (SO_PEERCRED: %s); refusing",
+                addr, strerror(errno));
+        return -1;
+    }
+    if (cred.uid == 0 || cred.uid == geteuid())
+        return 0;
+    pw = getpwnam(user);
+    if (pw != NULL && pw->pw_uid == cred.uid)
+        return 0;
+    owner = getpwuid(cred.uid);
+    snprintf(owner_name, sizeof(owner_name), "%s", owner != NULL ? owner->pw_name : "no such user");
+    ctl_err("refusing to talk to the admin socket at %s: it is served by uid %u (%s), not by "
+            "root or the server's user '%s'; another local user may be impersonating keystored "
+            "(if keystored runs as another user, set KEYSTORE_SERVER_USER)",
+            addr, (unsigned)cred.uid, owner_name, user);
+    return -1;
+}
+
 static int ctl_connect(void)
 {
     char err[KS_ERRLEN], name[64];
@@ -70,6 +108,11 @@ static int ctl_connect(void)
     conn = ks_chan_connect(addr, &opts, KS_IO_TIMEOUT_MS, err, sizeof(err));
     if (conn == NULL) {
         ctl_err("%s", err);
+        return CTL_UNREACHABLE;
+    }
+    if (!ks_addr_is_tcp(addr) && check_admin_peer(conn->fd, addr) != 0) {
+        ks_chan_close(conn);
+        conn = NULL;
         return CTL_UNREACHABLE;
     }
     snprintf(name, sizeof(name), "keystorectl pid %d", (int)getpid());
