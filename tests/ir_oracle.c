@@ -82,7 +82,8 @@ static long decrypt(Keystore__Padding pad, unsigned cv, const uint8_t *ct, uint8
     if (resp->body_case == KEYSTORE__RESPONSE__BODY_DECRYPT && resp->decrypt != NULL
         && resp->decrypt->plaintext.len <= MAXK) {
         n = (long)resp->decrypt->plaintext.len;
-        memcpy(pt, resp->decrypt->plaintext.data, (size_t)n);
+        if (n > 0)
+            memcpy(pt, resp->decrypt->plaintext.data, (size_t)n);
     } else if (resp->body_case == KEYSTORE__RESPONSE__BODY_ERROR && resp->error != NULL) {
         snprintf(errtext, errlen, "%s %s", ks_error_code_name(resp->error->code),
                  resp->error->message);
