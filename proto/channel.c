@@ -124,16 +124,32 @@ static int unix_read(void *ctx, size_t max_frame, uint8_t **out, size_t *outlen,
     return ks_read_frame(((struct ks_chan *)ctx)->fd, max_frame, out, outlen, err, errlen);
 }
 
+/* Milliseconds of the monotonic clock (the rekey schedule). */
+static int64_t now_ms(void)
+{
+    return ks_mono_us() / 1000;
+}
+
 static int sec_write(void *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
     struct ks_chan *ch = ctx;
     size_t total = KS_FRAME_HEADER + len + KS_SEC_TAG;
-    uint8_t *frame;
+    uint8_t *frame, marker[KS_FRAME_HEADER + KS_SEC_TAG];
     int rc;
 
-    if (len > KS_ABS_MAX_FRAME) {
-        SETERR("request of %zu bytes exceeds the protocol limit", len);
+    if (len == 0 || len > KS_TCP_MAX_PLAINTEXT) {
+        SETERR("request of %zu bytes exceeds the TCP channel's limit of %d bytes", len,
+               KS_TCP_MAX_PLAINTEXT);
         return -1;
+    }
+    /* our sending key is due for Rekey(): tell the server first */
+    if (ks_sec_rekey_due(&ch->sec, now_ms())) {
+        if (ks_sec_seal_rekey(&ch->sec, marker, now_ms()) != 0) {
+            SETERR("rekeying the keystore TCP channel failed");
+            return -1;
+        }
+        if (ks_write_frame(ch->fd, marker + KS_FRAME_HEADER, KS_SEC_TAG, err, errlen) != 0)
+            return -1;
     }
     frame = malloc(total);
     if (frame == NULL) {
@@ -154,42 +170,66 @@ static int sec_read(void *ctx, size_t max_frame, uint8_t **out, size_t *outlen,
                     char *err, size_t errlen)
 {
     struct ks_chan *ch = ctx;
-    uint8_t *ct = NULL, *pt, hdr[KS_FRAME_HEADER];
+    uint8_t *ct = NULL, *pt;
     size_t ctlen;
+    int r;
 
     *out = NULL;
     *outlen = 0;
-    if (ks_read_frame(ch->fd, max_frame + KS_SEC_TAG, &ct, &ctlen, err, errlen) != 0)
-        return -1;
-    if (ctlen <= KS_SEC_TAG || (pt = malloc(ctlen - KS_SEC_TAG)) == NULL) {
-        SETERR("keystore server sent a %zu-byte encrypted frame: protocol error", ctlen);
+    if (max_frame > KS_TCP_MAX_PLAINTEXT)
+        max_frame = KS_TCP_MAX_PLAINTEXT;
+    for (;;) {
+        if (ks_read_frame(ch->fd, max_frame + KS_SEC_TAG, &ct, &ctlen, err, errlen) != 0)
+            return -1;
+        if (ctlen < KS_SEC_TAG || (pt = malloc(ctlen - KS_SEC_TAG + 1)) == NULL) {
+            SETERR("keystore server sent a %zu-byte encrypted frame: protocol error", ctlen);
+            free(ct);
+            return -1;
+        }
+        r = ks_sec_open(&ch->sec, ct, ctlen, pt);
         free(ct);
-        return -1;
+        if (r < 0) {
+            SETERR("a reply from the keystore server failed authentication (tampered, replayed "
+                   "or reordered on the network): connection dropped");
+            free(pt);
+            return -1;
+        }
+        if (r == 0)
+            break;
+        free(pt);   /* a rekey marker: the server's next frame uses the new key */
     }
-    ks_put_be32(hdr, (uint32_t)ctlen);
-    if (ks_sec_open(&ch->sec, hdr, ct, ctlen, pt) != 0) {
-        SETERR("a reply from the keystore server failed authentication (tampered, replayed "
-               "or reordered on the network): connection dropped");
-        free(ct);
-        free(pt);
-        return -1;
-    }
-    free(ct);
     *out = pt;
     *outlen = ctlen - KS_SEC_TAG;
     return 0;
+}
+
+/* KEYSTORE_REKEY_FRAMES: rekey our sending key after this many frames
+ * instead of KS_REKEY_FRAMES_DEFAULT (tests force frequent rekeys). */
+static uint64_t rekey_frames(void)
+{
+    const char *v = secure_getenv("KEYSTORE_REKEY_FRAMES");   /* not for set-user-ID programs */
+    char *end = NULL;
+    unsigned long long n;
+
+    if (v == NULL || *v == '\0')
+        return KS_REKEY_FRAMES_DEFAULT;
+    n = strtoull(v, &end, 10);
+    return end != NULL && *end == '\0' && n > 0 ? (uint64_t)n : KS_REKEY_FRAMES_DEFAULT;
 }
 
 /* Handshake; on failure explains what the operator should check. */
 static int handshake(struct ks_chan *ch, const char *addr, const struct ks_chan_opts *o,
                      char *err, size_t errlen)
 {
-    uint8_t csk[32], cpk[32], spk[32], msg1[KS_HS1_LEN], *msg2 = NULL;
+    uint8_t csk[32], cpk[32], spk[32], msg1[KS_HS1_LEN], ts[KS_TAI64N_LEN], sts[KS_TAI64N_LEN];
+    uint8_t *msg2 = NULL;
     char cpk64[KS_PUBKEY_B64_LEN + 1], kerr[KS_ERRLEN];
-    struct ks_hs hs;
+    struct ks_noise_hs hs;
     size_t len = 0;
+    int64_t server_ns = 0;
     int st, rc = -1;
 
+    memset(&hs, 0, sizeof(hs));
     if (o == NULL || o->server_pubkey == NULL || o->server_pubkey[0] == '\0') {
         SETERR("keystore server %s is a TCP address, so its public key must be pinned: set "
                "server_public_key in the provider's openssl.cnf section or KEYSTORE_SERVER_PUBKEY "
@@ -212,7 +252,8 @@ static int handshake(struct ks_chan *ch, const char *addr, const struct ks_chan_
         return -1;
     }
     ks_pubkey_format(cpk, cpk64);
-    if (ks_hs_client_start(&hs, csk, spk, msg1) != 0) {
+    ks_tai64n_now(ts);
+    if (ks_hs_client_start(&hs, csk, spk, ts, msg1) != 0) {
         SETERR("keystore TCP handshake with %s: key agreement failed (is the pinned server "
                "key a valid X25519 key?)", addr);
         goto out;
@@ -221,18 +262,21 @@ static int handshake(struct ks_chan *ch, const char *addr, const struct ks_chan_
         goto out;
     if (ks_read_frame(ch->fd, HS_REPLY_MAX, &msg2, &len, kerr, sizeof(kerr)) != 0) {
         SETERR("keystore server at %s closed the connection during the TCP handshake (%s): "
-               "most likely the pinned server public key is not this server's; compare it "
-               "with the key keystored prints at start-up", addr, kerr);
+               "most likely the pinned server public key is not this server's (compare it "
+               "with the key keystored prints at start-up), or the server speaks another "
+               "channel version", addr, kerr);
         goto out;
     }
-    if (len != KS_HS2_LEN) {
+    if (len != KS_HS2_LEN && len != KS_HS_NOTICE_LEN) {
         SETERR("keystore server at %s sent a %zu-byte handshake reply (expected %d): not a "
-               "keystored TCP listener?", addr, len, KS_HS2_LEN);
+               "keystored TCP listener of this version?", addr, len, KS_HS2_LEN);
         goto out;
     }
-    st = ks_hs_client_finish(&hs, msg2, &ch->sec);
+    st = ks_hs_client_finish(&hs, msg2, len, &ch->sec, sts);
     switch (st) {
     case KS_HS_ACCEPT:
+        ks_sec_set_rekey(&ch->sec, rekey_frames(), (int64_t)KS_REKEY_SECONDS_DEFAULT * 1000,
+                         now_ms());
         rc = 0;
         break;
     case KS_HS_UNKNOWN_CLIENT:
@@ -243,6 +287,13 @@ static int handshake(struct ks_chan *ch, const char *addr, const struct ks_chan_
     case KS_HS_BUSY:
         SETERR("keystore server at %s refused this client (key %s): it already has "
                "max_connections_per_client connections open", addr, cpk64);
+        break;
+    case KS_HS_STALE:
+        ks_tai64n_to_unix_ns(sts, &server_ns);
+        SETERR("keystore server at %s refused our handshake timestamp: this host's clock "
+               "differs from the server's by %.1f s (more than its tcp_max_clock_skew, or the "
+               "server restarted less than that ago and our clock is behind); synchronize "
+               "the clocks (NTP)", addr, (double)(ks_wall_ns() - server_ns) / 1e9);
         break;
     case KS_HS_UNDECRYPTABLE:
         SETERR("keystore server at %s could not decrypt our handshake: the pinned server "
@@ -256,7 +307,7 @@ static int handshake(struct ks_chan *ch, const char *addr, const struct ks_chan_
         break;
     }
 out:
-    ks_hs_wipe(&hs);
+    ks_noise_hs_wipe(&hs);
     sodium_memzero(csk, sizeof(csk));
     free(msg2);
     return rc;

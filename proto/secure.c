@@ -1,280 +1,222 @@
-/* The TCP secure channel's handshake and frame protection; see secure.h and
- * docs/protocol.md.  Notation follows Noise: ck chaining key, h transcript
- * hash, MixKey/MixHash with BLAKE2b (crypto_generichash). */
+/* The TCP secure channel on Noise_IK_25519_ChaChaPoly_BLAKE2b; see secure.h
+ * and docs/protocol.md.  All cryptography is proto/noise.c; this file only
+ * fixes the prologue, the payloads and the framing. */
 #include "secure.h"
 
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
-#define PROTOCOL_NAME "keystore-tcp-v1 Noise_IK-like X25519 XChaCha20-Poly1305 BLAKE2b"
+#define TAI64_UNIX_EPOCH (UINT64_C(0x4000000000000000) + 10)   /* label of 1970-01-01 */
 
 void ks_sec_wipe(struct ks_sec *s)
 {
     sodium_memzero(s, sizeof(*s));
 }
 
-void ks_hs_wipe(struct ks_hs *hs)
+int64_t ks_wall_ns(void)
 {
-    sodium_memzero(hs, sizeof(*hs));
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* h = BLAKE2b-256(h || data) */
-static int mix_hash(uint8_t h[32], const uint8_t *data, size_t len)
+void ks_tai64n_from_unix_ns(int64_t ns, uint8_t out[KS_TAI64N_LEN])
 {
-    crypto_generichash_state st;
-
-    if (crypto_generichash_init(&st, NULL, 0, 32) != 0 ||
-        crypto_generichash_update(&st, h, 32) != 0 ||
-        crypto_generichash_update(&st, data, len) != 0 ||
-        crypto_generichash_final(&st, h, 32) != 0)
-        return -1;
-    sodium_memzero(&st, sizeof(st));
-    return 0;
-}
-
-/* ck || k = BLAKE2b-512(key = ck, dh): every DH result flows into ck. */
-static int mix_key(struct ks_hs *hs, const uint8_t dh[32])
-{
-    uint8_t out[64];
-
-    if (crypto_generichash(out, sizeof(out), dh, 32, hs->ck, 32) != 0)
-        return -1;
-    memcpy(hs->ck, out, 32);
-    memcpy(hs->k, out + 32, 32);
-    sodium_memzero(out, sizeof(out));
-    return 0;
-}
-
-/* X25519 that refuses low-order points (an all-zero shared secret). */
-static int dh_mix(struct ks_hs *hs, const uint8_t sk[32], const uint8_t pk[32])
-{
-    uint8_t dh[32];
-    int rc;
-
-    if (crypto_scalarmult(dh, sk, pk) != 0)
-        return -1;
-    rc = mix_key(hs, dh);
-    sodium_memzero(dh, sizeof(dh));
-    return rc;
-}
-
-static void nonce_from(uint8_t nonce[24], uint64_t n)
-{
+    uint64_t sec = TAI64_UNIX_EPOCH + (uint64_t)(ns / 1000000000);
+    uint32_t frac = (uint32_t)(ns % 1000000000);
     int i;
 
-    memset(nonce, 0, 24);
     for (i = 0; i < 8; i++)
-        nonce[i] = (uint8_t)(n >> (8 * i));
+        out[i] = (uint8_t)(sec >> (56 - 8 * i));
+    for (i = 0; i < 4; i++)
+        out[8 + i] = (uint8_t)(frac >> (24 - 8 * i));
 }
 
-/* Encrypt (possibly empty) pt with hs->k, AD = h, then MixHash(ct). */
-static int enc_and_hash(struct ks_hs *hs, uint64_t n, const uint8_t *pt, size_t len, uint8_t *ct)
+void ks_tai64n_now(uint8_t out[KS_TAI64N_LEN])
 {
-    uint8_t nonce[24];
-
-    nonce_from(nonce, n);
-    if (crypto_aead_xchacha20poly1305_ietf_encrypt(ct, NULL, pt, len, hs->h, 32, NULL,
-                                                   nonce, hs->k) != 0)
-        return -1;
-    return mix_hash(hs->h, ct, len + KS_SEC_TAG);
+    ks_tai64n_from_unix_ns(ks_wall_ns(), out);
 }
 
-static int dec_and_hash(struct ks_hs *hs, uint64_t n, const uint8_t *ct, size_t ctlen, uint8_t *pt)
+int ks_tai64n_to_unix_ns(const uint8_t in[KS_TAI64N_LEN], int64_t *ns)
 {
-    uint8_t nonce[24];
+    uint64_t sec = 0;
+    uint32_t frac = 0;
+    int i;
 
-    nonce_from(nonce, n);
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt, NULL, NULL, ct, ctlen, hs->h, 32,
-                                                   nonce, hs->k) != 0)
+    for (i = 0; i < 8; i++)
+        sec = sec << 8 | in[i];
+    for (i = 0; i < 4; i++)
+        frac = frac << 8 | in[8 + i];
+    /* before 1970 or after year 2262 (int64 ns) is not a clock we believe */
+    if (frac >= 1000000000 || sec < TAI64_UNIX_EPOCH || sec - TAI64_UNIX_EPOCH > INT64_MAX / 1000000000 - 1)
         return -1;
-    return mix_hash(hs->h, ct, ctlen);
-}
-
-/* h = HASH(protocol name); ck = h; MixHash(server static) (known in advance). */
-static int init_state(struct ks_hs *hs, const uint8_t server_pk[32])
-{
-    if (crypto_generichash(hs->h, 32, (const uint8_t *)PROTOCOL_NAME, strlen(PROTOCOL_NAME),
-                           NULL, 0) != 0)
-        return -1;
-    memcpy(hs->ck, hs->h, 32);
-    return mix_hash(hs->h, server_pk, 32);
-}
-
-/* Session keys from the final chaining key, bound to the whole transcript. */
-static int split(struct ks_hs *hs, struct ks_sec *client_view)
-{
-    uint8_t out[64];
-
-    if (crypto_generichash(out, sizeof(out), hs->h, 32, hs->ck, 32) != 0)
-        return -1;
-    memcpy(client_view->tx, out, 32);        /* client -> server */
-    memcpy(client_view->rx, out + 32, 32);   /* server -> client */
-    client_view->tx_n = client_view->rx_n = 0;
-    sodium_memzero(out, sizeof(out));
+    *ns = (int64_t)(sec - TAI64_UNIX_EPOCH) * 1000000000 + frac;
     return 0;
 }
 
-static int keypair(struct ks_hs *hs)
+/* The Noise prologue is the magic: a peer speaking another version derives
+ * other keys, so nothing of version 1 can be spliced into version 2. */
+static int ik_init(struct ks_noise_hs *hs, enum ks_noise_role role, const uint8_t sk[32],
+                   const uint8_t *rs)
 {
-    randombytes_buf(hs->e_sk, 32);
-    return crypto_scalarmult_base(hs->e_pk, hs->e_sk);
+    return ks_noise_ik_init(hs, role, (const uint8_t *)KS_HS_MAGIC, KS_HS_MAGIC_LEN, sk, rs);
 }
 
-int ks_hs_client_start(struct ks_hs *hs, const uint8_t client_sk[32],
-                       const uint8_t server_pk[32], uint8_t msg1[KS_HS1_LEN])
+int ks_hs_client_start(struct ks_noise_hs *hs, const uint8_t client_sk[32],
+                       const uint8_t server_pk[32], const uint8_t ts[KS_TAI64N_LEN],
+                       uint8_t msg1[KS_HS1_LEN])
 {
-    uint8_t client_pk[32];
-    uint8_t *p = msg1;
+    size_t len = 0;
 
-    memset(hs, 0, sizeof(*hs));
-    memcpy(hs->s_sk, client_sk, 32);
-    memcpy(hs->rs_pk, server_pk, 32);
-    if (crypto_scalarmult_base(client_pk, client_sk) != 0 || init_state(hs, server_pk) != 0 ||
-        keypair(hs) != 0)
-        goto fail;
-    memcpy(p, KS_HS_MAGIC, KS_HS_MAGIC_LEN);
-    if (mix_hash(hs->h, p, KS_HS_MAGIC_LEN) != 0)
-        goto fail;
-    p += KS_HS_MAGIC_LEN;
-    memcpy(p, hs->e_pk, 32);                                   /* -> e */
-    if (mix_hash(hs->h, p, 32) != 0 || dh_mix(hs, hs->e_sk, server_pk) != 0)   /* es */
-        goto fail;
-    p += 32;
-    if (enc_and_hash(hs, 0, client_pk, 32, p) != 0)            /* -> s (encrypted) */
-        goto fail;
-    p += 48;
-    if (dh_mix(hs, client_sk, server_pk) != 0 ||               /* ss */
-        enc_and_hash(hs, 0, NULL, 0, p) != 0)                  /* tag: proves s */
-        goto fail;
+    memcpy(msg1, KS_HS_MAGIC, KS_HS_MAGIC_LEN);
+    if (ik_init(hs, KS_NOISE_INITIATOR, client_sk, server_pk) != 0 ||
+        ks_noise_ik_write_message(hs, ts, KS_TAI64N_LEN, msg1 + KS_HS_MAGIC_LEN,
+                                  KS_HS1_LEN - KS_HS_MAGIC_LEN, &len) != 0 ||
+        len != KS_HS1_LEN - KS_HS_MAGIC_LEN) {
+        ks_noise_hs_wipe(hs);
+        return -1;
+    }
     return 0;
-fail:
-    ks_hs_wipe(hs);
-    return -1;
 }
 
-int ks_hs_client_finish(struct ks_hs *hs, const uint8_t msg2[KS_HS2_LEN], struct ks_sec *out)
+int ks_hs_client_finish(struct ks_noise_hs *hs, const uint8_t *msg2, size_t len,
+                        struct ks_sec *out, uint8_t server_ts[KS_TAI64N_LEN])
 {
-    const uint8_t status = msg2[0];
-    const uint8_t *se = msg2 + 1, *tag = msg2 + 33;
+    uint8_t payload[KS_HS2_PAYLOAD_LEN];
+    size_t plen = 0;
     int rc = -1;
 
-    memset(out, 0, sizeof(*out));
-    if (status == KS_HS_UNDECRYPTABLE) {
+    ks_sec_wipe(out);
+    if (len == KS_HS_NOTICE_LEN && msg2[0] == KS_HS_UNDECRYPTABLE) {
         rc = KS_HS_UNDECRYPTABLE;   /* cannot be authenticated: the server has no shared key */
         goto out;
     }
-    if (mix_hash(hs->h, msg2, 33) != 0)    /* status and e, bound to the transcript */
+    if (len != KS_HS2_LEN ||
+        ks_noise_ik_read_message(hs, msg2, len, payload, sizeof(payload), &plen) != 0 ||
+        plen != KS_HS2_PAYLOAD_LEN)
         goto out;
-    if (status == KS_HS_ACCEPT) {
-        if (dh_mix(hs, hs->e_sk, se) != 0 ||          /* ee */
-            dh_mix(hs, hs->s_sk, se) != 0 ||          /* se */
-            dec_and_hash(hs, 0, tag, KS_SEC_TAG, NULL) != 0 ||
-            split(hs, out) != 0)
-            goto out;
-        rc = KS_HS_ACCEPT;
-    } else if (status == KS_HS_UNKNOWN_CLIENT || status == KS_HS_BUSY) {
-        /* refusals are keyed by es and ss: only the real server can make them */
-        if (dec_and_hash(hs, 1, tag, KS_SEC_TAG, NULL) != 0)
-            goto out;
-        rc = status;
+    if (server_ts != NULL)
+        memcpy(server_ts, payload + 1, KS_TAI64N_LEN);
+    switch (payload[0]) {
+    case KS_HS_ACCEPT:
+        if (ks_noise_ik_split(hs, &out->tx, &out->rx, NULL) == 0)
+            rc = KS_HS_ACCEPT;
+        break;
+    case KS_HS_UNKNOWN_CLIENT:
+    case KS_HS_BUSY:
+    case KS_HS_STALE:
+        rc = payload[0];   /* authenticated by the whole handshake */
+        break;
+    default:
+        break;
     }
 out:
     if (rc != KS_HS_ACCEPT)
         ks_sec_wipe(out);
-    ks_hs_wipe(hs);
+    ks_noise_hs_wipe(hs);
+    sodium_memzero(payload, sizeof(payload));
     return rc;
 }
 
-int ks_hs_server_read(struct ks_hs *hs, const uint8_t server_sk[32], const uint8_t server_pk[32],
-                      const uint8_t msg1[KS_HS1_LEN], uint8_t client_pk[32])
+int ks_hs_server_read(struct ks_noise_hs *hs, const uint8_t server_sk[32],
+                      const uint8_t msg1[KS_HS1_LEN], uint8_t client_pk[32],
+                      uint8_t ts[KS_TAI64N_LEN])
 {
-    const uint8_t *ce = msg1 + KS_HS_MAGIC_LEN, *cs = ce + 32, *tag = cs + 48;
+    size_t plen = 0;
 
-    memset(hs, 0, sizeof(*hs));
-    if (sodium_memcmp(msg1, KS_HS_MAGIC, KS_HS_MAGIC_LEN) != 0 || init_state(hs, server_pk) != 0 ||
-        mix_hash(hs->h, msg1, KS_HS_MAGIC_LEN) != 0 || mix_hash(hs->h, ce, 32) != 0 ||
-        dh_mix(hs, server_sk, ce) != 0 ||                      /* es */
-        dec_and_hash(hs, 0, cs, 48, client_pk) != 0 ||         /* s */
-        dh_mix(hs, server_sk, client_pk) != 0 ||               /* ss */
-        dec_and_hash(hs, 0, tag, KS_SEC_TAG, NULL) != 0)       /* client holds s */
-        goto fail;
-    memcpy(hs->e_pk, ce, 32);   /* the client's ephemeral, for ee */
-    memcpy(hs->rs_pk, client_pk, 32);
+    if (sodium_memcmp(msg1, KS_HS_MAGIC, KS_HS_MAGIC_LEN) != 0 ||
+        ik_init(hs, KS_NOISE_RESPONDER, server_sk, NULL) != 0 ||
+        ks_noise_ik_read_message(hs, msg1 + KS_HS_MAGIC_LEN, KS_HS1_LEN - KS_HS_MAGIC_LEN, ts,
+                                 KS_TAI64N_LEN, &plen) != 0 ||
+        plen != KS_TAI64N_LEN || ks_noise_ik_remote_static(hs, client_pk) != 0) {
+        ks_noise_hs_wipe(hs);
+        return -1;
+    }
     return 0;
-fail:
-    ks_hs_wipe(hs);
-    return -1;
 }
 
-int ks_hs_server_reply(struct ks_hs *hs, int status, uint8_t msg2[KS_HS2_LEN], struct ks_sec *out)
+int ks_hs_server_reply(struct ks_noise_hs *hs, int status, uint8_t msg2[KS_HS2_LEN],
+                       struct ks_sec *out)
 {
-    struct ks_sec client_view;
-    uint8_t ce[32];
+    uint8_t payload[KS_HS2_PAYLOAD_LEN];
+    size_t len = 0;
     int rc = -1;
 
-    memset(msg2, 0, KS_HS2_LEN);
-    memset(out, 0, sizeof(*out));
-    msg2[0] = (uint8_t)status;
-    if (status == KS_HS_UNDECRYPTABLE)
-        return 0;
-    if (status != KS_HS_ACCEPT) {
-        if (mix_hash(hs->h, msg2, 33) == 0 && enc_and_hash(hs, 1, NULL, 0, msg2 + 33) == 0)
-            rc = 0;
-        goto out;
-    }
-    memcpy(ce, hs->e_pk, 32);
-    if (keypair(hs) != 0)
-        goto out;
-    memcpy(msg2 + 1, hs->e_pk, 32);
-    if (mix_hash(hs->h, msg2, 33) != 0 ||
-        dh_mix(hs, hs->e_sk, ce) != 0 ||             /* ee */
-        dh_mix(hs, hs->e_sk, hs->rs_pk) != 0 ||      /* se */
-        enc_and_hash(hs, 0, NULL, 0, msg2 + 33) != 0 ||
-        split(hs, &client_view) != 0)
-        goto out;
-    memcpy(out->tx, client_view.rx, 32);
-    memcpy(out->rx, client_view.tx, 32);
-    rc = 0;
-out:
-    sodium_memzero(&client_view, sizeof(client_view));
-    ks_hs_wipe(hs);
+    ks_sec_wipe(out);
+    payload[0] = (uint8_t)status;
+    ks_tai64n_now(payload + 1);
+    if (status != KS_HS_UNDECRYPTABLE &&
+        ks_noise_ik_write_message(hs, payload, sizeof(payload), msg2, KS_HS2_LEN, &len) == 0 &&
+        len == KS_HS2_LEN &&
+        (status != KS_HS_ACCEPT || ks_noise_ik_split(hs, &out->tx, &out->rx, NULL) == 0))
+        rc = 0;
+    if (rc != 0 || status != KS_HS_ACCEPT)
+        ks_sec_wipe(out);
+    ks_noise_hs_wipe(hs);
     return rc;
+}
+
+void ks_sec_set_rekey(struct ks_sec *s, uint64_t frames, int64_t ms, int64_t now_ms)
+{
+    s->rekey_frames = frames;
+    s->rekey_ms = ms;
+    s->tx_key_since_ms = now_ms;
+    s->tx_since_rekey = 0;
+}
+
+int ks_sec_rekey_due(const struct ks_sec *s, int64_t now_ms)
+{
+    return (s->rekey_frames > 0 && s->tx_since_rekey >= s->rekey_frames) ||
+           (s->rekey_ms > 0 && now_ms - s->tx_key_since_ms >= s->rekey_ms);
 }
 
 int ks_sec_seal(struct ks_sec *s, const uint8_t *pt, size_t len, uint8_t *frame)
 {
-    uint8_t nonce[24];
-    size_t total = len + KS_SEC_TAG;
+    size_t clen = 0;
 
-    if (total > UINT32_MAX || s->tx_n == UINT64_MAX)
+    /* empty plaintext is the rekey marker, never data */
+    if (len == 0 || len > KS_TCP_MAX_PLAINTEXT ||
+        ks_noise_encrypt_with_ad(&s->tx, NULL, 0, pt, len, frame + KS_FRAME_HEADER,
+                                 len + KS_SEC_TAG, &clen) != 0 || clen != len + KS_SEC_TAG)
         return -1;
-    frame[0] = (uint8_t)(total >> 24);
-    frame[1] = (uint8_t)(total >> 16);
-    frame[2] = (uint8_t)(total >> 8);
-    frame[3] = (uint8_t)total;
-    nonce_from(nonce, s->tx_n);
-    if (crypto_aead_xchacha20poly1305_ietf_encrypt(frame + 4, NULL, pt, len, frame, 4, NULL,
-                                                   nonce, s->tx) != 0)
-        return -1;
-    s->tx_n++;
+    ks_put_be32(frame, (uint32_t)clen);
+    s->tx_since_rekey++;
     return 0;
 }
 
-int ks_sec_open(struct ks_sec *s, const uint8_t hdr[4], const uint8_t *ct, size_t ctlen, uint8_t *pt)
+int ks_sec_seal_rekey(struct ks_sec *s, uint8_t frame[KS_FRAME_HEADER + KS_SEC_TAG], int64_t now_ms)
 {
-    uint8_t nonce[24];
+    size_t clen = 0;
 
-    if (ctlen < KS_SEC_TAG || s->rx_n == UINT64_MAX)
+    if (ks_noise_encrypt_with_ad(&s->tx, NULL, 0, NULL, 0, frame + KS_FRAME_HEADER, KS_SEC_TAG,
+                                 &clen) != 0 || clen != KS_SEC_TAG || ks_noise_rekey(&s->tx) != 0)
         return -1;
+    ks_put_be32(frame, KS_SEC_TAG);
+    s->tx_since_rekey = 0;
+    s->tx_key_since_ms = now_ms;
+    s->rekeys_sent++;
+    return 0;
+}
+
+int ks_sec_open(struct ks_sec *s, const uint8_t *ct, size_t ctlen, uint8_t *pt)
+{
+    size_t plen = 0;
+
     /* the expected counter is the nonce: a replayed, dropped or reordered
      * frame is decrypted under the wrong nonce and fails */
-    nonce_from(nonce, s->rx_n);
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt, NULL, NULL, ct, ctlen, hdr, 4, nonce,
-                                                   s->rx) != 0)
+    if (ctlen < KS_SEC_TAG || ctlen > KS_NOISE_MAX_MSG ||
+        ks_noise_decrypt_with_ad(&s->rx, NULL, 0, ct, ctlen, pt, ctlen - KS_SEC_TAG, &plen) != 0 ||
+        plen != ctlen - KS_SEC_TAG)
         return -1;
-    s->rx_n++;
-    return 0;
+    if (plen > 0)
+        return 0;
+    if (ks_noise_rekey(&s->rx) != 0)
+        return -1;
+    s->rekeys_received++;
+    return 1;
 }
 
 int ks_pubkey_parse(const char *text, uint8_t pk[32])

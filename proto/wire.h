@@ -13,6 +13,9 @@
 #define KS_DEFAULT_MAX_FRAME (64 * 1024)
 #define KS_MIN_MAX_FRAME 1024
 #define KS_ABS_MAX_FRAME (16 * 1024 * 1024)
+/* Largest request or reply on the TCP channel: one Noise transport message
+ * (65535 bytes) minus its tag; max_frame is capped to it there. */
+#define KS_TCP_MAX_PLAINTEXT 65519
 #define KS_MAX_KEY_NAME 64
 #define KS_DEFAULT_SOCKET "unix:/run/keystored/keystored.sock"
 #define KS_DEFAULT_ADMIN_SOCKET "unix:/run/keystored/admin.sock"

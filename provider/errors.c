@@ -21,6 +21,7 @@ static const OSSL_ITEM reason_strings[] = {
     { KS_R_OPERATION_FAILED, "keystore operation failed" },
     { KS_R_WRONG_KEY_TYPE, "wrong key type for this operation" },
     { KS_R_RAW_RSA, "raw RSA is not available for keystore keys" },
+    { KS_R_NEEDS_DEFAULT_PROVIDER, "the keystore provider needs the default provider loaded too" },
     { 0, NULL }
 };
 

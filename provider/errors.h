@@ -25,6 +25,7 @@ enum {
     KS_R_OPERATION_FAILED,
     KS_R_WRONG_KEY_TYPE,
     KS_R_RAW_RSA,
+    KS_R_NEEDS_DEFAULT_PROVIDER,
 };
 
 /* The reason strings handed to the core by get_reason_strings. */

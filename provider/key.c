@@ -5,6 +5,7 @@
 #include "errors.h"
 
 #include <openssl/decoder.h>
+#include <openssl/provider.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +97,17 @@ static EVP_PKEY *decode_spki(KS_PROVCTX *pc, const char *tname, const char *keyn
     if (dctx == NULL) {
         KS_RAISE(pc, KS_R_INTERNAL,
                  "no decoder for %s public keys (is the default provider loaded?)", tname);
+        return NULL;
+    }
+    if (OSSL_DECODER_CTX_get_num_decoders(dctx) == 0
+        || !OSSL_PROVIDER_available(pc->libctx, "default")) {
+        /* The public half lives in the default provider's keymgmt: without
+         * it nothing can decode it, and the server is not to blame. */
+        KS_RAISE(pc, KS_R_NEEDS_DEFAULT_PROVIDER,
+                 "cannot use key '%s': the default provider is not loaded; the keystore provider "
+                 "needs it for public keys (use -provider keystore -provider default, or activate "
+                 "both in openssl.cnf)", keyname);
+        OSSL_DECODER_CTX_free(dctx);
         return NULL;
     }
     if (!OSSL_DECODER_from_data(dctx, &p, &left) || pkey == NULL) {

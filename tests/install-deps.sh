@@ -2,7 +2,7 @@
 # Installs what keystore needs to build and test on Debian 12 (run as root).
 set -eu
 PKGS="meson ninja-build pkg-config gcc clang libc6-dev openssl libssl-dev \
-protobuf-c-compiler libprotobuf-c-dev libsodium-dev libseccomp-dev python3 procps strace util-linux passwd \
+protobuf-c-compiler libprotobuf-c-dev libsodium-dev libseccomp-dev python3 python3-cryptography procps strace util-linux passwd \
 systemd man-db groff-base binutils"
 # keystored drops to this user after start-up (like a package's postinst would)
 if [ "$(id -u)" = 0 ] && ! id -u keystored >/dev/null 2>&1; then

@@ -4,6 +4,8 @@
  *   tcp_tamper ADDR SERVER_PUBKEY CLIENT_KEY flip     one ciphertext bit flipped
  *   tcp_tamper ADDR SERVER_PUBKEY CLIENT_KEY replay   a valid frame sent twice
  *   tcp_tamper ADDR SERVER_PUBKEY CLIENT_KEY hold N   stay connected N seconds
+ *   tcp_tamper ADDR SERVER_PUBKEY CLIENT_KEY lists N  N ListKeys on one connection
+ *                                                     (rekeys: KEYSTORE_REKEY_FRAMES)
  *
  * flip/replay exit 0 only if the server answers the genuine frame (replay)
  * and then closes the connection without sending a single byte more. */
@@ -66,7 +68,7 @@ static int closed_silently(int fd)
 /* Read one reply frame and check it decrypts. */
 static int read_reply(struct ks_chan *ch)
 {
-    uint8_t *ct = NULL, hdr[4], *pt;
+    uint8_t *ct = NULL, *pt;
     size_t len;
     char err[KS_ERRLEN];
     int rc;
@@ -74,8 +76,7 @@ static int read_reply(struct ks_chan *ch)
     if (ks_read_frame(ch->fd, KS_DEFAULT_MAX_FRAME + KS_SEC_TAG, &ct, &len, err, sizeof(err)) != 0)
         return fail(err);
     pt = malloc(len);
-    ks_put_be32(hdr, (uint32_t)len);
-    rc = pt != NULL && len > KS_SEC_TAG && ks_sec_open(&ch->sec, hdr, ct, len, pt) == 0 ? 0 : 1;
+    rc = pt != NULL && len > KS_SEC_TAG && ks_sec_open(&ch->sec, ct, len, pt) == 0 ? 0 : 1;
     free(ct);
     free(pt);
     return rc ? fail("the genuine reply does not decrypt") : 0;
@@ -102,6 +103,27 @@ int main(int argc, char **argv)
         printf("connected\n");
         fflush(stdout);
         sleep(argc > 5 ? (unsigned)atoi(argv[5]) : 5);
+        ks_chan_close(ch);
+        return 0;
+    }
+    if (strcmp(argv[4], "lists") == 0) {
+        Keystore__Request req = KEYSTORE__REQUEST__INIT;
+        Keystore__ListKeysRequest l = KEYSTORE__LIST_KEYS_REQUEST__INIT;
+        Keystore__Response *resp = NULL;
+        int i, n = argc > 5 ? atoi(argv[5]) : 1;
+
+        req.body_case = KEYSTORE__REQUEST__BODY_LIST_KEYS;
+        req.list_keys = &l;
+        for (i = 0; i < n; i++) {
+            req.id = 100 + (uint64_t)i;
+            if (ks_chan_call(ch, mf, &req, &resp, err, sizeof(err)) != 0)
+                return fail(err);
+            if (resp->body_case != KEYSTORE__RESPONSE__BODY_LIST_KEYS)
+                return fail("ListKeys was not answered with a key list");
+            keystore__response__free_unpacked(resp, NULL);
+        }
+        printf("%d lists; max_frame %zu; rekeys sent %llu received %llu\n", n, mf,
+               (unsigned long long)ch->sec.rekeys_sent, (unsigned long long)ch->sec.rekeys_received);
         ks_chan_close(ch);
         return 0;
     }

@@ -33,6 +33,19 @@ pass "raw RSA refused"
 
 [ "$e1" != "$e2" ] && [ "$e2" != "$e3" ] && [ "$e1" != "$e3" ] || fail "error messages are not distinct"
 
+# only -provider keystore: the message says the default provider is needed
+# (it used to blame the server: "sent an undecodable EC public key")
+expect_fail "the default provider is not loaded; the keystore provider needs it" \
+    openssl pkeyutl -provider keystore -sign -inkey keystore:ec -in "$T/d" -out "$T/s"
+pass "keystore without the default provider: says to load the default provider"
+
+# server log lines carry a UTC timestamp when systemd's journal is not the reader
+grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z keystored: ' \
+    "$T/keystored.log" || { cat "$T/keystored.log"; fail "log lines carry no timestamp"; }
+JOURNAL_STREAM=8:12345 "$KEYSTORED" --gen-master-key "$T/journal.key" 2>"$T/journal.log" >/dev/null
+grep -q '^keystored: ' "$T/journal.log" || { cat "$T/journal.log"; fail "under the journal, lines should start with 'keystored:'"; }
+pass "log lines: UTC timestamp, none under systemd's journal (JOURNAL_STREAM)"
+
 # server down: the error names the socket and the reason
 ks_stop
 expect_fail "keystore server unreachable at unix:$T/ks.sock: (Connection refused|No such file or directory)" \

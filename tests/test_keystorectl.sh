@@ -67,3 +67,24 @@ pass "attach-cert"
 
 ks_ctl --help >/dev/null || fail "--help"
 ks_ctl generate --help >/dev/null || fail "generate --help"
+ks_ctl --version | grep -Eq '^keystorectl [0-9]+\.[0-9]+\.[0-9]+$' || fail "--version"
+pass "--help, --version"
+
+# delete asks on a terminal (script(1) gives keystorectl a pty); --yes does not
+ks_ctl generate asked --type ec >/dev/null || fail "generate asked"
+echo n | script -qec "$KEYSTORECTL delete asked" /dev/null > "$T/ask.out" 2>&1 || true
+grep -q "delete key 'asked' and its certificates from the server?" "$T/ask.out" \
+    || { cat "$T/ask.out"; fail "delete on a terminal did not ask"; }
+ks_ctl info asked >/dev/null || fail "answering n deleted the key"
+echo y | script -qec "$KEYSTORECTL delete asked" /dev/null > "$T/ask.out" 2>&1 || true
+ks_ctl info asked >/dev/null 2>&1 && { cat "$T/ask.out"; fail "answering y did not delete the key"; }
+ks_ctl generate asked --type ec >/dev/null || fail "generate asked again"
+script -qec "$KEYSTORECTL delete asked --yes" /dev/null </dev/null > "$T/ask.out" 2>&1 || true
+ks_ctl info asked >/dev/null 2>&1 && { cat "$T/ask.out"; fail "delete --yes on a terminal did not delete"; }
+pass "delete asks on a terminal; --yes and scripts do not"
+
+# KEYSTORE_SERVER=tcp:... is the provider's setting: keystorectl says which server it lists
+out=$(env -u KEYSTORE_ADMIN KEYSTORE_SERVER=tcp:127.0.0.1:9 "$KEYSTORECTL" list 2>&1 || true)
+grep -q "note: using the admin socket unix:/run/keystored/admin.sock; KEYSTORE_SERVER (tcp:127.0.0.1:9) is the provider's setting" <<<"$out" \
+    || { echo "$out"; fail "keystorectl did not say that KEYSTORE_SERVER is not its server"; }
+pass "KEYSTORE_SERVER=tcp:... keystorectl list names the server it really asks"

@@ -105,7 +105,7 @@ grep -q "id=tcp:fe1 peer=\[::1\]:[0-9]* op=decrypt key=web result=ok" "$A" || fa
 grep -q "id=tcp:- peer=127\.0\.0\.1:[0-9]* op=handshake key=- result=refused-unknown-client-key" "$A" || fail "audit: unknown client"
 grep -q "op=handshake key=- result=refused-wrong-server-key" "$A" || fail "audit: wrong server key"
 [ "$(grep -c "op=frame key=- result=refused-bad-authentication" "$A")" = 4 ] || fail "audit: tampered frames"
-grep -q "id=tcp:fe1 .* op=handshake key=- result=refused-too-many-connections" "$A" || fail "audit: connection limit"
+grep -q "id=tcp:- .* op=handshake key=- result=refused-too-many-connections" "$A" || fail "audit: connection limit"
 python3 - "$A" "$T/keystored.log" "$PLAIN" "$T/sig.web" "$T/sig.ec" "$T/d" "$T"/fe1.key "$T/server.key" <<'PY' || fail "a secret is in the audit or server log"
 import base64, sys
 logs = [open(p, "rb").read() for p in sys.argv[1:3]]

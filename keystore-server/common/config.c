@@ -39,6 +39,12 @@ static void set_defaults(struct ks_config *cfg)
     snprintf(cfg->jail, sizeof(cfg->jail), "/var/empty/keystored");
     cfg->seccomp = 1;
     cfg->spin_us = 30;
+    cfg->max_tcp_connections = 256;
+    cfg->max_unauthenticated_per_address = 16;
+    cfg->handshake_timeout = 5;
+    cfg->tcp_max_clock_skew = 120;
+    cfg->tcp_rekey_frames = 1L << 20;
+    cfg->tcp_rekey_seconds = 600;
 }
 
 /* Each setter returns NULL on success or a message for "FILE:LINE: ...". */
@@ -116,6 +122,13 @@ static const char *set_int(struct ks_config *cfg, const char *val, void *field,
         return msg;
     *(int *)field = (int)v;
     return NULL;
+}
+
+static const char *set_long(struct ks_config *cfg, const char *val, void *field,
+                            long lo, long hi, char *msg, size_t msglen)
+{
+    (void)cfg;
+    return parse_long(val, 10, lo, hi, (long *)field, msg, msglen) != NULL ? msg : NULL;
 }
 
 static const char *set_size(struct ks_config *cfg, const char *val, void *field,
@@ -236,6 +249,12 @@ static const struct option_def {
     { "acl", set_abspath, F(acl), 0, KS_CONF_PATH_MAX },
     { "audit_log", set_audit, F(audit_log), 0, KS_CONF_PATH_MAX },
     { "max_connections_per_client", set_int, F(max_connections_per_client), 0, 1000000 },
+    { "max_tcp_connections", set_int, F(max_tcp_connections), 1, 1000000 },
+    { "max_unauthenticated_per_address", set_int, F(max_unauthenticated_per_address), 1, 1000000 },
+    { "handshake_timeout", set_int, F(handshake_timeout), 1, 600 },
+    { "tcp_max_clock_skew", set_int, F(tcp_max_clock_skew), 1, 86400 },
+    { "tcp_rekey_frames", set_long, F(tcp_rekey_frames), 1, 1L << 40 },
+    { "tcp_rekey_seconds", set_int, F(tcp_rekey_seconds), 1, 86400 },
     { "user", set_string, F(user), 0, 256 },
     { "jail", set_abspath, F(jail), 0, KS_CONF_PATH_MAX },
     { "seccomp", set_bool, F(seccomp), 0, 0 },

@@ -31,6 +31,13 @@ struct ks_config {
     char acl[KS_CONF_PATH_MAX];           /* "" = everyone may use every key */
     char audit_log[KS_CONF_PATH_MAX];     /* path, "stderr", or "" = no audit log */
     int max_connections_per_client;       /* 0 = no per-client limit */
+    /* The TCP listener's own budgets and deadlines (docs/protocol.md). */
+    int max_tcp_connections;              /* TCP connections; max_connections is Unix */
+    int max_unauthenticated_per_address;  /* before key confirmation, per source IP */
+    int handshake_timeout;                /* seconds from accept to key confirmation */
+    int tcp_max_clock_skew;               /* seconds a handshake timestamp may differ */
+    long tcp_rekey_frames;                /* rekey our sending key after this many frames */
+    int tcp_rekey_seconds;                /* ... or this many seconds */
     /* Reserved for confinement (confine.c). */
     char user[256];
     char jail[KS_CONF_PATH_MAX];

@@ -18,6 +18,7 @@
 
 static const char *server_addr;
 static int json_out;
+static int assume_yes;       /* --yes: do not ask before delete */
 static struct ks_chan *conn;
 static size_t server_max_frame = KS_DEFAULT_MAX_FRAME;
 static uint64_t next_id = 2;   /* 1 is the Hello */
@@ -35,7 +36,7 @@ static void usage(FILE *f)
 "  list                                           list keys\n"
 "  info NAME                                      show one key\n"
 "  pubkey NAME [-o FILE]                          print the public key (PEM)\n"
-"  delete NAME                                    delete a key\n"
+"  delete NAME [--yes]                            delete a key (asks on a terminal)\n"
 "  attach-cert NAME CERT.pem [CHAIN.pem]          attach a certificate chain\n"
 "  gen-master-key PATH                            create a master key file (local)\n"
 "  client-keygen NAME -o FILE                     create a TCP client key (local)\n"
@@ -47,6 +48,7 @@ static void usage(FILE *f)
 "                     info, pubkey) with $KEYSTORE_SERVER_PUBKEY and $KEYSTORE_CLIENT_KEY\n"
 "      --json         machine-readable output\n"
 "  -h, --help         this help\n"
+"      --version      print keystorectl's version\n"
 "\n"
 "Exit codes:\n"
 "  0  success\n"
@@ -181,6 +183,10 @@ static int parse_cmd(const struct cmd *c, int argc, char **argv, char **args, in
         }
         if (strcmp(a, "--json") == 0) {
             json_out = 1;
+            continue;
+        }
+        if (strcmp(a, "--yes") == 0 || strcmp(a, "-y") == 0) {
+            assume_yes = 1;
             continue;
         }
         if (strcmp(a, "--") == 0) {
@@ -410,6 +416,22 @@ static int cmd_pubkey(char **args, int nargs, const char **opts)
     return rc == 0 ? CTL_OK : rc == -2 ? CTL_UNREACHABLE : CTL_INPUT;
 }
 
+/* On a terminal, deleting asks first (a key cannot be brought back);
+ * scripts (no terminal on stdin) and --yes do not. */
+static int confirm_delete(const char *name)
+{
+    char line[16];
+
+    if (assume_yes || !isatty(STDIN_FILENO))
+        return 1;
+    fprintf(stderr, "keystorectl: delete key '%s' and its certificates from the server? "
+            "This cannot be undone. [y/N] ", name);
+    fflush(stderr);
+    if (fgets(line, sizeof(line), stdin) == NULL)
+        return 0;
+    return strcasecmp(line, "y\n") == 0 || strcasecmp(line, "yes\n") == 0;
+}
+
 static int cmd_delete(char **args, int nargs, const char **opts)
 {
     Keystore__Request req = KEYSTORE__REQUEST__INIT;
@@ -421,6 +443,10 @@ static int cmd_delete(char **args, int nargs, const char **opts)
     (void)opts;
     if (check_name(args[0]) != 0)
         return CTL_USAGE;
+    if (!confirm_delete(args[0])) {
+        ctl_err("delete: key '%s' not deleted (answer y, or pass --yes)", args[0]);
+        return CTL_USAGE;
+    }
     d.name = args[0];
     req.body_case = KEYSTORE__REQUEST__BODY_DELETE_KEY;
     req.delete_key = &d;
@@ -575,7 +601,8 @@ static const struct cmd commands[] = {
       "Print the public key as PEM SubjectPublicKeyInfo, or write it to FILE.\n"
       "--json: {\"name\", \"public_key_pem\"} (with -o: {\"name\", \"file\"}).\n",
       1, 1, cmd_pubkey, pubkey_opts },
-    { "delete", "NAME", "Delete a key and its certificates from the server.\n",
+    { "delete", "NAME [--yes]", "Delete a key and its certificates from the server.  On a terminal it asks\n"
+      "first; --yes (or -y) does not ask.\n",
       1, 1, cmd_delete, NULL },
     { "attach-cert", "NAME CERT.pem [CHAIN.pem]",
       "Attach a certificate (leaf first, then its chain) to a key.  The leaf must\n"
@@ -602,6 +629,7 @@ int main(int argc, char **argv)
         { "socket", required_argument, NULL, 's' },
         { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *opts[4] = { NULL, NULL, NULL, NULL };
@@ -611,19 +639,31 @@ int main(int argc, char **argv)
 
     server_addr = getenv("KEYSTORE_ADMIN");
     if (server_addr == NULL || server_addr[0] == '\0')
-        server_addr = KS_DEFAULT_ADMIN_SOCKET;
+        server_addr = NULL;   /* default below, after -s */
     /* "+": options after the command belong to the command */
     while ((opt = getopt_long(argc, argv, "+s:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 's': server_addr = optarg; break;
         case 'j': json_out = 1; break;
         case 'h': usage(stdout); return CTL_OK;
+        case 'V': printf("keystorectl %s\n", KEYSTORE_VERSION); return CTL_OK;
         default: usage(stderr); return CTL_USAGE;
         }
     }
     if (optind >= argc) {
         usage(stderr);
         return CTL_USAGE;
+    }
+    if (server_addr == NULL) {
+        const char *provider_server = getenv("KEYSTORE_SERVER");
+
+        server_addr = KS_DEFAULT_ADMIN_SOCKET;
+        /* KEYSTORE_SERVER is the provider's setting, not ours: when it names
+         * a remote server, say so rather than silently list the local one */
+        if (provider_server != NULL && ks_addr_is_tcp(provider_server))
+            fprintf(stderr, "keystorectl: note: using the admin socket %s; KEYSTORE_SERVER (%s) "
+                    "is the provider's setting (for a remote server: keystorectl -s %s ...)\n",
+                    server_addr, provider_server, provider_server);
     }
     if (sodium_init() < 0) {
         ctl_err("libsodium failed to initialize");

@@ -14,7 +14,6 @@
 #include "common/log.h"
 #include "conn_tcp.h"
 #include "ops/dispatch.h"
-#include "secure.h"
 #include "server.h"
 
 #define IN_INITIAL 4096
@@ -78,10 +77,10 @@ uint32_t ks_conn_wanted_events(const struct ks_conn *c)
     return ev;
 }
 
-/* Largest frame body accepted: TCP frames carry a 16-byte tag on top. */
+/* Largest frame body accepted now (TCP: conn_tcp.c decides). */
 static size_t frame_limit(const struct ks_config *cfg, const struct ks_conn *c)
 {
-    return cfg->max_frame + (c->tcp != NULL ? KS_SEC_TAG : 0);
+    return c->tcp != NULL ? ks_conn_tcp_max_len(cfg, c->tcp) : cfg->max_frame;
 }
 
 /* Append one packed reply frame to the output buffer. */
@@ -117,6 +116,9 @@ static enum ks_conn_state process_frames(const struct ks_config *cfg, struct ks_
         enum ks_after after;
         int r;
 
+        /* TCP: a first frame that is not a handshake is refused on its header */
+        if (c->tcp != NULL && ks_conn_tcp_header(c, len) != 0)
+            return KS_CONN_CLOSE;
         if (len == 0 || len > frame_limit(cfg, c)) {
             /* no reply: the peer is not speaking our framing */
             if (len == 0)
@@ -216,6 +218,11 @@ static int ensure_in_space(const struct ks_config *cfg, struct ks_conn *c)
     uint32_t len = head_len(c);
     uint8_t *nb;
 
+    /* never more than the largest frame allowed now (a TCP peer before the
+     * handshake gets room for message 1 only) */
+    if (KS_FRAME_HEADER + frame_limit(cfg, c) < want)
+        want = KS_FRAME_HEADER + frame_limit(cfg, c);
+
     if (c->in_len >= KS_FRAME_HEADER && len > 0 && len <= frame_limit(cfg, c) &&
         KS_FRAME_HEADER + (size_t)len > want)
         want = KS_FRAME_HEADER + (size_t)len;
@@ -303,6 +310,8 @@ enum ks_conn_state ks_conn_writable(const struct ks_config *cfg, struct ks_conn 
 
 int ks_conn_timed_out(const struct ks_config *cfg, const struct ks_conn *c, int64_t now)
 {
+    if (ks_conn_tcp_timed_out(cfg, c, now))
+        return 1;
     if (c->partial_since != 0 && now - c->partial_since >= (int64_t)cfg->frame_timeout * 1000) {
         ks_log("conn %lu uid %u pid %d: a partial frame was not completed within %d s; "
                "closing the connection", c->s.id, (unsigned)c->s.uid, (int)c->s.pid,

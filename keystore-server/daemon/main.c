@@ -120,6 +120,7 @@ int main(int argc, char **argv)
     for (i = 0; i < 2 + KS_MAX_TCP_LISTENERS; i++)
         listeners[i] = (struct ks_listener){ .fd = -1 };
 
+    ks_log_init();
     while ((opt = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;

@@ -61,7 +61,8 @@ static int gate_open;
 static pthread_attr_t thread_attr;
 static int thread_attr_ok;
 static unsigned long next_conn_id;
-static int active_conns;
+static int active_conns;            /* Unix sockets: max_connections */
+static int active_tcp_conns;        /* TCP: max_tcp_connections, a budget of its own */
 static unsigned next_worker;
 
 /* Milliseconds; never 0 (0 means "unset" in struct ks_conn). */
@@ -90,12 +91,25 @@ static void list_remove(struct ks_conn **head, struct ks_conn *c)
     c->prev = c->next = NULL;
 }
 
+/* The budget a connection counts in: TCP peers never use up Unix slots. */
+static int *budget(int is_tcp)
+{
+    return is_tcp ? &active_tcp_conns : &active_conns;
+}
+
+static void free_conn(struct ks_conn *c)
+{
+    int *b = budget(c->s.is_tcp);
+
+    ks_conn_free(c);
+    __atomic_sub_fetch(b, 1, __ATOMIC_RELAXED);
+}
+
 static void close_conn(struct worker *w, struct ks_conn *c)
 {
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     list_remove(&w->conns, c);
-    ks_conn_free(c);
-    __atomic_sub_fetch(&active_conns, 1, __ATOMIC_RELAXED);
+    free_conn(c);
 }
 
 /* Give a freshly accepted connection to the next worker in turn. */
@@ -118,8 +132,7 @@ static void hand_out(struct ks_conn *c)
                strerror(errno));
         list_remove(&t->inbox, c);
         pthread_mutex_unlock(&t->inbox_lock);
-        ks_conn_free(c);
-        __atomic_sub_fetch(&active_conns, 1, __ATOMIC_RELAXED);
+        free_conn(c);
         return;
     }
     pthread_mutex_unlock(&t->inbox_lock);
@@ -158,26 +171,29 @@ static void new_connection(struct worker *w, struct ks_listener *l, int fd)
 {
     struct ks_conn *c;
     unsigned long id;
+    int *b = budget(l->is_tcp);
+    int max = l->is_tcp ? w->cfg->max_tcp_connections : w->cfg->max_connections;
+    int64_t now = mono_now();
 
-    if (__atomic_add_fetch(&active_conns, 1, __ATOMIC_RELAXED) > w->cfg->max_connections) {
-        __atomic_sub_fetch(&active_conns, 1, __ATOMIC_RELAXED);
-        ks_log("refusing a connection on %s: max_connections (%d) reached", l->path,
-               w->cfg->max_connections);
+    if (__atomic_add_fetch(b, 1, __ATOMIC_RELAXED) > max) {
+        __atomic_sub_fetch(b, 1, __ATOMIC_RELAXED);
+        ks_log("refusing a connection on %s: %s (%d) reached", l->path,
+               l->is_tcp ? "max_tcp_connections" : "max_connections", max);
         close(fd);
         return;
     }
     id = __atomic_add_fetch(&next_conn_id, 1, __ATOMIC_RELAXED);
-    c = ks_conn_new(fd, l->is_admin, id, mono_now());
+    c = ks_conn_new(fd, l->is_admin, id, now);
     if (c == NULL) {
         ks_log("refusing a connection on %s: out of memory", l->path);
         close(fd);
-        __atomic_sub_fetch(&active_conns, 1, __ATOMIC_RELAXED);
+        __atomic_sub_fetch(b, 1, __ATOMIC_RELAXED);
         return;
     }
+    c->s.is_tcp = l->is_tcp;
     /* TCP peers are identified by the handshake (conn_tcp.c) */
-    if ((l->is_tcp ? ks_conn_tcp_init(c) : unix_peer(w, l, c)) != 0) {
-        ks_conn_free(c);   /* closes fd */
-        __atomic_sub_fetch(&active_conns, 1, __ATOMIC_RELAXED);
+    if ((l->is_tcp ? ks_conn_tcp_init(w->cfg, c, now) : unix_peer(w, l, c)) != 0) {
+        free_conn(c);   /* closes fd */
         return;
     }
     hand_out(c);
@@ -404,6 +420,12 @@ static void worker_cleanup(struct worker *w)
     w->epfd = -1;
 }
 
+/* TCP slots only count when a TCP listener is configured. */
+static int tcp_budget(const struct ks_config *cfg)
+{
+    return cfg->listen_tcp[0] != '\0' ? cfg->max_tcp_connections : 0;
+}
+
 /* Every connection costs a descriptor: use the hard limit and say if it is short. */
 static void check_fd_limit(const struct ks_config *cfg)
 {
@@ -416,10 +438,11 @@ static void check_fd_limit(const struct ks_config *cfg)
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
             getrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)cfg->max_connections + 64)
-        ks_log("warning: the open files limit (%llu) is below max_connections (%d) + 64; "
-               "raise it (ulimit -n, LimitNOFILE) or lower max_connections",
-               (unsigned long long)rl.rlim_cur, cfg->max_connections);
+    if (rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (rlim_t)cfg->max_connections + (rlim_t)tcp_budget(cfg) + 64)
+        ks_log("warning: the open files limit (%llu) is below max_connections (%d) + "
+               "max_tcp_connections (%d) + 64; raise it (ulimit -n, LimitNOFILE) or lower them",
+               (unsigned long long)rl.rlim_cur, cfg->max_connections, tcp_budget(cfg));
 }
 
 int ks_block_signals(void)
@@ -555,6 +578,12 @@ int ks_serve_run(const struct ks_config *cfg)
     sigaction(SIGHUP, &sa, NULL);
     ks_log("serving with %d worker%s, max_connections %d, max_frame %zu", nworkers,
            nworkers == 1 ? "" : "s", cfg->max_connections, cfg->max_frame);
+    if (cfg->listen_tcp[0] != '\0')
+        ks_log("TCP: max_tcp_connections %d, max_unauthenticated_per_address %d, "
+               "handshake_timeout %d s, tcp_max_clock_skew %d s, rekey after %ld frames or %d s",
+               cfg->max_tcp_connections, cfg->max_unauthenticated_per_address,
+               cfg->handshake_timeout, cfg->tcp_max_clock_skew, cfg->tcp_rekey_frames,
+               cfg->tcp_rekey_seconds);
     open_gate();
     /* Only this thread takes the signals (workers inherited the blocked mask);
      * one that arrived during start-up is delivered now. */

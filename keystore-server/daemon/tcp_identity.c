@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "secure.h"
+#include "tcp_replay.h"
 
 #define MAX_CLIENTS 4096
 
@@ -148,6 +149,7 @@ int ks_tcp_identity_load(const struct ks_config *cfg)
     ks_pubkey_format(server_keys + 32, pk64);
     /* printed so operators can pin it in clients (server_public_key) */
     ks_log("TCP server public key: %s", pk64);
+    ks_tcp_replay_start();
     return load_clients(cfg->authorized_clients);
 }
 

@@ -14,6 +14,14 @@
 #include "handlers.h"
 #include "op.h"
 
+/* Largest reply this connection carries: max_frame, and over TCP one Noise
+ * transport message's plaintext at most. */
+static size_t reply_limit(const struct ks_op *op)
+{
+    return op->s->is_tcp && op->cfg->max_frame > KS_TCP_MAX_PLAINTEXT ? KS_TCP_MAX_PLAINTEXT
+                                                                      : op->cfg->max_frame;
+}
+
 static enum ks_after do_hello(struct ks_op *op, const Keystore__Hello *h)
 {
     Keystore__HelloReply *hr;
@@ -32,7 +40,7 @@ static enum ks_after do_hello(struct ks_op *op, const Keystore__Hello *h)
     keystore__hello_reply__init(hr);
     hr->version = KS_PROTOCOL_VERSION;
     hr->server_version = (char *)KS_SERVER_VERSION;
-    hr->max_frame = (uint32_t)op->cfg->max_frame;
+    hr->max_frame = (uint32_t)reply_limit(op);
     op->resp->body_case = KEYSTORE__RESPONSE__BODY_HELLO;
     op->resp->hello = hr;
     if (op->s->is_tcp)
@@ -141,10 +149,12 @@ static void ensure_sendable(struct ks_op *op)
         return;
     }
     size = keystore__response__get_packed_size(op->resp);
-    if (size > op->cfg->max_frame)
+    if (size > reply_limit(op))
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_TOO_LARGE,
-                    "the reply would be %zu bytes, more than the server's max_frame of %zu; "
-                    "raise max_frame in the server configuration", size, op->cfg->max_frame);
+                    "the reply would be %zu bytes, more than the connection's limit of %zu "
+                    "(max_frame; over TCP at most %d, one Noise message)%s", size,
+                    reply_limit(op), KS_TCP_MAX_PLAINTEXT,
+                    op->s->is_tcp ? "" : "; raise max_frame in the server configuration");
 }
 
 enum ks_after ks_handle_frame(const struct ks_config *cfg, struct ks_session *s,

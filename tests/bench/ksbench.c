@@ -1,15 +1,23 @@
 /* ksbench: sign/decrypt throughput and latency, in-process OpenSSL versus the
  * same keys through the keystore provider, measured in one run.
  *
- *   ksbench --pem-dir DIR [--seconds S] [--clients 1,2,4,16,64]
+ *   ksbench --pem-dir DIR [--seconds S] [--clients 1,2,4,16,64] [--repeat 3]
  *           [--algs rsa2048,rsa3072,p256,p384,ed25519,rsa2048-oaep]
  *           [--modes threads,procs] [--backends default,keystore]
+ *   ksbench --calibrate          the machine's own costs: a system call, a
+ *                                Unix socket round trip between processes
+ *   ksbench --pem-dir DIR --fork-burst 1000 [--ops 4] [--algs p256]
+ *                                a pre-fork server's pattern: the key is
+ *                                loaded once, then N children each connect
+ *                                and do a few operations
  *
  * DIR holds rsa2048.pem rsa3072.pem p256.pem p384.pem ed25519.pem; the keystore
  * server must hold the same keys as bench-rsa2048 ... (tests/bench/run.sh does
  * both).  KEYSTORE_SERVER selects the server (unix: or later tcp:).
- * For each case it prints ops/s, p50 and p99 latency and the ratio of the
- * keystore figures to the in-process default provider's. */
+ * Each case runs --repeat times, in-process and keystore interleaved (so a
+ * change in the machine's load hits both), and prints the median ops/s with
+ * its spread (min..max, in % of the median), median p50 and p99 latency, and
+ * the ratio of the medians. */
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -20,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -285,6 +295,141 @@ static struct result bench_procs(const struct alg *a, const char *backend, int c
     }
 }
 
+static int cmpd(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmpd);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+#define MAX_REPEAT 15
+
+/* The runs of one backend in one case, summarized. */
+struct series { double ops[MAX_REPEAT], p50[MAX_REPEAT], p99[MAX_REPEAT]; int n; };
+struct summary { double ops, lo, hi, p50, p99; };
+
+static struct summary summarize_series(struct series *s)
+{
+    struct summary r = { 0, 0, 0, 0, 0 };
+    int i;
+
+    if (s->n == 0)
+        return r;
+    r.lo = r.hi = s->ops[0];
+    for (i = 1; i < s->n; i++) {
+        r.lo = s->ops[i] < r.lo ? s->ops[i] : r.lo;
+        r.hi = s->ops[i] > r.hi ? s->ops[i] : r.hi;
+    }
+    r.ops = median(s->ops, s->n);
+    r.p50 = median(s->p50, s->n);
+    r.p99 = median(s->p99, s->n);
+    return r;
+}
+
+/* "±N%": the half-width of min..max in % of the median. */
+static double spread_pct(const struct summary *s)
+{
+    return s->ops > 0 ? 50.0 * (s->hi - s->lo) / s->ops : 0;
+}
+
+/* ---- the machine's own costs ------------------------------------------ */
+
+static double syscall_ns(void)
+{
+    double runs[5];
+    int r, i;
+
+    for (r = 0; r < 5; r++) {
+        double t0 = now();
+
+        for (i = 0; i < 200000; i++)
+            (void)syscall(SYS_getppid);
+        runs[r] = (now() - t0) / 200000 * 1e9;
+    }
+    return median(runs, 5);
+}
+
+/* One byte there and back between two processes over a Unix socket pair:
+ * the floor under any request/reply that blocks on each side. */
+static double unix_rtt_us(void)
+{
+    int sv[2], i;
+    char b = 0;
+    pid_t pid;
+    double t0, t;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        die("socketpair");
+    pid = fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        close(sv[0]);
+        while (read(sv[1], &b, 1) == 1)
+            if (write(sv[1], &b, 1) != 1)
+                break;
+        _exit(0);
+    }
+    close(sv[1]);
+    for (i = 0; i < 1000; i++)          /* warm up */
+        if (write(sv[0], &b, 1) != 1 || read(sv[0], &b, 1) != 1)
+            die("round trip");
+    t0 = now();
+    for (i = 0; i < 20000; i++)
+        if (write(sv[0], &b, 1) != 1 || read(sv[0], &b, 1) != 1)
+            die("round trip");
+    t = now() - t0;
+    close(sv[0]);
+    waitpid(pid, NULL, 0);
+    return t / 20000 * 1e6;
+}
+
+/* ---- a pre-fork server's pattern ------------------------------------- */
+
+/* Wall time for n children, forked at once from a process that loaded the
+ * key, each doing ops operations (through keystore: its own connection,
+ * since connections never cross fork).  Returns children per second. */
+static double fork_burst(const struct alg *a, const char *backend, int n, int ops)
+{
+    EVP_PKEY *key = load_key(a, backend);
+    double t0 = now();
+    int i, status, bad = 0;
+
+    for (i = 0; i < n; i++) {
+        pid_t pid = fork();
+
+        if (pid < 0)
+            die("fork (raise ulimit -u?)");
+        if (pid == 0) {
+            struct worker w = { a, key, 1e9, 0, NULL, 0 };
+            EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+            int k;
+
+            if (!a->eddsa && (ctx == NULL || EVP_PKEY_sign_init(ctx) != 1
+                              || EVP_PKEY_CTX_set_signature_md(ctx, EVP_get_digestbyname(
+                                     strcmp(a->name, "p384") == 0 ? "SHA384" : "SHA256")) != 1))
+                _exit(1);
+            for (k = 0; k < ops; k++)
+                if (!one_op(&w, ctx, NULL, 0))
+                    _exit(1);
+            _exit(0);
+        }
+    }
+    while (wait(&status) > 0)
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            bad++;
+    if (bad)
+        die("children failed in the fork burst");
+    EVP_PKEY_free(key);
+    return n / (now() - t0);
+}
+
 static int in_list(const char *list, const char *item)
 {
     char buf[512], *tok, *save;
@@ -301,6 +446,7 @@ int main(int argc, char **argv)
     const char *clients = "1,2,4,16,64", *algs = "rsa2048,rsa3072,p256,p384,ed25519,rsa2048-oaep";
     const char *modes = "threads,procs", *backends = "default,keystore";
     double secs = 1.0;
+    int repeat = 3, calibrate = 0, burst = 0, burst_ops = 4;
     size_t ai;
     int i;
 
@@ -311,22 +457,55 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--algs") == 0 && i + 1 < argc) algs = argv[++i];
         else if (strcmp(argv[i], "--modes") == 0 && i + 1 < argc) modes = argv[++i];
         else if (strcmp(argv[i], "--backends") == 0 && i + 1 < argc) backends = argv[++i];
+        else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--calibrate") == 0) calibrate = 1;
+        else if (strcmp(argv[i], "--fork-burst") == 0 && i + 1 < argc) burst = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--ops") == 0 && i + 1 < argc) burst_ops = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: ksbench --pem-dir DIR [--seconds S] [--clients 1,2,4] "
                             "[--algs rsa2048,...] [--modes threads,procs] [--backends default,keystore]\n");
             return 1;
         }
     }
-    if (pem_dir == NULL || secs <= 0)
-        die("--pem-dir is required and --seconds must be positive");
+    if (calibrate) {
+        printf("syscall_ns=%.0f unix_round_trip_us=%.1f\n", syscall_ns(), unix_rtt_us());
+        return 0;
+    }
+    if (pem_dir == NULL || secs <= 0 || repeat < 1 || repeat > MAX_REPEAT)
+        die("--pem-dir is required, --seconds must be positive, --repeat 1..15");
     if (OSSL_PROVIDER_load(NULL, "default") == NULL)
         die("cannot load the default provider");
     if (in_list(backends, "keystore") && OSSL_PROVIDER_load(NULL, "keystore") == NULL)
         die("cannot load the keystore provider (set OPENSSL_MODULES)");
 
-    printf("%-13s %-7s %7s | %10s %8s %8s | %10s %8s %8s | %6s %8s %8s\n",
-           "algorithm", "mode", "clients", "inproc/s", "p50us", "p99us",
-           "keystore/s", "p50us", "p99us", "ratio", "+p50us", "+p99us");
+    if (burst > 0) {
+        printf("%-13s %7s %5s | %12s %7s | %12s %7s | %6s\n", "algorithm", "procs", "ops",
+               "inproc c/s", "spread", "keystore c/s", "spread", "ratio");
+        for (ai = 0; ai < sizeof(ALGS) / sizeof(ALGS[0]); ai++) {
+            const struct alg *a = &ALGS[ai];
+            struct series d = { .n = 0 }, k = { .n = 0 };
+            struct summary ds, ks;
+            int r;
+
+            if (!in_list(algs, a->name) || a->decrypt)
+                continue;
+            for (r = 0; r < repeat; r++) {
+                d.ops[d.n++] = fork_burst(a, "default", burst, burst_ops);
+                k.ops[k.n++] = fork_burst(a, "keystore", burst, burst_ops);
+            }
+            ds = summarize_series(&d);
+            ks = summarize_series(&k);
+            printf("%-13s %7d %5d | %12.0f %6.0f%% | %12.0f %6.0f%% | %5.0f%%\n", a->name, burst,
+                   burst_ops, ds.ops, spread_pct(&ds), ks.ops, spread_pct(&ks),
+                   ds.ops > 0 ? 100 * ks.ops / ds.ops : 0);
+        }
+        return 0;
+    }
+    printf("# each case %d times, in-process and keystore interleaved: median ops/s, "
+           "its spread (+-%% of the median, from min..max), median p50/p99\n", repeat);
+    printf("%-13s %-7s %7s | %10s %6s %8s %8s | %10s %6s %8s %8s | %6s %8s %8s\n",
+           "algorithm", "mode", "clients", "inproc/s", "spread", "p50us", "p99us",
+           "keystore/s", "spread", "p50us", "p99us", "ratio", "+p50us", "+p99us");
     for (ai = 0; ai < sizeof(ALGS) / sizeof(ALGS[0]); ai++) {
         const struct alg *a = &ALGS[ai];
         const char *mode_names[] = { "threads", "procs" };
@@ -341,18 +520,30 @@ int main(int argc, char **argv)
                 continue;
             snprintf(cbuf, sizeof(cbuf), "%s", clients);
             for (tok = strtok_r(cbuf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-                int c = atoi(tok);
-                struct result d = { 0, 0, 0 }, k = { 0, 0, 0 };
+                int c = atoi(tok), r;
+                struct series ds = { .n = 0 }, ks = { .n = 0 };
+                struct summary d, k;
 
                 if (c < 1 || c > MAX_CLIENTS)
                     die("client count out of range 1..256");
-                if (in_list(backends, "default"))
-                    d = m == 0 ? bench_threads(a, "default", c, secs) : bench_procs(a, "default", c, secs);
-                if (in_list(backends, "keystore"))
-                    k = m == 0 ? bench_threads(a, "keystore", c, secs) : bench_procs(a, "keystore", c, secs);
-                printf("%-13s %-7s %7d | %10.0f %8.1f %8.1f | %10.0f %8.1f %8.1f | %5.0f%% %8.1f %8.1f\n",
-                       a->name, mode_names[m], c, d.ops, d.p50_us, d.p99_us, k.ops, k.p50_us, k.p99_us,
-                       d.ops > 0 ? 100.0 * k.ops / d.ops : 0.0, k.p50_us - d.p50_us, k.p99_us - d.p99_us);
+                for (r = 0; r < repeat; r++) {
+                    struct result x;
+
+                    if (in_list(backends, "default")) {
+                        x = m == 0 ? bench_threads(a, "default", c, secs) : bench_procs(a, "default", c, secs);
+                        ds.ops[ds.n] = x.ops; ds.p50[ds.n] = x.p50_us; ds.p99[ds.n++] = x.p99_us;
+                    }
+                    if (in_list(backends, "keystore")) {
+                        x = m == 0 ? bench_threads(a, "keystore", c, secs) : bench_procs(a, "keystore", c, secs);
+                        ks.ops[ks.n] = x.ops; ks.p50[ks.n] = x.p50_us; ks.p99[ks.n++] = x.p99_us;
+                    }
+                }
+                d = summarize_series(&ds);
+                k = summarize_series(&ks);
+                printf("%-13s %-7s %7d | %10.0f %5.0f%% %8.1f %8.1f | %10.0f %5.0f%% %8.1f %8.1f | %5.0f%% %8.1f %8.1f\n",
+                       a->name, mode_names[m], c, d.ops, spread_pct(&d), d.p50, d.p99, k.ops,
+                       spread_pct(&k), k.p50, k.p99, d.ops > 0 ? 100.0 * k.ops / d.ops : 0.0,
+                       k.p50 - d.p50, k.p99 - d.p99);
                 fflush(stdout);
             }
         }

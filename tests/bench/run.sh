@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs the benchmarks in one go: in-process OpenSSL versus keystore, same keys,
 # same machine, same run.  Usage: tests/bench/run.sh [BUILD_DIR] [ksbench args...]
-# Prints the ksbench table, then TLS 1.3 full handshakes/s (openssl s_time)
-# against s_server with a key file versus the same key in the keystore.
+# Prints the machine (cores, load, the cost of a system call and of a Unix
+# socket round trip, before and after), the ksbench table (each case 3 times,
+# interleaved, median and spread), then TLS 1.3 full handshakes/s (openssl s_time)
+# against s_server with a key file versus the same key in the keystore, and
+# a burst of 1000 forked processes each doing a few operations.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$src/build}; shift || true
@@ -34,13 +37,20 @@ for k in rsa2048 rsa3072 p256 p384 ed25519; do
     "$build/keystore-server/keystorectl" import "bench-$k" "$T/$k.pem" >/dev/null
 done
 
-echo "# ksbench: $(nproc) cores, ${secs}s per case, $(date -u +%Y-%m-%dT%H:%MZ)"
+machine() {   # one line a reader needs to tell a slow machine from a slow design
+    echo "# machine: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(uname -r)," \
+         "load average $(cut -d' ' -f1-3 /proc/loadavg), $("$build/tests/bench/ksbench" --calibrate)"
+}
+echo "# tests/bench/run.sh $(date -u +%Y-%m-%dT%H:%MZ), ${secs}s per run"
+machine
+echo
 "$build/tests/bench/ksbench" --pem-dir "$T" --seconds "$secs" "$@"
 
 echo
-echo "# TLS 1.3 full handshakes/s (openssl s_time -new, ${secs}x3 s), s_server key from a file vs keystore"
-printf '%-8s %12s %12s %7s\n' key file/s keystore/s ratio
-for k in p256 rsa2048; do
+echo "# TLS 1.3 full handshakes/s (openssl s_time -new, ${secs}x3 s per run), s_server key from a"
+echo "# file vs the same key in keystore; 3 runs each, interleaved: median (min..max)"
+printf '%-8s %22s %22s %7s\n' key file/s keystore/s ratio
+for k in p256 p384 rsa2048 ed25519; do
     openssl req -new -x509 -key "$T/$k.pem" -subj /CN=localhost -days 2 -out "$T/$k.crt"
     rate() {
         local port=$(( 20000 + RANDOM % 20000 ))
@@ -55,12 +65,31 @@ for k in p256 rsa2048; do
         awk -v n="${n:-0}" -v a="$t0" -v b="$t1" 'BEGIN { print n / (b - a) }'
         kill $pid; wait $pid 2>/dev/null || true
     }
-    f=$(rate -key "$T/$k.pem")
-    s=$(rate -provider keystore -provider default -key "keystore:bench-$k")
-    awk -v k=$k -v f="$f" -v s="$s" 'BEGIN { printf "%-8s %12.0f %12.0f %6.0f%%\n", k, f, s, (f > 0 ? 100 * s / f : 0) }'
+    fs=() ks=()
+    for r in 1 2 3; do
+        fs+=("$(rate -key "$T/$k.pem")")
+        ks+=("$(rate -provider keystore -provider default -key "keystore:bench-$k")")
+    done
+    python3 - "$k" "${fs[@]}" "${ks[@]}" <<'PY'
+import statistics, sys
+k, v = sys.argv[1], [float(x) for x in sys.argv[2:]]
+f, s = v[:3], v[3:]
+mf, ms = statistics.median(f), statistics.median(s)
+cell = lambda m, xs: "%6.0f (%.0f..%.0f)" % (m, min(xs), max(xs))
+print("%-8s %22s %22s %6.0f%%" % (k, cell(mf, f), cell(ms, s), 100 * ms / mf if mf else 0))
+PY
 done
+
+echo
+echo "# a pre-fork server's pattern: ${KS_BENCH_FORKS:-1000} processes forked from one that loaded the key, each"
+echo "# doing 4 signatures (keystore: a connection of its own each); children per second"
+"$build/tests/bench/ksbench" --pem-dir "$T" --fork-burst "${KS_BENCH_FORKS:-1000}" --ops 4 \
+    --algs p256,rsa2048
 
 echo
 # Implicit rejection: conformant and non-conformant PKCS#1 v1.5 ciphertexts
 # should take the same time (tests/bench/irbench.c; figures only, no verdict).
 "$build/tests/bench/irbench" "$T/rsa2048.pem" keystore:bench-rsa2048 "${KS_IRBENCH_SAMPLES:-400}" 3
+
+echo
+machine | sed 's/^# machine:/# machine after the run:/'
