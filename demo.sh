@@ -4,7 +4,8 @@
 set -euo pipefail
 src=$(cd "$(dirname "$0")" && pwd)
 build=${KS_BUILD:-$src/build}
-demo=${KS_DEMO_DIR:-/tmp/keystore-demo}
+# Each run gets its own directory unless KS_DEMO_DIR names one to reuse.
+demo=${KS_DEMO_DIR:-}
 step() { printf '\n== %s\n' "$*"; }
 
 step "installing packages and building"
@@ -14,9 +15,31 @@ meson compile -C "$build" >/dev/null
 export OPENSSL_MODULES="$build/provider" OPENSSL_CONF=/dev/null
 ctl="$build/keystore-server/keystorectl"
 
+# Stop the keystored of an earlier run in $1 -- only if the pid still names it
+# (a keystored started with this directory's config), never whatever the pid
+# file says: the process may be long gone and the pid reused.
+stop_previous() {
+    local pid args
+    pid=$(cat "$1/keystored.pid" 2>/dev/null) || return 0
+    [[ $pid =~ ^[0-9]+$ ]] || return 0
+    args=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || return 0
+    case "$args" in
+    *keystored" -c $1/keystored.conf "*) ;;
+    *) echo "not stopping pid $pid from $1/keystored.pid: it is not this demo's keystored"; return 0 ;;
+    esac
+    kill "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    echo "keystored (pid $pid) did not stop" >&2; exit 1
+}
+if [ -z "$demo" ]; then
+    demo=$(mktemp -d /tmp/keystore-demo.XXXXXX)
+elif [ -e "$demo" ]; then
+    [ -f "$demo/keystored.conf" ] || { echo "$demo exists and is not a demo directory" >&2; exit 1; }
+    stop_previous "$demo"
+    rm -rf "$demo"
+fi
 step "starting keystored (sockets and sealed keys in $demo)"
-if [ -f "$demo/keystored.pid" ]; then kill "$(cat "$demo/keystored.pid")" 2>/dev/null || true; sleep 0.3; fi
-rm -rf "$demo"; mkdir -p "$demo/keys"; chmod 700 "$demo"
+mkdir -p "$demo/keys"; chmod 700 "$demo"
 "$build/keystore-server/keystored" --gen-master-key "$demo/master.key"
 cat > "$demo/keystored.conf" <<CONF
 socket = unix:$demo/keystored.sock

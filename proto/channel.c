@@ -22,6 +22,13 @@ int ks_addr_is_tcp(const char *addr)
     return addr != NULL && strncmp(addr, "tcp:", 4) == 0;
 }
 
+int ks_addr_is_tcp_valid(const char *addr)
+{
+    char host[256], port[8];
+
+    return ks_parse_tcp_addr(addr, host, sizeof(host), port, sizeof(port), NULL, 0) == 0;
+}
+
 int ks_parse_tcp_addr(const char *addr, char *host, size_t hostlen, char *port, size_t portlen,
                       char *err, size_t errlen)
 {
@@ -219,7 +226,7 @@ static uint64_t rekey_frames(void)
 
 /* Handshake; on failure explains what the operator should check. */
 static int handshake(struct ks_chan *ch, const char *addr, const struct ks_chan_opts *o,
-                     char *err, size_t errlen)
+                     enum ks_chan_failure *why, char *err, size_t errlen)
 {
     uint8_t csk[32], cpk[32], spk[32], msg1[KS_HS1_LEN], ts[KS_TAI64N_LEN], sts[KS_TAI64N_LEN];
     uint8_t *msg2 = NULL;
@@ -230,6 +237,7 @@ static int handshake(struct ks_chan *ch, const char *addr, const struct ks_chan_
     int st, rc = -1;
 
     memset(&hs, 0, sizeof(hs));
+    *why = KS_CHAN_CONFIG;       /* until the first byte is sent: this client's settings */
     if (o == NULL || o->server_pubkey == NULL || o->server_pubkey[0] == '\0') {
         SETERR("keystore server %s is a TCP address, so its public key must be pinned: set "
                "server_public_key in the provider's openssl.cnf section or KEYSTORE_SERVER_PUBKEY "
@@ -258,6 +266,7 @@ static int handshake(struct ks_chan *ch, const char *addr, const struct ks_chan_
                "key a valid X25519 key?)", addr);
         goto out;
     }
+    *why = KS_CHAN_UNREACHABLE;
     if (ks_write_frame(ch->fd, msg1, sizeof(msg1), err, errlen) != 0)
         goto out;
     if (ks_read_frame(ch->fd, HS_REPLY_MAX, &msg2, &len, kerr, sizeof(kerr)) != 0) {
@@ -267,6 +276,7 @@ static int handshake(struct ks_chan *ch, const char *addr, const struct ks_chan_
                "channel version", addr, kerr);
         goto out;
     }
+    *why = KS_CHAN_PROTOCOL;
     if (len != KS_HS2_LEN && len != KS_HS_NOTICE_LEN) {
         SETERR("keystore server at %s sent a %zu-byte handshake reply (expected %d): not a "
                "keystored TCP listener of this version?", addr, len, KS_HS2_LEN);
@@ -280,15 +290,18 @@ static int handshake(struct ks_chan *ch, const char *addr, const struct ks_chan_
         rc = 0;
         break;
     case KS_HS_UNKNOWN_CLIENT:
+        *why = KS_CHAN_REFUSED;
         SETERR("keystore server at %s refused this client: its public key %s (from %s) is "
                "not in the server's authorized clients file; add a line 'NAME %s' there",
                addr, cpk64, o->client_key_path, cpk64);
         break;
     case KS_HS_BUSY:
+        *why = KS_CHAN_REFUSED;
         SETERR("keystore server at %s refused this client (key %s): it already has "
                "max_connections_per_client connections open", addr, cpk64);
         break;
     case KS_HS_STALE:
+        *why = KS_CHAN_REFUSED;
         ks_tai64n_to_unix_ns(sts, &server_ns);
         SETERR("keystore server at %s refused our handshake timestamp: this host's clock "
                "differs from the server's by %.1f s (more than its tcp_max_clock_skew, or the "
@@ -296,11 +309,13 @@ static int handshake(struct ks_chan *ch, const char *addr, const struct ks_chan_
                "the clocks (NTP)", addr, (double)(ks_wall_ns() - server_ns) / 1e9);
         break;
     case KS_HS_UNDECRYPTABLE:
+        *why = KS_CHAN_AUTH;
         SETERR("keystore server at %s could not decrypt our handshake: the pinned server "
                "public key is not this server's; compare it with the key keystored prints at "
                "start-up", addr);
         break;
     default:
+        *why = KS_CHAN_AUTH;
         SETERR("keystore server at %s failed to prove that it holds the pinned server key: "
                "wrong server_public_key/KEYSTORE_SERVER_PUBKEY, or someone in between; "
                "refusing to use it", addr);
@@ -316,8 +331,18 @@ out:
 struct ks_chan *ks_chan_connect(const char *addr, const struct ks_chan_opts *opts,
                                 int timeout_ms, char *err, size_t errlen)
 {
+    enum ks_chan_failure why;
+
+    return ks_chan_connect_ex(addr, opts, timeout_ms, &why, err, errlen);
+}
+
+struct ks_chan *ks_chan_connect_ex(const char *addr, const struct ks_chan_opts *opts,
+                                   int timeout_ms, enum ks_chan_failure *why,
+                                   char *err, size_t errlen)
+{
     struct ks_chan *ch = calloc(1, sizeof(*ch));
 
+    *why = KS_CHAN_UNREACHABLE;
     if (ch == NULL) {
         SETERR("out of memory for a keystore connection");
         return NULL;
@@ -326,7 +351,9 @@ struct ks_chan *ks_chan_connect(const char *addr, const struct ks_chan_opts *opt
     ch->io.fd = -1;
     if (ks_addr_is_tcp(addr)) {
         ch->fd = tcp_connect(addr, timeout_ms, err, errlen);
-        if (ch->fd < 0 || handshake(ch, addr, opts, err, errlen) != 0) {
+        if (ch->fd < 0 && !ks_addr_is_tcp_valid(addr))
+            *why = KS_CHAN_CONFIG;
+        if (ch->fd < 0 || handshake(ch, addr, opts, why, err, errlen) != 0) {
             ks_chan_close(ch);
             return NULL;
         }

@@ -28,6 +28,22 @@ struct ks_chan {
 struct ks_chan *ks_chan_connect(const char *addr, const struct ks_chan_opts *opts,
                                 int timeout_ms, char *err, size_t errlen);
 
+/* Why a connection could not be made, for the error's label: only
+ * KS_CHAN_UNREACHABLE means the server could not be reached at all. */
+enum ks_chan_failure {
+    KS_CHAN_UNREACHABLE = 0,  /* no route, refused, timed out, closed */
+    KS_CHAN_CONFIG,           /* this client's settings: address, pinned key, client key file */
+    KS_CHAN_REFUSED,          /* the server answered and refused us (unknown key, busy, clock) */
+    KS_CHAN_AUTH,             /* the server failed to prove the pinned key */
+    KS_CHAN_PROTOCOL,         /* the server does not speak this channel version */
+};
+struct ks_chan *ks_chan_connect_ex(const char *addr, const struct ks_chan_opts *opts,
+                                   int timeout_ms, enum ks_chan_failure *why,
+                                   char *err, size_t errlen);
+
+/* 1 if a "tcp:" address parses (host and port). */
+int ks_addr_is_tcp_valid(const char *addr);
+
 /* ks_call / ks_hello over the channel. */
 int ks_chan_call(struct ks_chan *ch, size_t max_frame, const Keystore__Request *req,
                  Keystore__Response **resp, char *err, size_t errlen);

@@ -433,6 +433,8 @@ const char *ks_key_type_name(Keystore__KeyType type)
     case KEYSTORE__KEY_TYPE__KEY_TYPE_EC: return "EC";
     case KEYSTORE__KEY_TYPE__KEY_TYPE_ED25519: return "ED25519";
     case KEYSTORE__KEY_TYPE__KEY_TYPE_ED448: return "ED448";
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_X25519: return "X25519";
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_X448: return "X448";
     default: return "unknown";
     }
 }

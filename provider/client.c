@@ -138,7 +138,7 @@ static int conn_open(KS_PROVCTX *pc, struct ks_conn *c)
     size_t mf = KS_DEFAULT_MAX_FRAME;
     struct ks_chan_opts opts = { pc->server_pubkey, pc->client_key };
     struct ks_chan *ch;
-
+    enum ks_chan_failure why;
     int ms = ks_io_remaining_ms(pc->timeout_ms);
 
     if (ms == 0) {
@@ -147,10 +147,21 @@ static int conn_open(KS_PROVCTX *pc, struct ks_conn *c)
                  pc->server, pc->timeout_ms / 1000);
         return 0;
     }
-    ch = ks_chan_connect(pc->server, &opts, ms, err, sizeof(err));
+    ch = ks_chan_connect_ex(pc->server, &opts, ms, &why, err, sizeof(err));
     if (ch == NULL) {
-        /* err names the server and what to fix (unreachable, wrong pinned key...) */
-        KS_RAISE(pc, KS_R_SERVER_UNREACHABLE, "%s", err);
+        /* err names the server and what to fix; the reason says which kind:
+         * "unreachable" only when it really could not be reached */
+        static const int reason[] = {
+            [KS_CHAN_UNREACHABLE] = KS_R_SERVER_UNREACHABLE,
+            [KS_CHAN_CONFIG] = KS_R_BAD_SETTING,
+            [KS_CHAN_REFUSED] = KS_R_SERVER_REFUSED,
+            [KS_CHAN_AUTH] = KS_R_SERVER_NOT_AUTHENTIC,
+            [KS_CHAN_PROTOCOL] = KS_R_PROTOCOL,
+        };
+
+        KS_RAISE(pc, (unsigned)why < sizeof(reason) / sizeof(reason[0]) ? reason[why]
+                                                                       : KS_R_SERVER_UNREACHABLE,
+                 "%s", err);
         return 0;
     }
     snprintf(name, sizeof(name), "keystore provider %s pid %ld", KEYSTORE_VERSION, (long)getpid());
@@ -197,6 +208,9 @@ void ks_client_free_response(Keystore__Response *resp)
     if (resp->body_case == KEYSTORE__RESPONSE__BODY_DECRYPT && resp->decrypt != NULL
         && resp->decrypt->plaintext.data != NULL)
         OPENSSL_cleanse(resp->decrypt->plaintext.data, resp->decrypt->plaintext.len);
+    if (resp->body_case == KEYSTORE__RESPONSE__BODY_DERIVE && resp->derive != NULL
+        && resp->derive->secret.data != NULL)
+        OPENSSL_cleanse(resp->derive->secret.data, resp->derive->secret.len);
     keystore__response__free_unpacked(resp, NULL);
 }
 

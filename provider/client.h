@@ -18,7 +18,7 @@ int ks_client_call(KS_PROVCTX *pc, Keystore__Request *req,
                    const char *keyname, Keystore__Response **resp,
                    Keystore__ErrorCode *server_code);
 
-/* Wipes replies that may carry secrets (plaintext) before freeing. */
+/* Wipes replies that may carry secrets (plaintext, shared secrets) before freeing. */
 void ks_client_free_response(Keystore__Response *resp);
 
 /* The frame limit the server announced, connecting first if needed;

@@ -22,6 +22,10 @@ static const OSSL_ITEM reason_strings[] = {
     { KS_R_WRONG_KEY_TYPE, "wrong key type for this operation" },
     { KS_R_RAW_RSA, "raw RSA is not available for keystore keys" },
     { KS_R_NEEDS_DEFAULT_PROVIDER, "the keystore provider needs the default provider loaded too" },
+    { KS_R_BAD_SETTING, "keystore provider setting is wrong" },
+    { KS_R_SERVER_REFUSED, "keystore server refused this client" },
+    { KS_R_SERVER_NOT_AUTHENTIC, "keystore server is not the one whose key is pinned" },
+    { KS_R_NO_CERTIFICATE, "key has no certificate in the keystore" },
     { 0, NULL }
 };
 

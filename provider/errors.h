@@ -26,6 +26,10 @@ enum {
     KS_R_WRONG_KEY_TYPE,
     KS_R_RAW_RSA,
     KS_R_NEEDS_DEFAULT_PROVIDER,
+    KS_R_BAD_SETTING,
+    KS_R_SERVER_REFUSED,
+    KS_R_SERVER_NOT_AUTHENTIC,
+    KS_R_NO_CERTIFICATE,
 };
 
 /* The reason strings handed to the core by get_reason_strings. */

@@ -17,6 +17,8 @@ const char *ks_key_type_name_of(int type)
     case KS_KEY_EC: return "EC";
     case KS_KEY_ED25519: return "ED25519";
     case KS_KEY_ED448: return "ED448";
+    case KS_KEY_X25519: return "X25519";
+    case KS_KEY_X448: return "X448";
     default: return NULL;
     }
 }

@@ -15,6 +15,8 @@ enum {
     KS_KEY_EC = KEYSTORE__KEY_TYPE__KEY_TYPE_EC,
     KS_KEY_ED25519 = KEYSTORE__KEY_TYPE__KEY_TYPE_ED25519,
     KS_KEY_ED448 = KEYSTORE__KEY_TYPE__KEY_TYPE_ED448,
+    KS_KEY_X25519 = KEYSTORE__KEY_TYPE__KEY_TYPE_X25519,
+    KS_KEY_X448 = KEYSTORE__KEY_TYPE__KEY_TYPE_X448,
 };
 
 /* -pkeyopt / key parameter naming a keystore key (genpkey, get_params). */
@@ -54,7 +56,7 @@ int ks_key_set_pub(KS_KEY *k, EVP_PKEY *pub);
 int ks_key_up_ref(KS_KEY *k);
 void ks_key_free(KS_KEY *k);
 
-/* OpenSSL key type name: "RSA", "RSA-PSS", "EC", "ED25519", "ED448". */
+/* OpenSSL key type name: "RSA", "RSA-PSS", "EC", "ED25519", "ED448", "X25519", "X448". */
 const char *ks_key_type_name_of(int type);
 
 static inline int ks_key_is_rsa(const KS_KEY *k)

@@ -241,18 +241,101 @@ static int km_export(void *keydata, int selection, OSSL_CALLBACK *cb, void *cbar
     return ok;
 }
 
-static void *km_dup(const void *keydata, int selection)
+/* EVP_PKEY_set1_encoded_public_key on a public key of ours: CMS builds the
+ * originator's key by copying our key's curve, then setting the point.  The
+ * key with a name (its private half in the server) never changes. */
+static int km_set_params(void *keydata, const OSSL_PARAM params[])
 {
-    KS_KEY *k = (KS_KEY *)keydata;
+    KS_KEY *k = keydata;
+    const OSSL_PARAM *p = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY);
+    OSSL_PARAM in[3], *q = in;
+    char group[KS_GROUP_MAX];
+    EVP_PKEY_CTX *ctx = NULL;
+    EVP_PKEY *pkey = NULL;
+    const void *octets;
+    size_t len;
+    int ok = 0;
 
-    (void)selection;
-    /* Keys never change after loading, so a copy can be shared. */
-    if (k == NULL || !ks_key_up_ref(k))
-        return NULL;
-    return k;
+    if (k == NULL)
+        return 0;
+    if (p == NULL)
+        return 1;
+    if (ks_key_has_private(k) || ks_key_is_rsa(k)) {
+        KS_RAISE(k->pc, KS_R_UNSUPPORTED, "the public key of keystore key '%s' cannot be replaced",
+                 k->name[0] ? k->name : "(RSA public key)");
+        return 0;
+    }
+    if (!OSSL_PARAM_get_octet_string_ptr(p, &octets, &len) || len == 0)
+        return 0;
+    if (k->type == KS_KEY_EC) {
+        if (k->pub == NULL || !EVP_PKEY_get_group_name(k->pub, group, sizeof(group), NULL)) {
+            KS_RAISE(k->pc, KS_R_INVALID_PARAMETER, "an EC point needs the key's curve first");
+            return 0;
+        }
+        *q++ = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0);
+    }
+    *q++ = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)octets, len);
+    *q = OSSL_PARAM_construct_end();
+    ctx = EVP_PKEY_CTX_new_from_name(k->pc->libctx, ks_key_type_name_of(k->type), KS_CHILD_PROPQ);
+    if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) <= 0
+        || EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, in) <= 0) {
+        KS_RAISE(k->pc, KS_R_INVALID_PARAMETER, "not a valid encoded %s public key",
+                 ks_key_type_name_of(k->type));
+        goto out;
+    }
+    if (!ks_key_set_pub(k, pkey))
+        goto out;
+    pkey = NULL;
+    ok = 1;
+out:
+    EVP_PKEY_free(pkey);
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
 }
 
-#define KS_KEYMGMT(lc, TYPE, gettable, ptypes, opname)                              \
+static const OSSL_PARAM point_settable[] = {
+    OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, NULL, 0),
+    OSSL_PARAM_END
+};
+
+static const OSSL_PARAM *km_settable(void *provctx)
+{
+    (void)provctx;
+    return point_settable;
+}
+
+static void *km_dup(const void *keydata, int selection)
+{
+    KS_KEY *k = (KS_KEY *)keydata, *c;
+    EVP_PKEY *pub;
+
+    if (k == NULL)
+        return NULL;
+    /* Keys with their private half never change after loading, so a copy
+     * can be shared. */
+    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0 || k->pub == NULL) {
+        ks_key_up_ref(k);
+        return k;
+    }
+    /* A copy of the public half or the parameters only (EVP_PKEY_copy_parameters,
+     * as CMS does for the originator's key) is a new key without a name:
+     * sharing would hand out the private half and let set_params change it. */
+    if ((c = ks_key_new(k->pc, k->type)) == NULL)
+        return NULL;
+    if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0) {
+        if ((pub = EVP_PKEY_dup(k->pub)) == NULL || !ks_key_set_pub(c, pub)) {
+            EVP_PKEY_free(pub);
+            ks_key_free(c);
+            return NULL;
+        }
+    } else if (!EVP_PKEY_copy_parameters((c->pub = EVP_PKEY_new()), k->pub)) {
+        ks_key_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+#define KS_KEYMGMT(lc, TYPE, gettable, ptypes, opname, kexname)                            \
     static void *lc##_new(void *provctx) { return ks_key_new(provctx, TYPE); }        \
     static void *lc##_load(const void *ref, size_t sz) { return km_load(ref, sz, TYPE); } \
     static const OSSL_PARAM *lc##_gettable_fn(void *provctx)                             \
@@ -264,7 +347,7 @@ static void *km_dup(const void *keydata, int selection)
     static const OSSL_PARAM *lc##_gen_settable(void *genctx, void *provctx)              \
     { (void)genctx; (void)provctx; return ks_gen_settable(TYPE); }                      \
     static const char *lc##_opname(int op)                                            \
-    { return op == OSSL_OP_SIGNATURE ? opname : NULL; }                            \
+    { return op == OSSL_OP_SIGNATURE ? opname : op == OSSL_OP_KEYEXCH ? kexname : NULL; } \
     const OSSL_DISPATCH ks_##lc##_keymgmt_functions[] = {                              \
         { OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))lc##_new },                           \
         { OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))km_free },                           \
@@ -273,6 +356,8 @@ static void *km_dup(const void *keydata, int selection)
         { OSSL_FUNC_KEYMGMT_MATCH, (void (*)(void))km_match },                         \
         { OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))km_get_params },               \
         { OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))lc##_gettable_fn },          \
+        { OSSL_FUNC_KEYMGMT_SET_PARAMS, (void (*)(void))km_set_params },               \
+        { OSSL_FUNC_KEYMGMT_SETTABLE_PARAMS, (void (*)(void))km_settable },            \
         { OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))km_import },                       \
         { OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))lc##_types },                \
         { OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))km_export },                       \
@@ -287,8 +372,10 @@ static void *km_dup(const void *keydata, int selection)
         { 0, NULL }                                                                    \
     };
 
-KS_KEYMGMT(rsa, KS_KEY_RSA, rsa_gettable, rsa_public_types, "RSA")
-KS_KEYMGMT(rsapss, KS_KEY_RSA_PSS, rsa_gettable, rsa_public_types, "RSA")
-KS_KEYMGMT(ec, KS_KEY_EC, ec_gettable, ec_public_types, "ECDSA")
-KS_KEYMGMT(ed25519, KS_KEY_ED25519, ecx_gettable, ecx_public_types, "ED25519")
-KS_KEYMGMT(ed448, KS_KEY_ED448, ecx_gettable, ecx_public_types, "ED448")
+KS_KEYMGMT(rsa, KS_KEY_RSA, rsa_gettable, rsa_public_types, "RSA", NULL)
+KS_KEYMGMT(rsapss, KS_KEY_RSA_PSS, rsa_gettable, rsa_public_types, "RSA", NULL)
+KS_KEYMGMT(ec, KS_KEY_EC, ec_gettable, ec_public_types, "ECDSA", "ECDH")
+KS_KEYMGMT(ed25519, KS_KEY_ED25519, ecx_gettable, ecx_public_types, "ED25519", NULL)
+KS_KEYMGMT(ed448, KS_KEY_ED448, ecx_gettable, ecx_public_types, "ED448", NULL)
+KS_KEYMGMT(x25519, KS_KEY_X25519, ecx_gettable, ecx_public_types, NULL, "X25519")
+KS_KEYMGMT(x448, KS_KEY_X448, ecx_gettable, ecx_public_types, NULL, "X448")

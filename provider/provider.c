@@ -20,6 +20,8 @@
 #define KS_N_EC "EC:id-ecPublicKey:1.2.840.10045.2.1"
 #define KS_N_ED25519 "ED25519:1.3.101.112"
 #define KS_N_ED448 "ED448:1.3.101.113"
+#define KS_N_X25519 "X25519:1.3.101.110"
+#define KS_N_X448 "X448:1.3.101.111"
 
 static const OSSL_ALGORITHM keymgmt_algs[] = {
     { KS_N_RSA, KS_PROPS, ks_rsa_keymgmt_functions, "keystore RSA key" },
@@ -27,6 +29,8 @@ static const OSSL_ALGORITHM keymgmt_algs[] = {
     { KS_N_EC, KS_PROPS, ks_ec_keymgmt_functions, "keystore EC key" },
     { KS_N_ED25519, KS_PROPS, ks_ed25519_keymgmt_functions, "keystore Ed25519 key" },
     { KS_N_ED448, KS_PROPS, ks_ed448_keymgmt_functions, "keystore Ed448 key" },
+    { KS_N_X25519, KS_PROPS, ks_x25519_keymgmt_functions, "keystore X25519 key" },
+    { KS_N_X448, KS_PROPS, ks_x448_keymgmt_functions, "keystore X448 key" },
     { NULL, NULL, NULL, NULL }
 };
 
@@ -41,6 +45,13 @@ static const OSSL_ALGORITHM signature_algs[] = {
     { NULL, NULL, NULL, NULL }
 };
 
+static const OSSL_ALGORITHM keyexch_algs[] = {
+    { "ECDH", KS_PROPS, ks_ecdh_keyexch_functions, "ECDH in the keystore server" },
+    { KS_N_X25519, KS_PROPS, ks_x25519_keyexch_functions, "X25519 in the keystore server" },
+    { KS_N_X448, KS_PROPS, ks_x448_keyexch_functions, "X448 in the keystore server" },
+    { NULL, NULL, NULL, NULL }
+};
+
 static const OSSL_ALGORITHM asym_cipher_algs[] = {
     { "RSA:rsaEncryption:1.2.840.113549.1.1.1", KS_PROPS, ks_rsa_asym_cipher_functions,
       "RSA decryption in the keystore server" },
@@ -50,7 +61,8 @@ static const OSSL_ALGORITHM asym_cipher_algs[] = {
 #define KS_ENC(names, props, fns) { names, KS_PROPS "," props, fns, "keystore key reference" }
 #define KS_ENC_ALL(props, fns) \
     KS_ENC(KS_N_RSA, props, fns), KS_ENC(KS_N_RSAPSS, props, fns), KS_ENC(KS_N_EC, props, fns), \
-    KS_ENC(KS_N_ED25519, props, fns), KS_ENC(KS_N_ED448, props, fns)
+    KS_ENC(KS_N_ED25519, props, fns), KS_ENC(KS_N_ED448, props, fns), \
+    KS_ENC(KS_N_X25519, props, fns), KS_ENC(KS_N_X448, props, fns)
 
 /* PEM: what PEM_write_bio_PrivateKey asks for.  DER: i2d_PrivateKey tries
  * "type-specific" first; not "PrivateKeyInfo", which PKCS#8 and PKCS#12
@@ -70,7 +82,7 @@ static const OSSL_ALGORITHM decoder_algs[] = {
     /* Named "DER" like OpenSSL's pem2der, so PEM input reaches it. */
     { "DER", KS_PROPS ",input=pem", ks_ref_pem_decoder_functions, "keystore key reference PEM" },
     KS_DEC(KS_N_RSA), KS_DEC(KS_N_RSAPSS), KS_DEC(KS_N_EC), KS_DEC(KS_N_ED25519),
-    KS_DEC(KS_N_ED448),
+    KS_DEC(KS_N_ED448), KS_DEC(KS_N_X25519), KS_DEC(KS_N_X448),
     { NULL, NULL, NULL, NULL }
 };
 
@@ -87,6 +99,7 @@ static const OSSL_ALGORITHM *ks_query(void *provctx, int operation_id, int *no_c
     case OSSL_OP_KEYMGMT: return keymgmt_algs;
     case OSSL_OP_SIGNATURE: return signature_algs;
     case OSSL_OP_ASYM_CIPHER: return asym_cipher_algs;
+    case OSSL_OP_KEYEXCH: return keyexch_algs;
     case OSSL_OP_STORE: return store_algs;
     case OSSL_OP_ENCODER: return encoder_algs;
     case OSSL_OP_DECODER: return decoder_algs;

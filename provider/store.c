@@ -1,10 +1,14 @@
 /* OSSL_STORE loader for "keystore:NAME" URIs: yields the key (by reference,
- * picked up by our keymgmt's load) and any certificates stored with it. */
+ * picked up by our keymgmt's load) and any certificates stored with it;
+ * "keystore:" alone yields every key the server lists, each followed by
+ * its certificates. */
 #include "key.h"
+#include "client.h"
 #include "errors.h"
 
 #include <openssl/core_names.h>
 #include <openssl/core_object.h>
+#include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/store.h>
 #include <stdlib.h>
@@ -13,10 +17,12 @@
 typedef struct {
     KS_PROVCTX *pc;
     char name[KS_MAX_KEY_NAME + 1];
+    int list_all;               /* "keystore:": every key the server lists */
     int expect;                 /* OSSL_STORE_INFO_* or 0 for anything */
-    int chain_only;             /* "?chain": no key, no leaf */
-    KS_KEY *key;                /* fetched on the first load */
-    int key_done;
+    int chain_only;             /* "?chain": no key, the certificates after the leaf */
+    KS_KEY **keys;              /* fetched on the first load */
+    size_t nkeys, cur;          /* the key being yielded */
+    int fetched, key_done;
     size_t next_cert;
     int eof;
 } KS_STORE_CTX;
@@ -60,6 +66,15 @@ static void *store_open(void *provctx, const char *uri)
     ks_prefer_other_providers();
     if (!split_query(pc, uri, base, &ctx->chain_only))
         goto err;
+    /* the bare scheme lists every key, as pkcs11: does with pkcs11-provider */
+    if (strcmp(base, "keystore:") == 0 || strcmp(base, "keystore:name=") == 0) {
+        if (ctx->chain_only) {
+            KS_RAISE(pc, KS_R_BAD_URI, "'?chain' needs a key name: keystore:NAME?chain");
+            goto err;
+        }
+        ctx->list_all = 1;
+        return ctx;
+    }
     if (!ks_parse_uri(base, ctx->name, err, sizeof(err))) {
         KS_RAISE(pc, KS_R_BAD_URI, "%s", err);
         goto err;
@@ -105,12 +120,97 @@ static int wants_certs(const KS_STORE_CTX *ctx)
     return ctx->expect == 0 || ctx->expect == OSSL_STORE_INFO_CERT;
 }
 
-static void update_eof(KS_STORE_CTX *ctx)
+/* Where "?chain" starts: after the leaf; for a key with only a leaf (self-
+ * signed, or its chain not attached) the leaf itself, so that the same
+ * s_server -cert_chain works for every key (it sends the leaf twice). */
+static size_t first_cert(const KS_STORE_CTX *ctx, const KS_KEY *k)
 {
-    int more_key = !ctx->key_done && wants_key(ctx);
-    int more_certs = wants_certs(ctx) && ctx->next_cert < ctx->key->ncerts;
+    return ctx->chain_only && k->ncerts > 1 ? 1 : 0;
+}
 
-    ctx->eof = !more_key && !more_certs;
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(KS_KEY *const *)a)->name, (*(KS_KEY *const *)b)->name);
+}
+
+static int fetch_list(KS_STORE_CTX *ctx)
+{
+    Keystore__Request req = KEYSTORE__REQUEST__INIT;
+    Keystore__ListKeysRequest lk = KEYSTORE__LIST_KEYS_REQUEST__INIT;
+    Keystore__Response *resp = NULL;
+    size_t i, n;
+
+    req.body_case = KEYSTORE__REQUEST__BODY_LIST_KEYS;
+    req.list_keys = &lk;
+    if (!ks_client_call(ctx->pc, &req, KEYSTORE__RESPONSE__BODY_LIST_KEYS, "list keys", NULL,
+                        &resp, NULL))
+        return 0;
+    n = resp->list_keys != NULL ? resp->list_keys->n_keys : 0;
+    if (n > 0 && (ctx->keys = calloc(n, sizeof(*ctx->keys))) == NULL) {
+        KS_RAISE(ctx->pc, KS_R_INTERNAL, "out of memory listing %zu keys", n);
+        ks_client_free_response(resp);
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        const Keystore__KeyInfo *info = resp->list_keys->keys[i];
+        KS_KEY *k;
+
+        if (info == NULL || !ks_valid_key_name(info->name))
+            continue;
+        /* a key this provider cannot use (a type it does not know) is
+         * skipped, and its error with it: the listing goes on */
+        ERR_set_mark();
+        if ((k = ks_key_from_info(ctx->pc, info->name, info)) != NULL)
+            ctx->keys[ctx->nkeys++] = k;
+        ERR_pop_to_mark();
+    }
+    ks_client_free_response(resp);
+    if (ctx->nkeys > 1)
+        qsort(ctx->keys, ctx->nkeys, sizeof(*ctx->keys), by_name);
+    return 1;
+}
+
+static int fetch(KS_STORE_CTX *ctx)
+{
+    KS_KEY *k;
+
+    ctx->fetched = 1;
+    if (ctx->list_all)
+        return fetch_list(ctx);
+    if ((k = ks_key_fetch(ctx->pc, ctx->name)) == NULL)
+        return 0;
+    if (ctx->chain_only && k->ncerts == 0) {
+        KS_RAISE(ctx->pc, KS_R_NO_CERTIFICATE, "key '%s' has no certificate in the keystore: "
+                 "attach one with 'keystorectl attach-cert %s CERT.pem [CHAIN.pem]'",
+                 ctx->name, ctx->name);
+        ks_key_free(k);
+        return 0;
+    }
+    if ((ctx->keys = malloc(sizeof(*ctx->keys))) == NULL) {
+        KS_RAISE(ctx->pc, KS_R_INTERNAL, "out of memory loading key '%s'", ctx->name);
+        ks_key_free(k);
+        return 0;
+    }
+    ctx->keys[0] = k;
+    ctx->nkeys = 1;
+    return 1;
+}
+
+/* Move to the next key with something left to yield; eof after the last. */
+static void advance(KS_STORE_CTX *ctx)
+{
+    while (ctx->cur < ctx->nkeys) {
+        const KS_KEY *k = ctx->keys[ctx->cur];
+
+        if (ctx->next_cert < first_cert(ctx, k))
+            ctx->next_cert = first_cert(ctx, k);
+        if ((!ctx->key_done && wants_key(ctx)) || (wants_certs(ctx) && ctx->next_cert < k->ncerts))
+            return;
+        ctx->cur++;
+        ctx->key_done = 0;
+        ctx->next_cert = 0;
+    }
+    ctx->eof = 1;
 }
 
 static int store_load(void *vctx, OSSL_CALLBACK *object_cb, void *object_cbarg,
@@ -118,20 +218,23 @@ static int store_load(void *vctx, OSSL_CALLBACK *object_cb, void *object_cbarg,
 {
     KS_STORE_CTX *ctx = vctx;
     OSSL_PARAM params[4];
+    KS_KEY *k;
     int objtype, ok;
 
     (void)pw_cb;
     (void)pw_cbarg; /* keys are never encrypted on our side */
     if (ctx->eof)
         return 0;
-    if (ctx->key == NULL && (ctx->key = ks_key_fetch(ctx->pc, ctx->name)) == NULL) {
+    if (!ctx->fetched && !fetch(ctx)) {
         ctx->eof = 1;
         return 0;
     }
-    if (ctx->chain_only && ctx->next_cert == 0)
-        ctx->next_cert = 1;
+    advance(ctx);
+    if (ctx->eof)
+        return 0;
+    k = ctx->keys[ctx->cur];
     if (!ctx->key_done && wants_key(ctx)) {
-        KS_KEY *ref = ctx->key;
+        KS_KEY *ref = k;
 
         ctx->key_done = 1;
         ks_key_up_ref(ref);
@@ -144,24 +247,22 @@ static int store_load(void *vctx, OSSL_CALLBACK *object_cb, void *object_cbarg,
         ok = object_cb(params, object_cbarg);
         /* Our keymgmt's load takes the reference; if it did not, drop it. */
         ks_key_free(ref);
-        update_eof(ctx);
+        advance(ctx);
         return ok;
     }
     ctx->key_done = 1;
-    if (wants_certs(ctx) && ctx->next_cert < ctx->key->ncerts) {
+    {
         size_t i = ctx->next_cert++;
 
         objtype = OSSL_OBJECT_CERT;
         params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &objtype);
         params[1] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA,
-                                                      ctx->key->certs[i], ctx->key->certlens[i]);
+                                                      k->certs[i], k->certlens[i]);
         params[2] = OSSL_PARAM_construct_end();
         ok = object_cb(params, object_cbarg);
-        update_eof(ctx);
+        advance(ctx);
         return ok;
     }
-    ctx->eof = 1;
-    return 1;
 }
 
 static int store_eof(void *vctx)
@@ -172,8 +273,11 @@ static int store_eof(void *vctx)
 static int store_close(void *vctx)
 {
     KS_STORE_CTX *ctx = vctx;
+    size_t i;
 
-    ks_key_free(ctx->key);
+    for (i = 0; i < ctx->nkeys; i++)
+        ks_key_free(ctx->keys[i]);
+    free(ctx->keys);
     free(ctx);
     return 1;
 }

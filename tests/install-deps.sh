@@ -3,7 +3,8 @@
 set -eu
 PKGS="meson ninja-build pkg-config gcc clang libc6-dev openssl libssl-dev \
 protobuf-c-compiler libprotobuf-c-dev libsodium-dev libseccomp-dev python3 python3-cryptography procps strace util-linux passwd \
-systemd man-db groff-base binutils"
+systemd man-db groff-base binutils \
+nginx haproxy apache2 curl gnutls-bin"
 # keystored drops to this user after start-up (like a package's postinst would)
 if [ "$(id -u)" = 0 ] && ! id -u keystored >/dev/null 2>&1; then
     useradd --system --no-create-home --shell /usr/sbin/nologin keystored

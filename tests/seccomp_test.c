@@ -1,7 +1,8 @@
-/* Proves keystored's seccomp filter (the same ks_seccomp_install the server
- * calls): in forked children, forbidden calls die with SIGSYS, also from a
- * thread that existed before the filter (TSYNC), while the calls the server
- * needs keep working.  Prints one line per case; exit 0 if all hold. */
+/* Proves keystored's seccomp filters (the same ks_seccomp_install the server
+ * calls, and the file helper's ks_seccomp_install_files): in forked
+ * children, forbidden calls die with SIGSYS, also from a thread that existed
+ * before the filter (TSYNC), while the calls each process needs keep
+ * working.  Prints one line per case; exit 0 if all hold. */
 #include "sandbox/seccomp_filter.h"
 
 #include <errno.h>
@@ -28,7 +29,17 @@ static void install(void)
 {
     char err[256];
 
-    if (ks_seccomp_install(keydir, err, sizeof(err)) != 0) {
+    if (ks_seccomp_install(err, sizeof(err)) != 0) {
+        fprintf(stderr, "seccomp_test: %s\n", err);
+        _exit(3);
+    }
+}
+
+static void install_files(void)
+{
+    char err[256];
+
+    if (ks_seccomp_install_files(keydir, err, sizeof(err)) != 0) {
         fprintf(stderr, "seccomp_test: %s\n", err);
         _exit(3);
     }
@@ -45,6 +56,35 @@ static void do_execve(void)
 static void do_socket(void) { syscall(SYS_socket, AF_INET, SOCK_STREAM, 0); }
 static void do_ptrace(void) { syscall(SYS_ptrace, PTRACE_TRACEME, 0, NULL, NULL); }
 static void do_fork(void) { syscall(SYS_fork); }
+static void do_openat_keydir(void) { syscall(SYS_openat, keydir, "k.key", O_RDONLY); }
+static void do_sendmsg(void)
+{
+    struct msghdr mh;
+
+    memset(&mh, 0, sizeof(mh));
+    syscall(SYS_sendmsg, 1, &mh, 0);
+}
+static void do_ftruncate(void) { syscall(SYS_ftruncate, 1, 0); }
+static void do_fcntl_setfl(void) { syscall(SYS_fcntl, 1, F_SETFL, 0); }
+static void do_mmap_exec(void)
+{
+    syscall(SYS_mmap, NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}
+/* the file helper's filter */
+static void files_open_path(void) { syscall(SYS_openat, keydir, ".", O_PATH | O_CLOEXEC); }
+static void files_open_rdwr(void) { syscall(SYS_openat, keydir, "k.key", O_RDWR | O_CLOEXEC); }
+static void files_open_trunc(void)
+{
+    syscall(SYS_openat, keydir, "k.key", O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+}
+static void files_open_follow(void) { syscall(SYS_openat, keydir, "k.key", O_RDONLY | O_CLOEXEC); }
+static void files_open_cwd(void)
+{
+    syscall(SYS_openat, AT_FDCWD, "k.key", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+}
+static void files_linkat(void) { syscall(SYS_linkat, keydir, "a", keydir, "b", 0); }
+static void files_symlinkat(void) { syscall(SYS_symlinkat, "/etc", keydir, "l"); }
+static void files_socket(void) { do_socket(); }
 
 static void *late_socket(void *arg)
 {
@@ -85,17 +125,34 @@ static int allowed_calls(void)
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 18;
     pthread_mutex_lock(&m);
     pthread_mutex_unlock(&m);
-    fd = openat(keydir, "k.tmp", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return 19;
-    if (write(fd, "x", 1) != 1 || fsync(fd) != 0 || close(fd) != 0) return 20;
-    if (renameat(keydir, "k.tmp", keydir, "k.key") != 0) return 21;
-    if (fsync(keydir) != 0) return 22;
-    if (unlinkat(keydir, "k.key", 0) != 0) return 23;
+    (void)fd;
     fprintf(stderr, "seccomp_test: allowed calls work\n");
     return 0;
 }
 
-struct kcase { const char *name; void (*fn)(void); };
+/* What the file helper does for the store (store/keydir.c). */
+static int allowed_file_calls(void)
+{
+    char buf[8];
+    void *big;
+    int fd;
+
+    install_files();
+    fd = openat(keydir, ".k.tmp", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return 19;
+    if (write(fd, "x", 1) != 1 || fsync(fd) != 0 || close(fd) != 0) return 20;
+    if (renameat(keydir, ".k.tmp", keydir, "k.key") != 0) return 21;
+    if (fsync(keydir) != 0) return 22;
+    fd = openat(keydir, "k.key", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 || read(fd, buf, sizeof(buf)) != 1 || close(fd) != 0) return 23;
+    if (unlinkat(keydir, "k.key", 0) != 0) return 24;
+    if ((big = malloc(8 << 20)) == NULL) return 25;
+    memset(big, 1, 8 << 20);
+    free(big);
+    return 0;
+}
+
+struct kcase { const char *name; void (*fn)(void); int files; };
 
 int main(int argc, char **argv)
 {
@@ -103,6 +160,18 @@ int main(int argc, char **argv)
         { "open", do_open }, { "openat outside the key directory", do_openat_cwd },
         { "execve", do_execve }, { "socket", do_socket }, { "ptrace", do_ptrace },
         { "fork", do_fork }, { "socket from a thread started before the filter", do_thread_socket },
+        { "openat relative to the key directory (the file helper's job)", do_openat_keydir },
+        { "sendmsg (could pass descriptors)", do_sendmsg }, { "ftruncate", do_ftruncate },
+        { "fcntl(F_SETFL)", do_fcntl_setfl }, { "mmap PROT_EXEC", do_mmap_exec },
+        { "file helper: openat O_PATH", files_open_path, 1 },
+        { "file helper: openat O_RDWR", files_open_rdwr, 1 },
+        { "file helper: openat O_TRUNC", files_open_trunc, 1 },
+        { "file helper: openat without O_NOFOLLOW", files_open_follow, 1 },
+        { "file helper: openat outside the key directory's fd", files_open_cwd, 1 },
+        { "file helper: linkat", files_linkat, 1 },
+        { "file helper: symlinkat", files_symlinkat, 1 },
+        { "file helper: socket", files_socket, 1 },
+        { "file helper: mmap PROT_EXEC", do_mmap_exec, 1 },
     };
     size_t i;
     int failures = 0, st;
@@ -129,7 +198,10 @@ int main(int argc, char **argv)
                 install();
                 pthread_join(t, NULL);
             } else {
-                install();
+                if (kills[i].files)
+                    install_files();
+                else
+                    install();
                 kills[i].fn();
             }
             _exit(0);   /* survived: the filter let the call through */
@@ -152,6 +224,18 @@ int main(int argc, char **argv)
         printf("ok: the calls keystored needs succeed under the filter\n");
     } else {
         printf("FAIL: allowed calls: status %d (exit %d, signal %d)\n", st,
+               WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+        failures++;
+    }
+    pid = fork();
+    if (pid == 0)
+        _exit(allowed_file_calls());
+    if (pid < 0 || waitpid(pid, &st, 0) < 0)
+        return 2;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        printf("ok: the calls the file helper needs succeed under its filter\n");
+    } else {
+        printf("FAIL: file helper calls: status %d (exit %d, signal %d)\n", st,
                WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
         failures++;
     }

@@ -28,6 +28,20 @@ rss=$(field VmRSS); lck=$(field VmLck)
 grep -q "^Max core file size *0 *0" /proc/$KS_PID/limits || fail "core files are not disabled"
 pass "Seccomp 2, NoNewPrivs 1, uid $uid, CapEff $capeff, root $root, VmLck $lck kB of VmRSS $rss kB, no core"
 
+# the key directory is held by the file helper alone (tests/jail_escape attacks it)
+helper=$(pgrep -P "$KS_PID" -x keystored-files) || fail "no file helper process (keystored-files)"
+hst=/proc/$helper/status
+[ "$(awk '$1 == "Seccomp:" { print $2 }' "$hst")" = 2 ] || fail "the file helper has no seccomp filter"
+[ "$(awk '$1 == "Uid:" { print $2 }' "$hst")" = "$(id -u keystored)" ] || fail "the file helper is not user keystored"
+[ "$(awk '$1 == "CapEff:" { print $2 }' "$hst")" = 0000000000000000 ] || fail "the file helper kept capabilities"
+[ "$(readlink /proc/$helper/root)" = "$T/keys" ] || fail "the file helper is not chrooted into the key directory"
+for fd in /proc/$KS_PID/fd/*; do
+    [ "$(readlink "$fd")" != "$T/keys" ] || fail "the server still holds the key directory ($fd)"
+done
+grep -q "Landlock: no file access, key directory in the file helper" "$T/keystored.log" ||
+    fail "the log does not say Landlock and the file helper are in place"
+pass "file helper $helper: Seccomp 2, uid keystored, no capabilities, root $T/keys; the server holds no key directory"
+
 # same uid, no privileges: /proc/PID/mem must stay closed (non-dumpable)
 if setpriv --reuid=keystored --regid=keystored --clear-groups --inh-caps=-all \
        dd if=/proc/$KS_PID/mem of=/dev/null bs=4096 count=1 skip=16 2>"$T/dd.err"; then
@@ -49,6 +63,8 @@ kill -0 "$KS_PID" || fail "server died"
 grep -q "confined: chroot $T/jail, running as keystored" "$T/keystored.log" || fail "no confinement log line"
 pass "generate, sign and delete work confined"
 ks_stop
+for _ in $(seq 50); do kill -0 "$helper" 2>/dev/null || break; sleep 0.1; done
+! kill -0 "$helper" 2>/dev/null || fail "the file helper outlived the server"
 
 # started as a normal user: seccomp still applies, and it says what it could not do
 U="$T/user"

@@ -54,7 +54,7 @@ rc=0; out=$(ks_ctl --json info nope 2>/dev/null) || rc=$?
 
 # the table for people: aligned columns under the header
 ks_ctl list > "$T/list"
-head -1 "$T/list" | grep -q '^NAME  *TYPE  *BITS/CURVE  *CREATED  *CERT$' || fail "list header: $(head -1 "$T/list")"
+head -1 "$T/list" | grep -q '^NAME  *TYPE  *BITS/CURVE  *CREATED  *CERT  *EXPIRES  *SUBJECT  *ISSUER$' || fail "list header: $(head -1 "$T/list")"
 col=$(head -1 "$T/list" | awk '{ print index($0, "TYPE") }')
 while read -r line; do
     [ "${line:$((col - 1)):1}" != " " ] || fail "TYPE column misaligned: '$line'"

@@ -48,6 +48,10 @@ pass "environment configuration"
 cnf=$(ks_write_tcp_cnf stranger "$TCP4" "$T/stranger.key")
 expect_fail "refused this client: its public key .* is not in the server's authorized clients file; add a line" \
     with_cnf "$cnf" openssl pkeyutl -sign -inkey keystore:web -in "$T/d" -out "$T/s"
+# labelled as a refusal, not as "unreachable" (the server answered)
+out=$(with_cnf "$cnf" openssl pkeyutl -sign -inkey keystore:web -in "$T/d" -out "$T/s" 2>&1 || true)
+grep -q "keystore server refused this client" <<<"$out" || { echo "$out"; fail "refusal not labelled as one"; }
+grep -q "unreachable" <<<"$out" && { echo "$out"; fail "a refusal is labelled unreachable"; }
 grep -q "client key .* is not in $T/authorized_clients" "$T/keystored.log" || fail "server log does not name the unknown key"
 pass "unknown client key refused during the handshake"
 
@@ -55,6 +59,8 @@ pass "unknown client key refused during the handshake"
 OTHER_PUB=$("$KEYSTORED" --gen-server-key "$T/other.key" 2>/dev/null)
 cnf=$(ks_write_tcp_cnf wrongpin "$TCP6" "$T/fe1.key" "$OTHER_PUB")
 expect_fail "pinned server public key is not this server's" \
+    with_cnf "$cnf" openssl pkeyutl -sign -inkey keystore:web -in "$T/d" -out "$T/s"
+expect_fail "keystore server is not the one whose key is pinned" \
     with_cnf "$cnf" openssl pkeyutl -sign -inkey keystore:web -in "$T/d" -out "$T/s"
 cnf=$(ks_write_tcp_cnf badpin "$TCP6" "$T/fe1.key" "not-a-key")
 expect_fail "pinned keystore server public key 'not-a-key' is not 44 base64 or 64 hex" \
@@ -94,6 +100,9 @@ cp "$T/fe1.key" "$T/loose.key"; chmod 0640 "$T/loose.key"
 cnf=$(ks_write_tcp_cnf loose "$TCP4" "$T/loose.key")
 expect_fail "loose.key has mode 0640: group and others must have no access \(chmod 600" \
     with_cnf "$cnf" openssl pkeyutl -sign -inkey keystore:web -in "$T/d" -out "$T/s"
+out=$(with_cnf "$cnf" openssl pkeyutl -sign -inkey keystore:web -in "$T/d" -out "$T/s" 2>&1 || true)
+grep -q "keystore provider setting is wrong" <<<"$out" && ! grep -q unreachable <<<"$out" \
+    || { echo "$out"; fail "a loose client key file is not labelled as a setting problem"; }
 expect_fail "refusing to overwrite" ks_ctl client-keygen fe1 -o "$T/fe1.key"
 [ "$(ks_ctl server-pubkey "$T/server.key")" = "$SERVER_PUB" ] || fail "keystorectl server-pubkey"
 pass "group-readable key file refused, no overwrite, server-pubkey"

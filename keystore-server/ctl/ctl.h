@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -16,6 +17,7 @@ enum {
     CTL_UNREACHABLE = 2,  /* server unreachable or protocol error */
     CTL_REFUSED = 3,      /* the server answered with an error */
     CTL_INPUT = 4,        /* local input: unreadable file, bad PEM, wrong passphrase */
+    CTL_NONE_EXPIRING = 5,  /* list --expiring: no key's certificate expires that soon */
 };
 
 /* Print "keystorectl: ..." to stderr. */
@@ -37,6 +39,9 @@ int ctl_read_certs(const char *path, uint8_t ***ders, size_t **lens, size_t *n);
  * json_name set, print {"name", "public_key_pem"} (or {"name", "file"} when
  * writing to path) on stdout instead of bare PEM. */
 int ctl_write_pubkey_as(const uint8_t *spki, size_t len, const char *path, const char *json_name);
+
+/* The leaf certificate's not-after time; -1 without a (parsable) leaf. */
+int ctl_leaf_not_after(const Keystore__KeyInfo *k, time_t *t);
 
 /* Output of key information. */
 void ctl_print_key(const Keystore__KeyInfo *k, int json, const char *verb);

@@ -29,15 +29,16 @@ static void usage(FILE *f)
 "usage: keystorectl [-s ADDR] [--json] COMMAND [ARGS...]\n"
 "\n"
 "Commands (each takes --help):\n"
-"  generate NAME --type rsa|rsa-pss|ec|ed25519|ed448 [--bits 2048|3072|4096]\n"
-"                [--curve P-256|P-384|P-521]     create a key in the server\n"
+"  generate NAME --type rsa|rsa-pss|ec|ed25519|ed448|x25519|x448\n"
+"                [--bits 2048|3072|4096] [--curve CURVE]  create a key in the server\n"
 "  import NAME FILE [--passin pass:TEXT|env:VAR|file:PATH]\n"
 "                                                 store a PEM/DER private key\n"
-"  list                                           list keys\n"
+"  list [--expiring 30d]                          list keys (and their certificates)\n"
 "  info NAME                                      show one key\n"
 "  pubkey NAME [-o FILE]                          print the public key (PEM)\n"
 "  delete NAME [--yes]                            delete a key (asks on a terminal)\n"
-"  attach-cert NAME CERT.pem [CHAIN.pem]          attach a certificate chain\n"
+"  attach-cert NAME CERT.pem [CHAIN.pem] [--no-chain-check]\n"
+"                                                 attach a certificate chain\n"
 "  gen-master-key PATH                            create a master key file (local)\n"
 "  client-keygen NAME -o FILE                     create a TCP client key (local)\n"
 "  server-pubkey KEYFILE                          print a server key's public key (local)\n"
@@ -55,7 +56,8 @@ static void usage(FILE *f)
 "  1  usage error\n"
 "  2  server unreachable or protocol error\n"
 "  3  the server refused the request (its error code and message are printed)\n"
-"  4  local input error (unreadable file, bad PEM, wrong passphrase)\n",
+"  4  local input error (unreadable file, bad PEM, wrong passphrase)\n"
+"  5  list --expiring: no key's certificate expires within that time\n",
             KS_DEFAULT_ADMIN_SOCKET);
 }
 
@@ -166,7 +168,8 @@ struct cmd {
     const char *help;
     int nargs_min, nargs_max;
     int (*run)(char **args, int nargs, const char **opts);
-    const char *const *optnames;   /* long options taking a value, NULL-terminated */
+    const char *const *optnames;   /* long options taking a value, NULL-terminated;
+                                    * "!--flag" is one without a value (set to "yes") */
 };
 
 static int parse_cmd(const struct cmd *c, int argc, char **argv, char **args, int *nargs,
@@ -199,14 +202,24 @@ static int parse_cmd(const struct cmd *c, int argc, char **argv, char **args, in
             const char *eq = strchr(a, '=');
             size_t klen = eq != NULL ? (size_t)(eq - a) : strlen(a);
 
-            for (j = 0; c->optnames != NULL && c->optnames[j] != NULL; j++)
-                if (strlen(c->optnames[j]) == klen && strncmp(c->optnames[j], a, klen) == 0)
+            const char *on = NULL;
+
+            for (j = 0; c->optnames != NULL && (on = c->optnames[j]) != NULL; j++) {
+                on += on[0] == '!';
+                if (strlen(on) == klen && strncmp(on, a, klen) == 0)
                     break;
+            }
             if (c->optnames == NULL || c->optnames[j] == NULL) {
                 ctl_err("%s: unknown option %s (see keystorectl %s --help)", c->name, a, c->name);
                 return -1;
             }
-            if (eq != NULL) {
+            if (c->optnames[j][0] == '!') {
+                if (eq != NULL) {
+                    ctl_err("%s: option %s takes no value", c->name, on);
+                    return -1;
+                }
+                opts[j] = "yes";
+            } else if (eq != NULL) {
                 opts[j] = eq + 1;
             } else if (i + 1 < argc) {
                 opts[j] = argv[++i];
@@ -269,7 +282,7 @@ static int cmd_generate(char **args, int nargs, const char **opts)
     if (check_name(args[0]) != 0)
         return CTL_USAGE;
     if (type == NULL) {
-        ctl_err("generate: --type is required (rsa, rsa-pss, ec, ed25519 or ed448)");
+        ctl_err("generate: --type is required (rsa, rsa-pss, ec, ed25519, ed448, x25519 or x448)");
         return CTL_USAGE;
     }
     if (strcasecmp(type, "rsa") == 0)
@@ -282,8 +295,13 @@ static int cmd_generate(char **args, int nargs, const char **opts)
         g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_ED25519;
     else if (strcasecmp(type, "ed448") == 0)
         g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_ED448;
+    else if (strcasecmp(type, "x25519") == 0)
+        g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_X25519;
+    else if (strcasecmp(type, "x448") == 0)
+        g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_X448;
     else {
-        ctl_err("generate: unknown --type '%s' (use rsa, rsa-pss, ec, ed25519 or ed448)", type);
+        ctl_err("generate: unknown --type '%s' (use rsa, rsa-pss, ec, ed25519, ed448, x25519 "
+                "or x448)", type);
         return CTL_USAGE;
     }
     if (bits != NULL) {
@@ -349,24 +367,74 @@ static int cmd_import(char **args, int nargs, const char **opts)
     return rc;
 }
 
+/* "30d", "12h", "90m", "3600s", "2w" -> seconds; -1 if malformed. */
+static long long parse_duration(const char *s)
+{
+    static const struct { char unit; long long secs; } units[] = {
+        { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 604800 },
+    };
+    char *end;
+    unsigned long long v;
+    size_t i;
+
+    if (s[0] < '0' || s[0] > '9')
+        return -1;
+    v = strtoull(s, &end, 10);
+    if (end[0] == '\0' || end[1] != '\0' || v > 100ULL * 366 * 86400)
+        return -1;
+    for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (end[0] == units[i].unit)
+            return (long long)v * units[i].secs <= 100LL * 366 * 86400 ? (long long)v * units[i].secs : -1;
+    return -1;
+}
+
+static const char *const list_opts[] = { "--expiring", NULL };
+
 static int cmd_list(char **args, int nargs, const char **opts)
 {
     Keystore__Request req = KEYSTORE__REQUEST__INIT;
     Keystore__ListKeysRequest l = KEYSTORE__LIST_KEYS_REQUEST__INIT;
     Keystore__Response *resp;
+    Keystore__KeyInfo **keys;
+    long long within = -1;
+    size_t i, n;
+    time_t t;
     int rc;
 
     (void)args;
     (void)nargs;
-    (void)opts;
+    if (opts[0] != NULL && (within = parse_duration(opts[0])) < 0) {
+        ctl_err("list: --expiring takes a duration such as 30d, 12h, 90m or 2w, not '%s'", opts[0]);
+        return CTL_USAGE;
+    }
     req.body_case = KEYSTORE__REQUEST__BODY_LIST_KEYS;
     req.list_keys = &l;
     rc = ctl_call(&req, KEYSTORE__RESPONSE__BODY_LIST_KEYS, &resp);
     if (rc != CTL_OK)
         return rc;
-    ctl_print_list(resp->list_keys->keys, resp->list_keys->n_keys, json_out);
+    /* a copy of the pointers: printing sorts them, and the filter drops some */
+    n = resp->list_keys->n_keys;
+    keys = calloc(n > 0 ? n : 1, sizeof(*keys));
+    if (keys == NULL) {
+        ctl_err("out of memory");
+        keystore__response__free_unpacked(resp, NULL);
+        return CTL_INPUT;
+    }
+    if (within >= 0) {
+        /* the keys whose leaf expires by now + within (or has expired) */
+        time_t cutoff = time(NULL) + (time_t)within;
+
+        for (i = 0, n = 0; i < resp->list_keys->n_keys; i++)
+            if (ctl_leaf_not_after(resp->list_keys->keys[i], &t) == 0 && t <= cutoff)
+                keys[n++] = resp->list_keys->keys[i];
+    } else {
+        for (i = 0; i < n; i++)
+            keys[i] = resp->list_keys->keys[i];
+    }
+    ctl_print_list(keys, n, json_out);
+    free(keys);
     keystore__response__free_unpacked(resp, NULL);
-    return CTL_OK;
+    return within >= 0 && n == 0 ? CTL_NONE_EXPIRING : CTL_OK;
 }
 
 static int get_key(const char *name, Keystore__Response **resp)
@@ -464,6 +532,8 @@ static int cmd_delete(char **args, int nargs, const char **opts)
     return CTL_OK;
 }
 
+static const char *const attach_opts[] = { "!--no-chain-check", NULL };
+
 static int cmd_attach_cert(char **args, int nargs, const char **opts)
 {
     Keystore__Request req = KEYSTORE__REQUEST__INIT;
@@ -472,9 +542,9 @@ static int cmd_attach_cert(char **args, int nargs, const char **opts)
     size_t *lens = NULL, n = 0, i;
     int rc = CTL_INPUT;
 
-    (void)opts;
     if (check_name(args[0]) != 0)
         return CTL_USAGE;
+    a.no_chain_check = opts[0] != NULL;
     if (ctl_read_certs(args[1], &ders, &lens, &n) != 0 ||
         (nargs > 2 && ctl_read_certs(args[2], &ders, &lens, &n) != 0))
         goto out;
@@ -583,20 +653,27 @@ static int cmd_server_pubkey(char **args, int nargs, const char **opts)
 }
 
 static const struct cmd commands[] = {
-    { "generate", "NAME --type rsa|rsa-pss|ec|ed25519|ed448 [--bits N] [--curve C]",
+    { "generate", "NAME --type rsa|rsa-pss|ec|ed25519|ed448|x25519|x448 [--bits N] [--curve C]",
       "Create a new key inside the server; the private key never leaves it.\n"
-      "  --type T    rsa, rsa-pss, ec, ed25519 or ed448\n"
+      "  --type T    rsa, rsa-pss, ec, ed25519, ed448 (signing), x25519, x448 (key agreement)\n"
       "  --bits N    rsa/rsa-pss modulus size: 2048 (default), 3072 or 4096\n"
-      "  --curve C   ec curve: P-256 (default), P-384 or P-521\n",
+      "  --curve C   ec curve: P-256 (default), P-384, P-521, secp256k1, brainpoolP256r1,\n"
+      "              brainpoolP384r1 or brainpoolP512r1\n",
       1, 1, cmd_generate, generate_opts },
     { "import", "NAME FILE [--passin pass:TEXT|env:VAR|file:PATH]",
       "Store an existing private key (PEM or DER; PKCS#8 or traditional, optionally\n"
       "encrypted) in the server under NAME.  Without --passin an encrypted key is\n"
       "only accepted when a terminal can prompt for the passphrase.\n",
       2, 2, cmd_import, import_opts },
-    { "list", "", "List the keys: NAME TYPE BITS/CURVE CREATED CERT (--json: an array).\n",
-      0, 0, cmd_list, NULL },
-    { "info", "NAME", "Show one key.\n", 1, 1, cmd_info, NULL },
+    { "list", "[--expiring DURATION]",
+      "List the keys: NAME TYPE BITS/CURVE CREATED CERT EXPIRES SUBJECT ISSUER, the last\n"
+      "three of the leaf certificate (--json: an array; each key's \"certificates\" give\n"
+      "subject, issuer and not_after of the whole chain).\n"
+      "  --expiring D  only keys whose leaf certificate expires within D (30d, 12h, 90m,\n"
+      "                2w, 3600s) or has expired; exit status 0 if any is listed, 5 if none\n",
+      0, 0, cmd_list, list_opts },
+    { "info", "NAME", "Show one key and the subject, issuer and not-after of each certificate.\n",
+      1, 1, cmd_info, NULL },
     { "pubkey", "NAME [-o FILE]",
       "Print the public key as PEM SubjectPublicKeyInfo, or write it to FILE.\n"
       "--json: {\"name\", \"public_key_pem\"} (with -o: {\"name\", \"file\"}).\n",
@@ -604,10 +681,13 @@ static const struct cmd commands[] = {
     { "delete", "NAME [--yes]", "Delete a key and its certificates from the server.  On a terminal it asks\n"
       "first; --yes (or -y) does not ask.\n",
       1, 1, cmd_delete, NULL },
-    { "attach-cert", "NAME CERT.pem [CHAIN.pem]",
+    { "attach-cert", "NAME CERT.pem [CHAIN.pem] [--no-chain-check]",
       "Attach a certificate (leaf first, then its chain) to a key.  The leaf must\n"
-      "certify the key's public key.  Files may hold several PEM certificates.\n",
-      2, 3, cmd_attach_cert, NULL },
+      "certify the key's public key, and the server checks that each certificate\n"
+      "was issued by the next one (issuer name and signature); the first link that\n"
+      "does not fit is named.  Files may hold several PEM certificates.\n"
+      "  --no-chain-check  store the chain without checking who issued what\n",
+      2, 3, cmd_attach_cert, attach_opts },
     { "gen-master-key", "PATH",
       "Write a new random 32-byte master key to PATH (mode 0600); never overwrites.\n"
       "Runs locally, like keystored --gen-master-key.\n",

@@ -4,6 +4,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/x509.h>
+
 #include "ctl.h"
 
 void ctl_json_string(const char *s)
@@ -31,6 +35,81 @@ static void iso_time(uint64_t t, char *buf, size_t len)
         snprintf(buf, len, "-");
 }
 
+/* Subject, issuer (RFC 2253) and not-after of one DER certificate, parsed
+ * here: the server sends the certificates as they were attached. */
+struct cert_facts {
+    char subject[256], issuer[256];
+    time_t not_after;
+};
+
+static void name_text(const X509_NAME *name, char *out, size_t outlen)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    int n;
+
+    snprintf(out, outlen, "?");
+    if (b != NULL && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
+        n = BIO_read(b, out, (int)outlen - 1);
+        out[n > 0 ? n : 0] = '\0';
+    }
+    BIO_free(b);
+}
+
+static int cert_facts(const ProtobufCBinaryData *der, struct cert_facts *f)
+{
+    const unsigned char *p = der->data;
+    struct tm tm;
+    X509 *x;
+
+    if (der->len == 0 || der->len > 0x7fffffff || (x = d2i_X509(NULL, &p, (long)der->len)) == NULL)
+        return -1;
+    name_text(X509_get_subject_name(x), f->subject, sizeof(f->subject));
+    name_text(X509_get_issuer_name(x), f->issuer, sizeof(f->issuer));
+    memset(&tm, 0, sizeof(tm));
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1) {
+        X509_free(x);
+        return -1;
+    }
+    f->not_after = timegm(&tm);
+    X509_free(x);
+    return 0;
+}
+
+int ctl_leaf_not_after(const Keystore__KeyInfo *k, time_t *t)
+{
+    struct cert_facts f;
+
+    if (k->n_cert_chain_der == 0 || cert_facts(&k->cert_chain_der[0], &f) != 0)
+        return -1;
+    *t = f.not_after;
+    return 0;
+}
+
+static void json_certs(const Keystore__KeyInfo *k)
+{
+    struct cert_facts f;
+    char iso[32];
+    size_t i;
+
+    printf(", \"certificates\": [");
+    for (i = 0; i < k->n_cert_chain_der; i++) {
+        printf(i > 0 ? ", " : "");
+        if (cert_facts(&k->cert_chain_der[i], &f) != 0) {
+            printf("{\"error\": \"unparsable certificate\"}");
+            continue;
+        }
+        iso_time((uint64_t)f.not_after, iso, sizeof(iso));
+        printf("{\"subject\": ");
+        ctl_json_string(f.subject);
+        printf(", \"issuer\": ");
+        ctl_json_string(f.issuer);
+        printf(", \"not_after\": %lld, \"not_after_iso\": ", (long long)f.not_after);
+        ctl_json_string(iso);
+        printf("}");
+    }
+    printf("]");
+}
+
 /* "2048", "P-256", or "-" for EdDSA where the size is implied by the type. */
 static void size_column(const Keystore__KeyInfo *k, char *buf, size_t len)
 {
@@ -56,12 +135,15 @@ static void json_key(const Keystore__KeyInfo *k)
     ctl_json_string(k->group);
     printf(", \"created\": %llu, \"created_iso\": ", (unsigned long long)k->created);
     ctl_json_string(created);
-    printf(", \"certs\": %zu}", k->n_cert_chain_der);
+    printf(", \"certs\": %zu", k->n_cert_chain_der);
+    json_certs(k);
+    printf("}");
 }
 
 void ctl_print_key(const Keystore__KeyInfo *k, int json, const char *verb)
 {
     char size[32], created[32];
+    size_t i;
 
     if (json) {
         json_key(k);
@@ -73,6 +155,17 @@ void ctl_print_key(const Keystore__KeyInfo *k, int json, const char *verb)
     printf("%s%skey %s: %s %s, created %s, %zu certificate%s\n", verb, verb[0] != '\0' ? " " : "", k->name,
            ks_key_type_name(k->type), size, created, k->n_cert_chain_der,
            k->n_cert_chain_der == 1 ? "" : "s");
+    for (i = 0; i < k->n_cert_chain_der; i++) {
+        struct cert_facts f;
+
+        if (cert_facts(&k->cert_chain_der[i], &f) != 0) {
+            printf("  certificate %zu: unparsable\n", i + 1);
+            continue;
+        }
+        iso_time((uint64_t)f.not_after, created, sizeof(created));
+        printf("  certificate %zu: subject %s, issuer %s, not after %s\n", i + 1, f.subject,
+               f.issuer, created);
+    }
 }
 
 static int by_name(const void *a, const void *b)
@@ -83,10 +176,23 @@ static int by_name(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
+/* The leaf's columns of the table: "-" without a certificate. */
+static void leaf_columns(const Keystore__KeyInfo *k, struct cert_facts *f, char *expires, size_t len)
+{
+    if (k->n_cert_chain_der == 0 || cert_facts(&k->cert_chain_der[0], f) != 0) {
+        strcpy(f->subject, "-");
+        strcpy(f->issuer, "-");
+        snprintf(expires, len, "-");
+        return;
+    }
+    iso_time((uint64_t)f->not_after, expires, len);
+}
+
 void ctl_print_list(Keystore__KeyInfo **keys, size_t n, int json)
 {
-    int wname = 4, wtype = 4, wsize = 10;
-    char size[32], created[32];
+    int wname = 4, wtype = 4, wsize = 10, wsubj = 7;
+    char size[32], created[32], expires[32];
+    struct cert_facts f;
     size_t i;
 
     if (n > 1)   /* an empty list may be NULL, which qsort must not get */
@@ -104,17 +210,20 @@ void ctl_print_list(Keystore__KeyInfo **keys, size_t n, int json)
         int l = (int)strlen(keys[i]->name), t = (int)strlen(ks_key_type_name(keys[i]->type));
 
         size_column(keys[i], size, sizeof(size));
+        leaf_columns(keys[i], &f, expires, sizeof(expires));
         wname = l > wname ? l : wname;
         wtype = t > wtype ? t : wtype;
         wsize = (int)strlen(size) > wsize ? (int)strlen(size) : wsize;
+        wsubj = (int)strlen(f.subject) > wsubj ? (int)strlen(f.subject) : wsubj;
     }
-    printf("%-*s  %-*s  %-*s  %-20s  %s\n", wname, "NAME", wtype, "TYPE", wsize, "BITS/CURVE",
-           "CREATED", "CERT");
+    printf("%-*s  %-*s  %-*s  %-20s  %-4s  %-20s  %-*s  %s\n", wname, "NAME", wtype, "TYPE", wsize,
+           "BITS/CURVE", "CREATED", "CERT", "EXPIRES", wsubj, "SUBJECT", "ISSUER");
     for (i = 0; i < n; i++) {
         size_column(keys[i], size, sizeof(size));
         iso_time(keys[i]->created, created, sizeof(created));
-        printf("%-*s  %-*s  %-*s  %-20s  %s\n", wname, keys[i]->name, wtype,
+        leaf_columns(keys[i], &f, expires, sizeof(expires));
+        printf("%-*s  %-*s  %-*s  %-20s  %-4s  %-20s  %-*s  %s\n", wname, keys[i]->name, wtype,
                ks_key_type_name(keys[i]->type), wsize, size, created,
-               keys[i]->n_cert_chain_der > 0 ? "yes" : "no");
+               keys[i]->n_cert_chain_der > 0 ? "yes" : "no", expires, wsubj, f.subject, f.issuer);
     }
 }

@@ -176,6 +176,12 @@ int main(int argc, char **argv)
         return 1;
     ks_raise_memlock_limit();
 
+    /* 2b. The file helper, which will hold the key directory once the server
+     *     is confined (sandbox/broker.h), is forked now: a copy of a process
+     *     that holds no secret yet and has one thread. */
+    if (ks_confine_start(&cfg) != 0)
+        return 1;
+
     /* 3. Crypto libraries.  The secure heap must exist before any key is parsed:
      *    OpenSSL puts private BIGNUMs there. */
     /* Read openssl.cnf now: once confined, no file outside key_dir is reachable. */

@@ -88,10 +88,12 @@ static const char *parse_ops(char *tok, int *ops)
             *ops |= KS_ACL_SIGN;
         else if (strcmp(op, "decrypt") == 0)
             *ops |= KS_ACL_DECRYPT;
+        else if (strcmp(op, "derive") == 0)
+            *ops |= KS_ACL_DERIVE;
         else if (strcmp(op, "*") == 0)
-            *ops |= KS_ACL_SIGN | KS_ACL_DECRYPT;
+            *ops |= KS_ACL_SIGN | KS_ACL_DECRYPT | KS_ACL_DERIVE;
         else
-            return "operations are sign, decrypt, sign,decrypt or *";
+            return "operations are sign, decrypt, derive, a list such as sign,derive, or *";
     }
     return *ops != 0 ? NULL : "no operation given";
 }
@@ -230,6 +232,7 @@ int ks_acl_permit(struct ks_op *op, int what, const char *key)
     ks_log_sanitize(key, name, sizeof(name));
     ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_PERMISSION_DENIED,
                 "%s may not %s with key '%s' (access list %s on the server)", who,
-                what == KS_ACL_SIGN ? "sign" : "decrypt", name, acl_path);
+                what == KS_ACL_SIGN ? "sign" : what == KS_ACL_DECRYPT ? "decrypt" : "derive",
+                name, acl_path);
     return 0;
 }

@@ -1,7 +1,7 @@
 /* Per-key access control.  The file named by `acl` has lines
  *     KEY-PATTERN  OPS  IDENTITY...
  * KEY-PATTERN is a key name or a glob ("*", "web-*"); OPS is "sign",
- * "decrypt", "sign,decrypt" or "*"; an IDENTITY is uid:N|USER, gid:N|GROUP,
+ * "decrypt", "derive", a comma-separated list ("sign,derive") or "*"; an IDENTITY is uid:N|USER, gid:N|GROUP,
  * tcp:NAME (a glob over authorized-clients names) or "*" (anyone).  A
  * request is allowed if any line matches its key, operation and identity.
  * Without an `acl` setting everyone who can connect may use every key.
@@ -12,7 +12,7 @@
 #include "common/config.h"
 #include "op.h"
 
-enum { KS_ACL_SIGN = 1, KS_ACL_DECRYPT = 2 };
+enum { KS_ACL_SIGN = 1, KS_ACL_DECRYPT = 2, KS_ACL_DERIVE = 4 };
 
 /* Load cfg->acl (before confinement: user and group names are resolved
  * now).  Returns 0 or -1 after logging FILE:LINE: problem. */

@@ -87,7 +87,7 @@ static int gen_params(struct ks_op *op, const Keystore__GenerateKeyRequest *r,
         *group = ks_canonical_group(r->group[0] != '\0' ? r->group : "P-256");
         if (*group == NULL) {
             ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
-                        "EC curve '%s' is not supported: use P-256, P-384 or P-521", r->group);
+                        "EC curve '%s' is not supported: use " KS_CURVES_TEXT, r->group);
             return -1;
         }
         if (r->bits != 0)
@@ -95,7 +95,9 @@ static int gen_params(struct ks_op *op, const Keystore__GenerateKeyRequest *r,
         return 0;
     case KEYSTORE__KEY_TYPE__KEY_TYPE_ED25519:
     case KEYSTORE__KEY_TYPE__KEY_TYPE_ED448:
-        *alg = r->type == KEYSTORE__KEY_TYPE__KEY_TYPE_ED25519 ? "ED25519" : "ED448";
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_X25519:
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_X448:
+        *alg = ks_key_type_name(r->type);
         if (r->group[0] != '\0')
             goto no_group;
         if (r->bits != 0)
@@ -103,7 +105,7 @@ static int gen_params(struct ks_op *op, const Keystore__GenerateKeyRequest *r,
         return 0;
     default:
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
-                    "key type %d is not supported: use RSA, RSA-PSS, EC, ED25519 or ED448",
+                    "key type %d is not supported: use RSA, RSA-PSS, EC, ED25519, ED448, X25519 or X448",
                     (int)r->type);
         return -1;
     }
@@ -229,11 +231,13 @@ void ks_op_attach_cert(struct ks_op *op, const Keystore__AttachCertRequest *r)
         certs[i].der = r->cert_chain_der[i].data;
         certs[i].len = r->cert_chain_der[i].len;
     }
-    rc = ks_cert_chain_check(k->pkey, k->name, certs, r->n_cert_chain_der, &bad, why, sizeof(why));
+    rc = ks_cert_chain_check(k->pkey, k->name, certs, r->n_cert_chain_der, !r->no_chain_check,
+                             &bad, why, sizeof(why));
     ERR_clear_error();
     if (rc != 0) {
-        ks_op_error(op, rc == -2 ? KEYSTORE__ERROR_CODE__ERROR_CERT_MISMATCH
-                                 : KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER, "%s", why);
+        ks_op_error(op, rc == -1 ? KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER
+                                 : KEYSTORE__ERROR_CODE__ERROR_CERT_MISMATCH, "%s%s", why,
+                    rc == -3 ? " (keystorectl attach-cert --no-chain-check skips this check)" : "");
         goto out;
     }
     st = ks_store_set_certs(k, certs, r->n_cert_chain_der, &nk, err, sizeof(err));

@@ -111,6 +111,7 @@ void ks_audit_request(const struct ks_session *s, const Keystore__Request *req,
         case KEYSTORE__REQUEST__BODY_GET_KEY: op = "get_key"; key = req->get_key->name; break;
         case KEYSTORE__REQUEST__BODY_SIGN: op = "sign"; key = req->sign->key; break;
         case KEYSTORE__REQUEST__BODY_DECRYPT: op = "decrypt"; key = req->decrypt->key; break;
+        case KEYSTORE__REQUEST__BODY_DERIVE: op = "derive"; key = req->derive->key; break;
         case KEYSTORE__REQUEST__BODY_LIST_KEYS: op = "list_keys"; break;
         case KEYSTORE__REQUEST__BODY_GENERATE_KEY: op = "generate"; key = req->generate_key->name; break;
         case KEYSTORE__REQUEST__BODY_IMPORT_KEY: op = "import"; key = req->import_key->name; break;

@@ -97,6 +97,11 @@ static void dispatch(struct ks_op *op, const Keystore__Request *req)
         if (ks_acl_permit(op, KS_ACL_DECRYPT, req->decrypt->key))
             ks_op_decrypt(op, req->decrypt);
         break;
+    case KEYSTORE__REQUEST__BODY_DERIVE:
+        op->name = "Derive";
+        if (ks_acl_permit(op, KS_ACL_DERIVE, req->derive->key))
+            ks_op_derive(op, req->derive);
+        break;
     case KEYSTORE__REQUEST__BODY_GENERATE_KEY:
         op->name = "GenerateKey";
         if (admin_allowed(op, op->cfg->allow_client_generate))

@@ -1,13 +1,17 @@
 /* Confinement of the serving process, applied once everything it needs is
  * open (see confine.h).  Order matters:
+ *   0. (at start-up, before any secret exists) fork the file helper;
  *   1. look up the service user while /etc/passwd is reachable;
  *   2. hand the key directory to that user (it must keep writing key files);
- *   3. chroot into the empty jail;
- *   4. drop to the user (after chroot: chroot needs root);
+ *   3. pass the key directory to the file helper and close it here: from
+ *      now on the server reaches no file at all;
+ *   4. chroot into the empty jail;
+ *   5. drop to the user (after chroot: chroot needs root);
+ *   6. Landlock without any file right, inherited by the threads;
  *   (main creates the worker threads here)
- *   5. seccomp last, so the calls above need not be in the allowlist.
- * Started as a normal user, keystored applies what it can (seccomp) and says
- * what it could not. */
+ *   7. seccomp last, so the calls above need not be in the allowlist.
+ * Started as a normal user, keystored applies what it can (file helper,
+ * Landlock, seccomp) and says what it could not. */
 #include "confine.h"
 
 #include <errno.h>
@@ -15,8 +19,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "common/log.h"
 #include "jail.h"
+#include "landlock.h"
 #include "seccomp_filter.h"
 #include "store/keytable.h"
 
@@ -58,27 +64,65 @@ static int make_jail(const char *dir)
     return 0;
 }
 
+int ks_confine_start(const struct ks_config *cfg)
+{
+    return ks_broker_start(cfg);
+}
+
+/* The key directory leaves this process for the file helper. */
+static int hand_off_key_dir(void)
+{
+    if (!ks_broker_started())
+        return 0;   /* a harness without the helper keeps its descriptor */
+    if (ks_broker_handoff(ks_store_dir_fd()) != 0)
+        return -1;
+    ks_store_release_dir();
+    return 0;
+}
+
+/* No file system for this process and its future threads. */
+static int landlock_nothing(const char **what)
+{
+    char err[512];
+    int abi = ks_landlock_restrict(-1, err, sizeof(err));
+
+    if (abi < 0) {
+        ks_log("error: %s", err);
+        return -1;
+    }
+    if (abi == 0)
+        ks_log("warning: Landlock is not available in this kernel (or refused by a system "
+               "call filter): the chroot and the seccomp filter still apply");
+    *what = abi > 0 ? ", Landlock: no file access" : ", no Landlock";
+    return 0;
+}
+
 int ks_confine_jail(const struct ks_config *cfg)
 {
     char err[512];
+    const char *ll = "";
     struct ks_identity id;
 
     if (geteuid() != 0) {
         ks_log("warning: not started as root (uid %u): no chroot into %s and no switch to "
-               "user %s; only the seccomp filter and the memory protections apply",
-               (unsigned)geteuid(), cfg->jail, cfg->user);
+               "user %s; only the file helper, Landlock, the seccomp filter and the memory "
+               "protections apply", (unsigned)geteuid(), cfg->jail, cfg->user);
+        if (hand_off_key_dir() != 0 || landlock_nothing(&ll) != 0)
+            return -1;
         return 0;
     }
     if (ks_lookup_user(cfg->user, &id, err, sizeof(err)) != 0) {
         ks_log("error: %s", err);
         return -1;
     }
-    /* the key directory stays writable for the user, through its descriptor */
+    /* the key directory stays writable for the user, in the file helper */
     if (fchown(ks_store_dir_fd(), id.uid, id.gid) != 0) {
         ks_log("error: cannot give key directory %s to user %s: %s", cfg->key_dir,
                id.name, strerror(errno));
         return -1;
     }
+    if (hand_off_key_dir() != 0)
+        return -1;
     if (make_jail(cfg->jail) != 0)
         return -1;
     if (ks_enter_jail(cfg->jail, err, sizeof(err)) != 0) {
@@ -90,8 +134,11 @@ int ks_confine_jail(const struct ks_config *cfg)
         ks_log("error: %s", err);
         return -1;
     }
-    ks_log("confined: chroot %s, running as %s (uid %u, gid %u), only CAP_IPC_LOCK kept",
-           cfg->jail, id.name, (unsigned)id.uid, (unsigned)id.gid);
+    if (landlock_nothing(&ll) != 0)
+        return -1;
+    ks_log("confined: chroot %s, running as %s (uid %u, gid %u), only CAP_IPC_LOCK kept%s%s",
+           cfg->jail, id.name, (unsigned)id.uid, (unsigned)id.gid, ll,
+           ks_broker_started() ? ", key directory in the file helper" : "");
     return 0;
 }
 
@@ -103,7 +150,7 @@ int ks_confine_syscalls(const struct ks_config *cfg)
         ks_log("warning: seccomp disabled by configuration (seccomp = no)");
         return 0;
     }
-    if (ks_seccomp_install(ks_store_dir_fd(), err, sizeof(err)) != 0) {
+    if (ks_seccomp_install(err, sizeof(err)) != 0) {
         ks_log("error: %s", err);
         return -1;
     }

@@ -12,7 +12,12 @@
 
 #include "common/config.h"
 
-/* chroot into cfg->jail and drop to cfg->user (as root; otherwise logs
+/* Fork the file helper (sandbox/broker.h), which will hold the key
+ * directory.  Call at start-up after the configuration is read and before
+ * any secret is loaded or any thread exists.  Returns 0 or -1 after logging. */
+int ks_confine_start(const struct ks_config *cfg);
+
+/* Hand the key directory to the file helper, chroot into cfg->jail and drop to cfg->user (as root; otherwise logs
  * what it could not apply).  Call before any worker thread exists. */
 int ks_confine_jail(const struct ks_config *cfg);
 

@@ -95,6 +95,19 @@ static int keep_only_ipc_lock(void)
     return (int)syscall(SYS_capset, &hdr, data);
 }
 
+int ks_clear_capabilities(char *err, size_t errlen)
+{
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+
+    memset(data, 0, sizeof(data));
+    if (syscall(SYS_capset, &hdr, data) != 0) {
+        snprintf(err, errlen, "capset(no capabilities): %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int ks_drop_privileges(const struct ks_identity *id, char *err, size_t errlen)
 {
     if (setgroups(0, NULL) != 0) {

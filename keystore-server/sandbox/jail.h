@@ -25,4 +25,8 @@ int ks_enter_jail(const char *dir, char *err, size_t errlen);
  * cannot be regained.  Returns 0 or -1 with a message. */
 int ks_drop_privileges(const struct ks_identity *id, char *err, size_t errlen);
 
+/* Drop every capability of the calling thread (after ks_drop_privileges,
+ * for a process that locks no memory).  Returns 0 or -1 with a message. */
+int ks_clear_capabilities(char *err, size_t errlen);
+
 #endif

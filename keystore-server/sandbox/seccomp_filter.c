@@ -1,13 +1,18 @@
-/* The syscall allowlist.  Every entry says why keystored needs it; anything
- * not listed kills the process.  Threads are started before the filter is
- * installed, so clone/clone3 are not needed; files are reachable only through
- * the key directory's descriptor, opened before chroot. */
+/* The syscall allowlists.  Every entry says why it is needed; anything not
+ * listed kills the process.  The server's list has no call that takes a
+ * path: after confinement it reaches no file at all (the key directory
+ * belongs to the file helper, see store/keydir.h), so "..", symlinks,
+ * /proc magic links, hard links, O_PATH and openat2 have nothing to work
+ * on.  Threads are started before the filter is installed, so clone/clone3
+ * are not needed.  No call may create executable memory. */
 #include "seccomp_filter.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 
 struct allowed {
@@ -17,16 +22,18 @@ struct allowed {
 
 #define A(name, why) { SCMP_SYS(name), why }
 static const struct allowed ALLOW[] = {
-    /* memory: malloc, OpenSSL's secure heap and sodium_malloc guard pages */
-    A(brk, "malloc"), A(mmap, "malloc, thread stacks"), A(munmap, "free"),
-    A(mremap, "realloc of large blocks"), A(mprotect, "sodium guard pages"),
+    /* memory: malloc, OpenSSL's secure heap and sodium_malloc guard pages;
+     * mmap and mprotect are added without PROT_EXEC (common_rules) */
+    A(brk, "malloc"), A(munmap, "free"),
+    A(mremap, "realloc of large blocks (keeps the protection)"),
     A(madvise, "free, sodium_malloc (MADV_DONTDUMP)"),
     A(mlock, "sodium_malloc locks its pages"), A(munlock, "sodium_free"),
     /* sockets and the event loop */
     A(read, "socket reads"), A(write, "socket writes, log lines to stderr"),
     A(readv, "socket reads"), A(writev, "stderr log lines (stdio)"),
     A(recvfrom, "socket reads"), A(sendto, "socket writes"),
-    A(recvmsg, "socket reads"), A(sendmsg, "socket writes"),
+    /* no sendmsg/recvmsg: SCM_RIGHTS would hand the audit log's descriptor
+     * to a colluding client outside every filter */
     A(accept4, "new clients"), A(accept, "new clients"),
     A(getsockopt, "SO_PEERCRED, SO_PEERGROUPS: who the client is"),
     A(setsockopt, "TCP_NODELAY on accepted TCP clients"), A(shutdown, "closing clients"),
@@ -34,12 +41,8 @@ static const struct allowed ALLOW[] = {
     A(close, "closing clients and files"),
     A(epoll_wait, "event loop"), A(epoll_pwait, "event loop"),
     A(epoll_ctl, "event loop"), A(poll, "waiting on sockets"),
-    A(ppoll, "waiting on sockets"), A(fcntl, "non-blocking sockets"),
-    A(eventfd2, "waking workers"),
-    /* key directory: atomic writes of sealed key files (dirfd-restricted below) */
-    A(fsync, "durable key files"), A(fdatasync, "durable key files"),
-    A(fstat, "stdio and file sizes"), A(newfstatat, "fstat on glibc 2.33+"),
-    A(lseek, "stdio"), A(ftruncate, "key files"),
+    A(ppoll, "waiting on sockets"), A(eventfd2, "waking workers"),
+    A(fstat, "stdio"),
     /* threads, time and randomness */
     A(futex, "locks and condition variables"), A(sched_yield, "spinning before sleeping"),
     A(nanosleep, "back-off"), A(clock_nanosleep, "back-off"),
@@ -53,42 +56,61 @@ static const struct allowed ALLOW[] = {
     A(rt_sigaction, "abort()"), A(tgkill, "abort() raises SIGABRT"),
     A(exit, "thread exit"), A(exit_group, "process exit"),
 };
+
+/* What the file helper (sandbox/broker.c) needs besides its dirfd rules. */
+static const struct allowed FILES_ALLOW[] = {
+    A(read, "requests from the server, key files"), A(recvfrom, "requests from the server"),
+    A(write, "replies, new key files, log lines"), A(sendto, "replies to the server"),
+    A(close, "files"), A(fsync, "durable key files and directory"), A(fstat, "file sizes"),
+    A(brk, "malloc"), A(munmap, "free"), A(mremap, "realloc"), A(madvise, "free"),
+    A(clock_gettime, "glibc"), A(getpid, "glibc"), A(rt_sigreturn, "signals"),
+    A(rt_sigprocmask, "abort()"), A(tgkill, "abort()"), A(exit, "exit"), A(exit_group, "exit"),
+};
 #undef A
 
-int ks_seccomp_install(int keydir_fd, char *err, size_t errlen)
+static int add_list(scmp_filter_ctx ctx, const struct allowed *list, size_t n)
+{
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; rc == 0 && i < n; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, list[i].nr, 0);
+    return rc;
+}
+
+/* mmap/mprotect without PROT_EXEC (W^X: injected code cannot make its own
+ * machine code runnable); fstatat only as glibc's fstat (AT_EMPTY_PATH). */
+static int common_rules(scmp_filter_ctx ctx)
+{
+    int rc;
+
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+                          SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+                              SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
+                              SCMP_A3(SCMP_CMP_EQ, AT_EMPTY_PATH));
+    return rc;
+}
+
+static scmp_filter_ctx start(char *err, size_t errlen)
 {
     scmp_filter_ctx ctx;
-    size_t i;
-    int rc;
 
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         snprintf(err, errlen, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
-        return -1;
+        return NULL;
     }
     ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
-    if (ctx == NULL) {
+    if (ctx == NULL)
         snprintf(err, errlen, "seccomp_init failed (is seccomp enabled in this kernel?)");
-        return -1;
-    }
-    rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
-    for (i = 0; rc == 0 && i < sizeof(ALLOW) / sizeof(ALLOW[0]); i++)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, ALLOW[i].nr, 0);
-    if (rc == 0 && keydir_fd >= 0) {
-        /* files only inside the key directory, by its descriptor */
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
-                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)keydir_fd));
-        if (rc == 0)
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(unlinkat), 1,
-                                  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)keydir_fd));
-        if (rc == 0)
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(renameat), 2,
-                                  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)keydir_fd),
-                                  SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)keydir_fd));
-        if (rc == 0)
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(renameat2), 2,
-                                  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)keydir_fd),
-                                  SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)keydir_fd));
-    }
+    return ctx;
+}
+
+static int finish(scmp_filter_ctx ctx, int rc, char *err, size_t errlen)
+{
     if (rc == 0)
         rc = seccomp_load(ctx);
     seccomp_release(ctx);
@@ -97,4 +119,58 @@ int ks_seccomp_install(int keydir_fd, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+int ks_seccomp_install(char *err, size_t errlen)
+{
+    scmp_filter_ctx ctx = start(err, errlen);
+    int rc;
+
+    if (ctx == NULL)
+        return -1;
+    rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+    if (rc == 0)
+        rc = add_list(ctx, ALLOW, sizeof(ALLOW) / sizeof(ALLOW[0]));
+    if (rc == 0)
+        rc = common_rules(ctx);
+    /* fcntl only to read flags: F_SETFL could clear the audit log's O_APPEND */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                              SCMP_A1(SCMP_CMP_EQ, F_GETFL));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                              SCMP_A1(SCMP_CMP_EQ, F_GETFD));
+    return finish(ctx, rc, err, errlen);
+}
+
+int ks_seccomp_install_files(int dirfd, char *err, size_t errlen)
+{
+    const scmp_datum_t d = (scmp_datum_t)dirfd;
+    scmp_filter_ctx ctx = start(err, errlen);
+    int rc;
+
+    if (ctx == NULL)
+        return -1;
+    rc = add_list(ctx, FILES_ALLOW, sizeof(FILES_ALLOW) / sizeof(FILES_ALLOW[0]));
+    if (rc == 0)
+        rc = common_rules(ctx);
+    /* exactly store/keydir.c's two opens, relative to the key directory */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 2, SCMP_A0(SCMP_CMP_EQ, d),
+                              SCMP_A2(SCMP_CMP_EQ, O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 3, SCMP_A0(SCMP_CMP_EQ, d),
+                              SCMP_A2(SCMP_CMP_EQ, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+                                      O_NOFOLLOW),
+                              SCMP_A3(SCMP_CMP_EQ, 0600));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(unlinkat), 2, SCMP_A0(SCMP_CMP_EQ, d),
+                              SCMP_A2(SCMP_CMP_EQ, 0));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(renameat), 2, SCMP_A0(SCMP_CMP_EQ, d),
+                              SCMP_A2(SCMP_CMP_EQ, d));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(renameat2), 3, SCMP_A0(SCMP_CMP_EQ, d),
+                              SCMP_A2(SCMP_CMP_EQ, d), SCMP_A4(SCMP_CMP_EQ, 0));
+    return finish(ctx, rc, err, errlen);
 }

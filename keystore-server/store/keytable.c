@@ -298,7 +298,7 @@ static void load_cert_file(struct ks_key *k, const char *crtf)
     if (ks_cert_split(buf, len, &certs, &n) != 0) {
         ks_log("warning: %s/%s is not a list of DER certificates; key %s is loaded "
                "without its certificates", dir_path, crtf, k->name);
-    } else if (ks_cert_chain_check(k->pkey, k->name, certs, n, &bad, why, sizeof(why)) != 0) {
+    } else if (ks_cert_chain_check(k->pkey, k->name, certs, n, 0, &bad, why, sizeof(why)) != 0) {
         ks_log("warning: %s/%s: %s; key %s is loaded without its certificates",
                dir_path, crtf, why, k->name);
         ERR_clear_error();
@@ -466,6 +466,13 @@ int ks_store_dir_fd(void)
     return dir_fd;
 }
 
+void ks_store_release_dir(void)
+{
+    if (dir_fd >= 0)
+        close(dir_fd);
+    dir_fd = -1;
+}
+
 void ks_store_close(void)
 {
     size_t i;
@@ -492,7 +499,7 @@ void ks_store_close(void)
 
 static int fsync_dir(char *err, size_t errlen)
 {
-    if (fsync(dir_fd) != 0) {
+    if (ks_sync_dir(dir_fd) != 0) {
         snprintf(err, errlen, "cannot sync key directory %s: %s", dir_path, strerror(errno));
         return -1;
     }
@@ -536,7 +543,7 @@ enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey,
         goto out;
     }
     /* A .crt left behind by a manual key file deletion must not attach to the new key. */
-    if (unlinkat(dir_fd, crtf, 0) != 0 && errno != ENOENT) {
+    if (ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT) {
         pthread_mutex_unlock(&write_lock);
         snprintf(err, errlen, "cannot remove old %s/%s: %s", dir_path, crtf, strerror(errno));
         goto out;
@@ -581,14 +588,14 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
         return KS_STORE_NO_SUCH_KEY;
     }
     ks_key_put(k);
-    if (unlinkat(dir_fd, keyf, 0) != 0 && errno != ENOENT) {
+    if (ks_unlink_at(dir_fd, keyf) != 0 && errno != ENOENT) {
         snprintf(err, errlen, "cannot delete %s/%s: %s", dir_path, keyf, strerror(errno));
         pthread_mutex_unlock(&write_lock);
         return KS_STORE_INTERNAL;
     }
     /* From here the key is gone on disk: drop it from memory whatever happens. */
     ks_key_put(table_remove(name));
-    if (unlinkat(dir_fd, crtf, 0) != 0 && errno != ENOENT)
+    if (ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT)
         ks_log("warning: key %s deleted but %s/%s could not be removed: %s",
                name, dir_path, crtf, strerror(errno));
     if (fsync_dir(err, errlen) != 0) {
@@ -652,7 +659,7 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
     }
     ks_key_put(cur);
     if (ncerts == 0) {
-        if (unlinkat(dir_fd, crtf, 0) != 0 && errno != ENOENT) {
+        if (ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT) {
             pthread_mutex_unlock(&write_lock);
             snprintf(err, errlen, "cannot remove %s/%s: %s", dir_path, crtf, strerror(errno));
             goto out;

@@ -48,8 +48,13 @@ enum ks_store_status {
 int ks_store_open(const char *key_dir);
 void ks_store_close(void);
 
-/* The open key directory; confinement restricts file access to it. */
+/* The open key directory; at confinement it moves to the file helper
+ * process (sandbox/broker.c), and the store then reaches its files through
+ * keydir.h's calls only. */
 int ks_store_dir_fd(void);
+
+/* Close the store's own descriptor of the key directory (-1 from then on). */
+void ks_store_release_dir(void);
 
 /* Up-referenced entry or NULL.  Release with ks_key_put. */
 struct ks_key *ks_store_get(const char *name);

@@ -13,8 +13,13 @@
 #define KS_RSA_MIN_BITS 2048
 #define KS_RSA_MAX_BITS 16384   /* bounds the cost of one signature */
 
+/* The supported curves, for messages. */
+#define KS_CURVES_TEXT "P-256, P-384, P-521, secp256k1, brainpoolP256r1, brainpoolP384r1 " \
+    "or brainpoolP512r1"
+
 /* Map "P-256", "prime256v1", "secp256r1" (any case) and the P-384/P-521
- * equivalents to the NIST name; NULL for anything unsupported. */
+ * equivalents to the NIST name, the other supported curves to OpenSSL's
+ * spelling ("brainpoolP256r1"); NULL for anything unsupported. */
 const char *ks_canonical_group(const char *name);
 
 /* Classify a key.  Returns 0 if the server supports it, else -1 with why

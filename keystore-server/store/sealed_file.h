@@ -42,14 +42,7 @@ enum ks_unseal_status ks_unseal_key(const char *name, const uint8_t *file, size_
                                     uint32_t *key_type, uint64_t *created,
                                     uint8_t **der, size_t *derlen, char *why, size_t whylen);
 
-/* Read a whole file relative to dirfd, refusing files over maxlen.
- * Returns 0, -1 with a reason in err (errno ENOENT preserved for missing files). */
-int ks_read_file_at(int dirfd, const char *fname, size_t maxlen,
-                    uint8_t **out, size_t *outlen, char *err, size_t errlen);
-
-/* Atomically replace dirfd/fname with buf: write tmpname (O_EXCL, 0600),
- * fsync, rename, fsync the directory.  Returns 0 or -1 with err. */
-int ks_write_file_atomic_at(int dirfd, const char *fname, const char *tmpname,
-                            const uint8_t *buf, size_t len, char *err, size_t errlen);
+/* Reading and writing the files: keydir.h. */
+#include "keydir.h"
 
 #endif

@@ -99,6 +99,8 @@ static void server_seeds(const char *dir)
     Keystore__Request r = KEYSTORE__REQUEST__INIT;
     Keystore__GetKeyRequest g = KEYSTORE__GET_KEY_REQUEST__INIT;
     Keystore__DecryptRequest d = KEYSTORE__DECRYPT_REQUEST__INIT;
+    Keystore__DeriveRequest dv = KEYSTORE__DERIVE_REQUEST__INIT;
+    static uint8_t spki[44];
     Keystore__ListKeysRequest l = KEYSTORE__LIST_KEYS_REQUEST__INIT;
     Keystore__GenerateKeyRequest gen = KEYSTORE__GENERATE_KEY_REQUEST__INIT;
 
@@ -138,6 +140,23 @@ static void server_seeds(const char *dir)
     r.id = 3;
     put_request(&b, &r);
     save(dir, "decrypt", &b);
+
+    /* Derive with X25519: the base point, then a small-order point (all zero) */
+    start_server_seed(&b, 0, KS_PROTOCOL_VERSION);
+    memset(spki, 0, sizeof(spki));
+    memcpy(spki, "\x30\x2a\x30\x05\x06\x03\x2b\x65\x6e\x03\x21\x00", 12);
+    spki[12] = 9;
+    dv.key = (char *)"x25519";
+    dv.peer_public_key_der.data = spki;
+    dv.peer_public_key_der.len = sizeof(spki);
+    r.id = 2;
+    r.body_case = KEYSTORE__REQUEST__BODY_DERIVE;
+    r.derive = &dv;
+    put_request(&b, &r);
+    spki[12] = 0;
+    r.id = 3;
+    put_request(&b, &r);
+    save(dir, "derive", &b);
 
     start_server_seed(&b, 0, KS_PROTOCOL_VERSION);
     gen.name = (char *)"new";

@@ -112,9 +112,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     add_key("ec", EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"));
     add_key("ed25519", EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"));
     add_key("ed448", EVP_PKEY_Q_keygen(NULL, NULL, "ED448"));
+    add_key("x25519", EVP_PKEY_Q_keygen(NULL, NULL, "X25519"));
     /* serve what keystored would serve: the keys as loaded from their files */
     ks_store_close();
-    if (ks_store_open(keydir) != 0 || ks_store_count() != 5)
+    if (ks_store_open(keydir) != 0 || ks_store_count() != 6)
         die("reloading the key directory");
 
     /* keystored's defaults for what the request path reads */
