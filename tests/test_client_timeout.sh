@@ -7,15 +7,17 @@ ks_ctl generate ec --type ec >/dev/null || fail "generate ec"
 openssl dgst -sha256 -binary /etc/hostname > "$T/d"
 ks_stop
 
-elapsed() { python3 -c 'import sys,time; print("%.1f" % (time.monotonic() - float(sys.argv[1])))' "$1"; }
-start() { python3 -c 'import time; print(time.monotonic())'; }
+# bash's own clock: a python3 start-up (seconds on a loaded machine) must not
+# count against the operation being timed
+start() { echo "$EPOCHREALTIME"; }
+elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f\n", b - a }'; }
 
 # 1. nothing listens: immediate, named error
 t0=$(start)
 expect_fail "keystore server unreachable at unix:$T/ks.sock" \
     openssl pkeyutl "${PROV[@]}" -sign -inkey keystore:ec -in "$T/d" -out "$T/s"
 e=$(elapsed "$t0")
-python3 -c "import sys; sys.exit(0 if $e < 2 else 1)" || fail "dead socket took ${e}s"
+python3 -c "import sys; sys.exit(0 if $e < 5 else 1)" || fail "dead socket took ${e}s (the default timeout is 30 s: it must not wait)"
 pass "dead socket: clear error in ${e}s"
 
 # 2. a socket that accepts and never answers: fails after the timeout

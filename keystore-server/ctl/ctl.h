@@ -48,4 +48,10 @@ void ctl_print_key(const Keystore__KeyInfo *k, int json, const char *verb);
 void ctl_print_list(Keystore__KeyInfo **keys, size_t n, int json);
 void ctl_json_string(const char *s);
 
+/* keystorectl status (text or JSON) and metrics (Prometheus text format). */
+void ctl_print_status(const Keystore__StatusResponse *st, int json);
+void ctl_print_metrics(const Keystore__StatusResponse *st);
+/* metrics when the server does not answer: keystore_up 0 */
+void ctl_print_metrics_down(void);
+
 #endif

@@ -42,6 +42,9 @@ static void usage(FILE *f)
 "  gen-master-key PATH                            create a master key file (local)\n"
 "  client-keygen NAME -o FILE                     create a TCP client key (local)\n"
 "  server-pubkey KEYFILE                          print a server key's public key (local)\n"
+"  status                                         uptime, keys, connections, operations, latency\n"
+"  metrics                                        the same in the Prometheus text format\n"
+"  reload                                         re-read the access list, TCP clients, certificates\n"
 "\n"
 "Options:\n"
 "  -s, --socket ADDR  admin socket (default: $KEYSTORE_ADMIN, else %s);\n"
@@ -652,6 +655,77 @@ static int cmd_server_pubkey(char **args, int nargs, const char **opts)
     return CTL_OK;
 }
 
+static int get_status(Keystore__Response **resp)
+{
+    Keystore__Request req = KEYSTORE__REQUEST__INIT;
+    Keystore__StatusRequest st = KEYSTORE__STATUS_REQUEST__INIT;
+
+    req.body_case = KEYSTORE__REQUEST__BODY_STATUS;
+    req.status = &st;
+    return ctl_call(&req, KEYSTORE__RESPONSE__BODY_STATUS, resp);
+}
+
+static int cmd_status(char **args, int nargs, const char **opts)
+{
+    Keystore__Response *resp;
+    int rc;
+
+    (void)args;
+    (void)nargs;
+    (void)opts;
+    rc = get_status(&resp);
+    if (rc != CTL_OK)
+        return rc;
+    ctl_print_status(resp->status, json_out);
+    keystore__response__free_unpacked(resp, NULL);
+    return CTL_OK;
+}
+
+static int cmd_metrics(char **args, int nargs, const char **opts)
+{
+    Keystore__Response *resp;
+    int rc;
+
+    (void)args;
+    (void)nargs;
+    (void)opts;
+    rc = get_status(&resp);
+    if (rc != CTL_OK) {
+        /* a scrape still gets a valid page saying the server is down */
+        ctl_print_metrics_down();
+        return rc;
+    }
+    ctl_print_metrics(resp->status);
+    keystore__response__free_unpacked(resp, NULL);
+    return CTL_OK;
+}
+
+static int cmd_reload(char **args, int nargs, const char **opts)
+{
+    Keystore__Request req = KEYSTORE__REQUEST__INIT;
+    Keystore__ReloadRequest r = KEYSTORE__RELOAD_REQUEST__INIT;
+    Keystore__Response *resp;
+    int rc;
+
+    (void)args;
+    (void)nargs;
+    (void)opts;
+    req.body_case = KEYSTORE__REQUEST__BODY_RELOAD;
+    req.reload = &r;
+    rc = ctl_call(&req, KEYSTORE__RESPONSE__BODY_RELOAD, &resp);
+    if (rc != CTL_OK)
+        return rc;   /* refused: ctl_call printed the server's reason */
+    if (json_out) {
+        printf("{\"reloaded\": true, \"message\": ");
+        ctl_json_string(resp->reload->message);
+        printf("}\n");
+    } else {
+        printf("reloaded: %s\n", resp->reload->message);
+    }
+    keystore__response__free_unpacked(resp, NULL);
+    return CTL_OK;
+}
+
 static const struct cmd commands[] = {
     { "generate", "NAME --type rsa|rsa-pss|ec|ed25519|ed448|x25519|x448 [--bits N] [--curve C]",
       "Create a new key inside the server; the private key never leaves it.\n"
@@ -701,6 +775,22 @@ static const struct cmd commands[] = {
       "Print the public key of a server key file (from keystored --gen-server-key),\n"
       "to pin in clients as server_public_key / KEYSTORE_SERVER_PUBKEY.  Runs locally.\n",
       1, 1, cmd_server_pubkey, NULL },
+    { "status", "",
+      "Show the server's health: uptime, keys, open connections by kind, operations\n"
+      "by key, operation and result, p50/p99 latency per operation, errors, the last\n"
+      "reload.  --json for scripts.  Admin socket only.\n",
+      0, 0, cmd_status, NULL },
+    { "metrics", "",
+      "Print the status in the Prometheus text exposition format (for node_exporter's\n"
+      "textfile collector or a scrape wrapper; keystored opens no HTTP port).  If the\n"
+      "server does not answer, prints keystore_up 0 and exits 2.\n",
+      0, 0, cmd_metrics, NULL },
+    { "reload", "",
+      "Make the server re-read its access list, authorized TCP clients and the\n"
+      "certificate files in its key directory (like SIGHUP).  A new configuration\n"
+      "with an error is refused whole: the old one stays, the server's message names\n"
+      "FILE:LINE, and keystorectl exits 3.  keystored.conf itself is not re-read.\n",
+      0, 0, cmd_reload, NULL },
 };
 
 int main(int argc, char **argv)

@@ -38,6 +38,8 @@ struct ks_tcp {
     int addr_counted;
     int64_t accepted_at;                    /* monotonic ms */
     int64_t hs_audit_t0;                    /* audit clock at message 1 */
+    uint8_t client_pk[32];                  /* re-checked after a reload of the client list */
+    unsigned clients_gen;
 };
 
 static void release_addr(struct ks_tcp *t)
@@ -171,8 +173,9 @@ static int handshake(const struct ks_config *cfg, struct ks_conn *c, const uint8
 {
     struct ks_tcp *t = c->tcp;
     uint8_t cpk[32], ts[KS_TAI64N_LEN], msg2[KS_HS2_LEN], notice = KS_HS_UNDECRYPTABLE;
-    char cpk64[KS_PUBKEY_B64_LEN + 1], id[80];
+    char cpk64[KS_PUBKEY_B64_LEN + 1], id[80], namebuf[KS_CLIENT_NAME_MAX + 1];
     const char *name, *result = "refused";
+    unsigned gen = ks_clients_generation();   /* before the lookup: a reload in between is re-checked */
     enum ks_ts_verdict v;
     int64_t delta_ms = 0;
     int status;
@@ -189,7 +192,7 @@ static int handshake(const struct ks_config *cfg, struct ks_conn *c, const uint8
         c->closing = 1;
         return 0;
     }
-    name = ks_tcp_identity_client_name(cpk);
+    name = ks_tcp_identity_client_name(cpk, namebuf) ? namebuf : NULL;
     if (name == NULL) {
         ks_pubkey_format(cpk, cpk64);
         ks_log("conn %lu from %s: client key %s is not in %s; refusing (add 'NAME %s' there "
@@ -226,6 +229,8 @@ static int handshake(const struct ks_config *cfg, struct ks_conn *c, const uint8
         } else {
             status = KS_HS_ACCEPT;
             snprintf(t->claimed, sizeof(t->claimed), "%s", name);
+            memcpy(t->client_pk, cpk, sizeof(t->client_pk));
+            t->clients_gen = gen;
         }
     }
     if (ks_hs_server_reply(&t->hs, status, msg2, &t->sec) != 0) {
@@ -321,6 +326,21 @@ static int confirmed(const struct ks_config *cfg, struct ks_conn *c, const uint8
     return queue_sealed(c, &resp) == 0 ? 1 : -1;
 }
 
+/* After a reload of authorized_clients: 1 if this connection's client is
+ * still listed under the same name, 0 if it was removed (or renamed). */
+static int still_authorized(struct ks_tcp *t)
+{
+    char name[KS_CLIENT_NAME_MAX + 1];
+    unsigned gen = ks_clients_generation();
+
+    if (gen == t->clients_gen)
+        return 1;
+    if (!ks_tcp_identity_client_name(t->client_pk, name) || strcmp(name, t->claimed) != 0)
+        return 0;
+    t->clients_gen = gen;
+    return 1;
+}
+
 int ks_conn_tcp_frame(const struct ks_config *cfg, struct ks_conn *c, const uint8_t *frame,
                       uint32_t len)
 {
@@ -352,6 +372,14 @@ int ks_conn_tcp_frame(const struct ks_config *cfg, struct ks_conn *c, const uint
                        t->state == WAIT_CONFIRM ? "refused-no-key-confirmation"
                                                 : "refused-bad-authentication",
                        ks_audit_clock());
+        free(pt);
+        return -1;
+    }
+    if (!still_authorized(t)) {
+        ks_log("conn %lu: tcp client '%s' from %s is no longer in %s (reloaded); closing",
+               c->s.id, t->claimed, c->s.peer, cfg->authorized_clients);
+        ks_audit_event(&c->s, "frame", "refused-client-removed", ks_audit_clock());
+        sodium_memzero(pt, len - KS_SEC_TAG);
         free(pt);
         return -1;
     }

@@ -13,12 +13,14 @@
 #include "channel.h"
 #include "common/config.h"
 #include "common/log.h"
-#include "ops/acl.h"
+#include "confhelper.h"
 #include "ops/audit.h"
 #include "ops/dispatch.h"
 #include "sandbox/confine.h"
 #include "sandbox/harden.h"
+#include "reload.h"
 #include "sdlisten.h"
+#include "sdnotify.h"
 #include "server.h"
 #include "store/keytable.h"
 #include "store/masterkey.h"
@@ -43,7 +45,8 @@ static void usage(FILE *f)
             "  -h, --help              this help\n"
             "  -V, --version           print the version\n"
             "\n"
-            "Logs go to stderr.  SIGTERM or SIGINT shut the server down cleanly.\n"
+            "Logs go to stderr.  SIGTERM or SIGINT shut the server down cleanly; SIGHUP\n"
+            "re-reads the access list, the authorized clients and the certificates.\n"
             "Socket activation: listening sockets passed by systemd (LISTEN_FDS, named\n"
             "client and admin in LISTEN_FDNAMES) replace socket and admin_socket.\n",
             KS_MASTER_KEY_LEN);
@@ -169,6 +172,12 @@ int main(int argc, char **argv)
     if (dev)
         ks_log("development mode (--dev): memory locking problems are not fatal");
 
+    /* 1b. The configuration reader for reloads (confhelper.c): forked now,
+     *     while single-threaded and before any secret is in memory, so the
+     *     process that stays outside the jail never holds a key. */
+    if (ks_confhelper_start(&cfg) != 0)
+        return 1;
+
     /* 2. No core dumps or ptrace by same-uid processes, before any secret exists.
      *    malloc must not need /proc once confined (see harden.h).
      *    While root, lift RLIMIT_MEMLOCK so steps 3 and 4 can lock everything. */
@@ -217,13 +226,16 @@ int main(int argc, char **argv)
         ks_log("secure heap: %zu KiB of %zu MiB in use", CRYPTO_secure_used() / 1024,
                ks_secure_heap_size() >> 20);
 
-    /* 8. Remote access and policy files, read while the file system is
-     *    reachable: server key (locked memory), authorized clients, access
-     *    list (user/group names resolved now), audit log descriptor.
+    /* 8. Remote access and policy files: server key (locked memory), read
+     *    now; authorized clients and access list through the configuration
+     *    reader, as every reload will (reload.c); the audit log descriptor;
+     *    the systemd notification socket (connected now: its path is
+     *    outside the jail).
      *    Then the listeners (the worker threads follow in step 9, parked
      *    until step 10): Unix sockets passed by systemd socket activation
      *    if any (sdlisten.c), else bound here; TCP listeners are bound here. */
-    if (ks_tcp_identity_load(&cfg) != 0 || ks_acl_load(&cfg) != 0 || ks_audit_open(&cfg) != 0)
+    if (ks_tcp_identity_load(&cfg) != 0 || ks_reload_initial(&cfg) != 0 ||
+        ks_audit_open(&cfg) != 0 || ks_sd_notify_init() != 0)
         goto out;
     if (ks_sd_listen_init() < 0)
         goto out;
@@ -259,6 +271,8 @@ out:
     for (i = 0; i < nls; i++)
         ks_listener_close(&listeners[i], !ks_confined());
     ks_audit_close();
+    ks_sd_notify_close();
+    ks_confhelper_stop();
     ks_tcp_identity_unload();
     ks_store_close();
     ks_master_unload();

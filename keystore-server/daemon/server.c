@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -23,7 +24,12 @@
 #include "common/log.h"
 #include "conn.h"
 #include "conn_tcp.h"
+#include "ops/control.h"
+#include "ops/stats.h"
+#include "reload.h"
 #include "sandbox/harden.h"
+#include "sdnotify.h"
+#include "store/keytable.h"
 #include "wire.h"
 
 #define WORKER_STACK (256 * 1024)   /* mlockall pins every stack: keep them small */
@@ -44,13 +50,17 @@ struct worker {
     struct ks_conn *inbox;
     int listeners_paused;           /* out of descriptors: listeners removed for a while */
     int64_t paused_at;
+    int64_t alive_us;               /* last pass through the loop (systemd watchdog) */
 };
 
 static struct worker *workers;
 static int nworkers;
 static int stop_fd = -1;
+static int reload_fd = -1;          /* SIGHUP: the main thread reloads */
 static int stop_item = KS_ITEM_STOP;
 static volatile sig_atomic_t stop_signal;
+static int workers_exited;
+static int64_t watchdog_next_us;
 
 /* Workers wait here until ks_serve_run: they must exist before confinement
  * (the seccomp filter then covers them and no thread is created later), but
@@ -91,6 +101,11 @@ static void list_remove(struct ks_conn **head, struct ks_conn *c)
     c->prev = c->next = NULL;
 }
 
+static enum ks_conn_kind conn_kind(const struct ks_conn *c)
+{
+    return c->s.is_tcp ? KS_CONNK_TCP : c->s.is_admin ? KS_CONNK_ADMIN : KS_CONNK_CLIENT;
+}
+
 /* The budget a connection counts in: TCP peers never use up Unix slots. */
 static int *budget(int is_tcp)
 {
@@ -109,6 +124,7 @@ static void close_conn(struct worker *w, struct ks_conn *c)
 {
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     list_remove(&w->conns, c);
+    ks_stats_conn_close(conn_kind(c));
     free_conn(c);
 }
 
@@ -132,6 +148,7 @@ static void hand_out(struct ks_conn *c)
                strerror(errno));
         list_remove(&t->inbox, c);
         pthread_mutex_unlock(&t->inbox_lock);
+        ks_stats_conn_close(conn_kind(c));
         free_conn(c);
         return;
     }
@@ -196,6 +213,7 @@ static void new_connection(struct worker *w, struct ks_listener *l, int fd)
         free_conn(c);   /* closes fd */
         return;
     }
+    ks_stats_conn_open(conn_kind(c));
     hand_out(c);
 }
 
@@ -315,6 +333,28 @@ static void sweep_timeouts(struct worker *w, int64_t now)
     }
 }
 
+/* systemd watchdog: ping at half the interval, but only while every
+ * worker still comes round its loop (a wedged worker stops the pings and
+ * systemd restarts the service). */
+static void watchdog_tick(void)
+{
+    int64_t half = ks_sd_watchdog_half_us(), now, next;
+    int i;
+
+    if (half == 0)
+        return;
+    now = ks_mono_us();
+    next = __atomic_load_n(&watchdog_next_us, __ATOMIC_RELAXED);
+    if (now < next)
+        return;
+    for (i = 0; i < nworkers; i++)
+        if (now - __atomic_load_n(&workers[i].alive_us, __ATOMIC_RELAXED) > half)
+            return;
+    if (__atomic_compare_exchange_n(&watchdog_next_us, &next, now + half, 0, __ATOMIC_RELAXED,
+                                    __ATOMIC_RELAXED))
+        ks_sd_notify("WATCHDOG=1");
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -330,6 +370,7 @@ static void *worker_main(void *arg)
         pthread_cond_wait(&gate_cond, &gate_lock);
     pthread_mutex_unlock(&gate_lock);
     last_sweep = mono_now();
+    __atomic_store_n(&w->alive_us, ks_mono_us(), __ATOMIC_RELAXED);
 
     for (;;) {
         int n, i;
@@ -374,9 +415,12 @@ static void *worker_main(void *arg)
         if (now - last_sweep >= SWEEP_MS) {
             sweep_timeouts(w, now);
             last_sweep = now;
+            __atomic_store_n(&w->alive_us, ks_mono_us(), __ATOMIC_RELAXED);
+            watchdog_tick();
         }
     }
 out:
+    __atomic_add_fetch(&workers_exited, 1, __ATOMIC_RELAXED);
     return NULL;
 }
 
@@ -467,6 +511,19 @@ int ks_block_signals(void)
     return 0;
 }
 
+/* Async-signal-safe: wake the main thread, which reloads. */
+static void on_reload_signal(int sig)
+{
+    uint64_t one = 1;
+    int saved = errno;
+
+    (void)sig;
+    if (write(reload_fd, &one, sizeof(one)) < 0) {
+        /* the counter cannot overflow from signals */
+    }
+    errno = saved;
+}
+
 /* Async-signal-safe: record the signal and wake every worker. */
 static void on_stop_signal(int sig)
 {
@@ -510,6 +567,9 @@ void ks_serve_stop(void)
     thread_attr_ok = 0;
     close(stop_fd);
     stop_fd = -1;
+    if (reload_fd >= 0)
+        close(reload_fd);
+    reload_fd = -1;
 }
 
 int ks_serve_prepare(const struct ks_config *cfg, struct ks_listener *ls, int nls)
@@ -518,8 +578,14 @@ int ks_serve_prepare(const struct ks_config *cfg, struct ks_listener *ls, int nl
 
     check_fd_limit(cfg);
     stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (stop_fd < 0) {
+    reload_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (stop_fd < 0 || reload_fd < 0) {
         ks_log("error: eventfd: %s", strerror(errno));
+        if (stop_fd >= 0)
+            close(stop_fd);
+        if (reload_fd >= 0)
+            close(reload_fd);
+        stop_fd = reload_fd = -1;
         return -1;
     }
     nworkers = cfg->workers;
@@ -559,6 +625,28 @@ fail:
     return -1;
 }
 
+/* The main thread after start-up: reload on SIGHUP until told to stop
+ * (or until every worker has stopped on its own). */
+static void main_loop(void)
+{
+    struct pollfd p[2];
+    char msg[1024];
+    uint64_t v;
+
+    for (;;) {
+        if (__atomic_load_n(&workers_exited, __ATOMIC_RELAXED) == nworkers)
+            return;
+        p[0] = (struct pollfd){ stop_fd, POLLIN, 0 };
+        p[1] = (struct pollfd){ reload_fd, POLLIN, 0 };
+        if (poll(p, 2, 1000) < 0)
+            continue;   /* EINTR: a signal handler ran */
+        if (p[0].revents != 0)
+            return;
+        if (p[1].revents != 0 && read(reload_fd, &v, sizeof(v)) == sizeof(v))
+            ks_reload_run("SIGHUP", msg, sizeof(msg));
+    }
+}
+
 int ks_serve_run(const struct ks_config *cfg)
 {
     struct sigaction sa;
@@ -574,8 +662,15 @@ int ks_serve_run(const struct ks_config *cfg)
         ks_serve_stop();
         return -1;
     }
-    sa.sa_handler = SIG_IGN;   /* no reload yet; do not die on a terminal hangup */
-    sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = on_reload_signal;
+    if (sigaction(SIGHUP, &sa, NULL) != 0) {
+        ks_log("error: cannot install the SIGHUP handler: %s", strerror(errno));
+        ks_serve_stop();
+        return -1;
+    }
+    ks_control_set_reloader(ks_reload_run);
+    ks_control_set_workers((unsigned)nworkers);
+    ks_stats_start();
     ks_log("serving with %d worker%s, max_connections %d, max_frame %zu", nworkers,
            nworkers == 1 ? "" : "s", cfg->max_connections, cfg->max_frame);
     if (cfg->listen_tcp[0] != '\0')
@@ -585,6 +680,9 @@ int ks_serve_run(const struct ks_config *cfg)
                cfg->handshake_timeout, cfg->tcp_max_clock_skew, cfg->tcp_rekey_frames,
                cfg->tcp_rekey_seconds);
     open_gate();
+    /* the listeners accept (the kernel queues connections) and the keys are loaded */
+    ks_sd_notify("READY=1\nSTATUS=serving %zu keys with %d worker%s", ks_store_count(), nworkers,
+                 nworkers == 1 ? "" : "s");
     /* Only this thread takes the signals (workers inherited the blocked mask);
      * one that arrived during start-up is delivered now. */
     sigemptyset(&set);
@@ -592,6 +690,9 @@ int ks_serve_run(const struct ks_config *cfg)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    main_loop();
+    if (stop_signal != 0)
+        ks_sd_notify("STOPPING=1");
     for (i = 0; i < nworkers; i++) {
         if (workers[i].started) {
             pthread_join(workers[i].thread, NULL);

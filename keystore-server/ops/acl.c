@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #define MAX_RULES 4096
 #define MAX_IDS 32
+#define MAX_LINE 2048
 
 enum id_kind { ID_ANY = 1, ID_UID, ID_GID, ID_TCP };
 
@@ -29,10 +31,15 @@ struct rule {
     int nids;
 };
 
-static struct rule *rules;
-static size_t nrules;
-static int acl_on;
-static char acl_path[KS_CONF_PATH_MAX];
+struct ks_acl {
+    struct rule *rules;
+    size_t nrules, cap;
+    char path[KS_CONF_PATH_MAX];
+};
+
+/* Readers hold the lock shared only while matching one request. */
+static pthread_rwlock_t acl_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct ks_acl *current;
 
 static int parse_num(const char *s, unsigned long *out)
 {
@@ -45,28 +52,80 @@ static int parse_num(const char *s, unsigned long *out)
     return errno == 0 && *end == '\0' && *out < 0xffffffffUL ? 0 : -1;
 }
 
-static const char *parse_ident(const char *tok, struct ident *id)
+/* Look NAME up in a names table ("u NAME ID" lines). */
+static int table_lookup(const char *names, char kind, const char *name, unsigned long *id)
 {
-    struct passwd *pw;
-    struct group *gr;
+    size_t n = strlen(name);
+    const char *p = names;
 
-    memset(id, 0, sizeof(*id));
+    while (p != NULL && *p != '\0') {
+        if (p[0] == kind && p[1] == ' ' && strncmp(p + 2, name, n) == 0 && p[2 + n] == ' ') {
+            *id = strtoul(p + 3 + n, NULL, 10);
+            return 0;
+        }
+        p = strchr(p, '\n');
+        if (p != NULL)
+            p++;
+    }
+    return -1;
+}
+
+static void record_name(struct ks_acl_names *rec, char kind, const char *name, unsigned long id)
+{
+    char line[128];
+    int n = snprintf(line, sizeof(line), "%c %s %lu\n", kind, name, id);
+
+    if (rec == NULL || n <= 0 || (size_t)n >= sizeof(line))
+        return;
+    if (rec->len + (size_t)n + 1 > rec->cap) {
+        size_t cap = rec->cap * 2 + (size_t)n + 256;
+        char *b = realloc(rec->buf, cap);
+
+        if (b == NULL)
+            return;   /* the confined parse then reports the name as unknown */
+        rec->buf = b;
+        rec->cap = cap;
+    }
+    memcpy(rec->buf + rec->len, line, (size_t)n + 1);
+    rec->len += (size_t)n;
+}
+
+static int resolve(char kind, const char *name, const char *names, struct ks_acl_names *rec,
+                   unsigned long *id)
+{
+    if (names != NULL)
+        return table_lookup(names, kind, name, id);
+    if (kind == 'u') {
+        struct passwd *pw = getpwnam(name);
+
+        if (pw == NULL)
+            return -1;
+        *id = pw->pw_uid;
+    } else {
+        struct group *gr = getgrnam(name);
+
+        if (gr == NULL)
+            return -1;
+        *id = gr->gr_gid;
+    }
+    record_name(rec, kind, name, *id);
+    return 0;
+}
+
+static const char *parse_ident(const char *tok, struct ident *id, const char *names,
+                               struct ks_acl_names *rec)
+{
+    memset(id, 0, sizeof(id[0]));
     if (strcmp(tok, "*") == 0) {
         id->kind = ID_ANY;
     } else if (strncmp(tok, "uid:", 4) == 0) {
         id->kind = ID_UID;
-        if (parse_num(tok + 4, &id->num) != 0) {
-            if ((pw = getpwnam(tok + 4)) == NULL)
-                return "unknown user";
-            id->num = pw->pw_uid;
-        }
+        if (parse_num(tok + 4, &id->num) != 0 && resolve('u', tok + 4, names, rec, &id->num) != 0)
+            return "unknown user";
     } else if (strncmp(tok, "gid:", 4) == 0) {
         id->kind = ID_GID;
-        if (parse_num(tok + 4, &id->num) != 0) {
-            if ((gr = getgrnam(tok + 4)) == NULL)
-                return "unknown group";
-            id->num = gr->gr_gid;
-        }
+        if (parse_num(tok + 4, &id->num) != 0 && resolve('g', tok + 4, names, rec, &id->num) != 0)
+            return "unknown group";
     } else if (strncmp(tok, "tcp:", 4) == 0) {
         id->kind = ID_TCP;
         if (tok[4] == '\0' || strlen(tok + 4) >= sizeof(id->pattern))
@@ -98,84 +157,120 @@ static const char *parse_ops(char *tok, int *ops)
     return *ops != 0 ? NULL : "no operation given";
 }
 
-int ks_acl_load(const struct ks_config *cfg)
+/* One line into r; NULL (ok, *empty set for a blank or comment line) or why. */
+static const char *parse_line(char *line, struct rule *r, int *empty, const char *names,
+                              struct ks_acl_names *rec, char *tokbuf, size_t toklen)
 {
-    char line[2048];
-    unsigned lineno = 0;
-    FILE *f;
-    int rc = -1;
+    char *key, *ops, *tok, *save = NULL;
+    const char *why;
 
-    if (cfg->acl[0] == '\0')
-        return 0;
-    snprintf(acl_path, sizeof(acl_path), "%s", cfg->acl);
-    f = fopen(cfg->acl, "re");
-    if (f == NULL) {
-        ks_log("error: cannot open access list %s: %s", cfg->acl, strerror(errno));
-        return -1;
+    *empty = 0;
+    memset(r, 0, sizeof(*r));
+    key = strtok_r(line, " \t\r\n", &save);
+    if (key == NULL || key[0] == '#') {
+        *empty = 1;
+        return NULL;
     }
-    rules = calloc(MAX_RULES, sizeof(*rules));
-    if (rules == NULL) {
-        ks_log("error: out of memory for the access list");
-        goto out;
+    ops = strtok_r(NULL, " \t\r\n", &save);
+    if (ops == NULL || strlen(key) >= sizeof(r->key))
+        return "expected 'KEY OPS IDENTITY...', e.g. 'web sign uid:33 tcp:frontend1'";
+    strcpy(r->key, key);
+    if ((why = parse_ops(ops, &r->ops)) != NULL)
+        return why;
+    while ((tok = strtok_r(NULL, " \t\r\n", &save)) != NULL && tok[0] != '#') {
+        if (r->nids == MAX_IDS)
+            return "more than 32 identities on one line";
+        if ((why = parse_ident(tok, &r->ids[r->nids], names, rec)) != NULL) {
+            snprintf(tokbuf, toklen, "'%.80s': %s", tok, why);
+            return tokbuf;
+        }
+        r->nids++;
     }
-    while (fgets(line, sizeof(line), f) != NULL) {
-        char *key, *ops, *tok, *save = NULL;
-        const char *why = NULL;
-        struct rule *r;
+    return r->nids == 0 ? "no identity after the operations" : NULL;
+}
+
+struct ks_acl *ks_acl_parse(const char *path, const char *text, size_t len, const char *names,
+                            struct ks_acl_names *rec, char *err, size_t errlen)
+{
+    char line[MAX_LINE], tokbuf[160];
+    unsigned lineno = 0;
+    size_t pos = 0;
+    struct ks_acl *a = calloc(1, sizeof(*a));
+
+    if (a == NULL) {
+        snprintf(err, errlen, "out of memory for the access list %s", path);
+        return NULL;
+    }
+    snprintf(a->path, sizeof(a->path), "%s", path);
+    while (pos < len) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t n = (nl != NULL ? (size_t)(nl - text) : len) - pos;
+        const char *why;
+        int empty;
 
         lineno++;
-        if (strchr(line, '\n') == NULL && !feof(f)) {
-            ks_log("error: %s:%u: line is too long", cfg->acl, lineno);
-            goto out;
+        if (n >= sizeof(line)) {
+            snprintf(err, errlen, "%s:%u: line is too long", path, lineno);
+            goto fail;
         }
-        key = strtok_r(line, " \t\r\n", &save);
-        if (key == NULL || key[0] == '#')
-            continue;
-        if (nrules == MAX_RULES) {
-            ks_log("error: %s: more than %d rules", cfg->acl, MAX_RULES);
-            goto out;
+        if (memchr(text + pos, '\0', n) != NULL) {
+            snprintf(err, errlen, "%s:%u: NUL byte: not a text file", path, lineno);
+            goto fail;
         }
-        r = &rules[nrules];
-        ops = strtok_r(NULL, " \t\r\n", &save);
-        if (ops == NULL || strlen(key) >= sizeof(r->key)) {
-            ks_log("error: %s:%u: expected 'KEY OPS IDENTITY...', e.g. 'web sign uid:33 "
-                   "tcp:frontend1'", cfg->acl, lineno);
-            goto out;
+        memcpy(line, text + pos, n);
+        line[n] = '\0';
+        pos += n + 1;
+        if (a->nrules == MAX_RULES) {
+            snprintf(err, errlen, "%s: more than %d rules", path, MAX_RULES);
+            goto fail;
         }
-        strcpy(r->key, key);
-        if ((why = parse_ops(ops, &r->ops)) != NULL) {
-            ks_log("error: %s:%u: %s", cfg->acl, lineno, why);
-            goto out;
-        }
-        while ((tok = strtok_r(NULL, " \t\r\n", &save)) != NULL && tok[0] != '#') {
-            if (r->nids == MAX_IDS) {
-                ks_log("error: %s:%u: more than %d identities on one line", cfg->acl, lineno,
-                       MAX_IDS);
-                goto out;
+        if (a->nrules == a->cap) {   /* grown as needed: a rule is 2.5 KiB of locked memory */
+            size_t cap = a->cap == 0 ? 16 : a->cap * 2;
+            struct rule *r = realloc(a->rules, cap * sizeof(*r));
+
+            if (r == NULL) {
+                snprintf(err, errlen, "out of memory for the access list %s", path);
+                goto fail;
             }
-            if ((why = parse_ident(tok, &r->ids[r->nids])) != NULL) {
-                ks_log("error: %s:%u: '%s': %s", cfg->acl, lineno, tok, why);
-                goto out;
-            }
-            r->nids++;
+            a->rules = r;
+            a->cap = cap;
         }
-        if (r->nids == 0) {
-            ks_log("error: %s:%u: no identity after the operations", cfg->acl, lineno);
-            goto out;
+        why = parse_line(line, &a->rules[a->nrules], &empty, names, rec, tokbuf, sizeof(tokbuf));
+        if (why != NULL) {
+            snprintf(err, errlen, "%s:%u: %s", path, lineno, why);
+            goto fail;
         }
-        nrules++;
+        if (!empty)
+            a->nrules++;
     }
-    if (ferror(f)) {
-        ks_log("error: reading %s: %s", cfg->acl, strerror(errno));
-        goto out;
-    }
-    acl_on = 1;
-    ks_log("access list %s: %zu rule%s; anything not listed is denied", cfg->acl, nrules,
-           nrules == 1 ? "" : "s");
-    rc = 0;
-out:
-    fclose(f);
-    return rc;
+    return a;
+fail:
+    ks_acl_free(a);
+    return NULL;
+}
+
+size_t ks_acl_rule_count(const struct ks_acl *a)
+{
+    return a != NULL ? a->nrules : 0;
+}
+
+void ks_acl_free(struct ks_acl *a)
+{
+    if (a == NULL)
+        return;
+    free(a->rules);
+    free(a);
+}
+
+void ks_acl_install(struct ks_acl *a)
+{
+    struct ks_acl *old;
+
+    pthread_rwlock_wrlock(&acl_lock);
+    old = current;
+    current = a;
+    pthread_rwlock_unlock(&acl_lock);
+    ks_acl_free(old);   /* no reader holds it: they hold the lock while using it */
 }
 
 static int ident_matches(const struct ident *id, const struct ks_session *s)
@@ -203,16 +298,16 @@ static int ident_matches(const struct ident *id, const struct ks_session *s)
     return 0;
 }
 
-static int allowed(const struct ks_session *s, int what, const char *key)
+static int allowed(const struct ks_acl *a, const struct ks_session *s, int what, const char *key)
 {
     size_t i;
     int j;
 
-    for (i = 0; i < nrules; i++) {
-        if ((rules[i].ops & what) == 0 || fnmatch(rules[i].key, key, 0) != 0)
+    for (i = 0; i < a->nrules; i++) {
+        if ((a->rules[i].ops & what) == 0 || fnmatch(a->rules[i].key, key, 0) != 0)
             continue;
-        for (j = 0; j < rules[i].nids; j++)
-            if (ident_matches(&rules[i].ids[j], s))
+        for (j = 0; j < a->rules[i].nids; j++)
+            if (ident_matches(&a->rules[i].ids[j], s))
                 return 1;
     }
     return 0;
@@ -220,19 +315,29 @@ static int allowed(const struct ks_session *s, int what, const char *key)
 
 int ks_acl_permit(struct ks_op *op, int what, const char *key)
 {
-    char who[96], name[KS_MAX_KEY_NAME + 1];
+    char who[96], name[KS_MAX_KEY_NAME + 1], path[KS_CONF_PATH_MAX];
+    int ok;
 
-    if (!acl_on || op->s->is_admin)
+    if (op->s->is_admin)
         return 1;
+    pthread_rwlock_rdlock(&acl_lock);
+    if (current == NULL) {
+        pthread_rwlock_unlock(&acl_lock);
+        return 1;
+    }
     /* checked before the key is looked up: a denied peer learns nothing
      * about which keys exist */
-    if (key != NULL && allowed(op->s, what, key))
+    ok = key != NULL && allowed(current, op->s, what, key);
+    if (!ok)
+        snprintf(path, sizeof(path), "%s", current->path);
+    pthread_rwlock_unlock(&acl_lock);
+    if (ok)
         return 1;
     ks_session_identity(op->s, who, sizeof(who));
     ks_log_sanitize(key, name, sizeof(name));
     ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_PERMISSION_DENIED,
                 "%s may not %s with key '%s' (access list %s on the server)", who,
                 what == KS_ACL_SIGN ? "sign" : what == KS_ACL_DECRYPT ? "decrypt" : "derive",
-                name, acl_path);
+                name, path);
     return 0;
 }

@@ -5,18 +5,42 @@
  * tcp:NAME (a glob over authorized-clients names) or "*" (anyone).  A
  * request is allowed if any line matches its key, operation and identity.
  * Without an `acl` setting everyone who can connect may use every key.
- * The admin socket is not subject to the list. */
+ * The admin socket is not subject to the list.
+ *
+ * A list is parsed whole into a new structure and then swapped in under a
+ * write lock (ks_acl_install), so a request sees the old list or the new
+ * one, never a mix; a list with an error is never installed. */
 #ifndef KS_ACL_H
 #define KS_ACL_H
 
-#include "common/config.h"
+#include <stddef.h>
+
 #include "op.h"
 
 enum { KS_ACL_SIGN = 1, KS_ACL_DECRYPT = 2, KS_ACL_DERIVE = 4 };
 
-/* Load cfg->acl (before confinement: user and group names are resolved
- * now).  Returns 0 or -1 after logging FILE:LINE: problem. */
-int ks_acl_load(const struct ks_config *cfg);
+struct ks_acl;
+
+/* User and group names: the confined server cannot read /etc/passwd, so
+ * names are resolved by the unconfined reader (daemon/confhelper.c), which
+ * sends the answers as a table ("u NAME ID\n", "g NAME ID\n").  With names
+ * NULL the system is asked directly (getpwnam/getgrnam).  With record set,
+ * every answer from the system is appended to it as a table line. */
+struct ks_acl_names {
+    char *buf;
+    size_t len, cap;
+};
+
+/* Parse text (len bytes, read from path).  Returns the list, or NULL with
+ * "PATH:LINE: problem" in err. */
+struct ks_acl *ks_acl_parse(const char *path, const char *text, size_t len, const char *names,
+                            struct ks_acl_names *record, char *err, size_t errlen);
+size_t ks_acl_rule_count(const struct ks_acl *a);
+void ks_acl_free(struct ks_acl *a);
+
+/* Make a the list in force (NULL: allow all); frees the previous one once
+ * no request uses it. */
+void ks_acl_install(struct ks_acl *a);
 
 /* 1 if allowed; otherwise replies ERROR_PERMISSION_DENIED naming the
  * identity, the operation and the key, and returns 0. */

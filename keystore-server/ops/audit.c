@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "stats.h"
 
 static int audit_fd = -1;
 
@@ -99,27 +100,11 @@ void ks_audit_event(const struct ks_session *s, const char *op, const char *resu
 void ks_audit_request(const struct ks_session *s, const Keystore__Request *req,
                       const Keystore__Response *resp, int64_t start)
 {
-    const char *op = "unknown", *key = NULL, *result = "ok";
+    const char *op, *key, *result = "ok";
 
     if (audit_fd < 0)
         return;
-    if (req == NULL) {
-        op = "undecodable";
-    } else if (req->hello != NULL) {   /* oneof members share storage */
-        switch (req->body_case) {
-        case KEYSTORE__REQUEST__BODY_HELLO: op = "hello"; break;
-        case KEYSTORE__REQUEST__BODY_GET_KEY: op = "get_key"; key = req->get_key->name; break;
-        case KEYSTORE__REQUEST__BODY_SIGN: op = "sign"; key = req->sign->key; break;
-        case KEYSTORE__REQUEST__BODY_DECRYPT: op = "decrypt"; key = req->decrypt->key; break;
-        case KEYSTORE__REQUEST__BODY_DERIVE: op = "derive"; key = req->derive->key; break;
-        case KEYSTORE__REQUEST__BODY_LIST_KEYS: op = "list_keys"; break;
-        case KEYSTORE__REQUEST__BODY_GENERATE_KEY: op = "generate"; key = req->generate_key->name; break;
-        case KEYSTORE__REQUEST__BODY_IMPORT_KEY: op = "import"; key = req->import_key->name; break;
-        case KEYSTORE__REQUEST__BODY_DELETE_KEY: op = "delete"; key = req->delete_key->name; break;
-        case KEYSTORE__REQUEST__BODY_ATTACH_CERT: op = "attach_cert"; key = req->attach_cert->name; break;
-        default: break;
-        }
-    }
+    op = ks_op_kind_name(ks_op_kind_of(req, &key));
     if (resp->body_case == KEYSTORE__RESPONSE__BODY_ERROR && resp->error != NULL)
         result = ks_error_code_name(resp->error->code);
     emit(s, op, key, result, start);

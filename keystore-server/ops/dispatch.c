@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "handlers.h"
 #include "op.h"
+#include "stats.h"
 
 /* Largest reply this connection carries: max_frame, and over TCP one Noise
  * transport message's plaintext at most. */
@@ -122,6 +123,16 @@ static void dispatch(struct ks_op *op, const Keystore__Request *req)
         if (admin_allowed(op, 0))
             ks_op_attach_cert(op, req->attach_cert);
         break;
+    case KEYSTORE__REQUEST__BODY_STATUS:
+        op->name = "Status";
+        if (admin_allowed(op, 0))
+            ks_op_status(op, req->status);
+        break;
+    case KEYSTORE__REQUEST__BODY_RELOAD:
+        op->name = "Reload";
+        if (admin_allowed(op, 0))
+            ks_op_reload(op, req->reload);
+        break;
     default:
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_REQUEST,
                     "the request has no body this server knows (is the client newer than "
@@ -162,6 +173,20 @@ static void ensure_sendable(struct ks_op *op)
                     op->s->is_tcp ? "" : "; raise max_frame in the server configuration");
 }
 
+/* Counters and latency for keystorectl status / metrics (stats.c). */
+static void record(const Keystore__Request *req, const Keystore__Response *resp,
+                   long long start_us)
+{
+    const char *key;
+    enum ks_op_kind kind = ks_op_kind_of(req, &key);
+    Keystore__ErrorCode result = KEYSTORE__ERROR_CODE__ERROR_NONE;
+    long long us = ks_mono_us() - start_us;
+
+    if (resp->body_case == KEYSTORE__RESPONSE__BODY_ERROR && resp->error != NULL)
+        result = resp->error->code;
+    ks_stats_record(kind, key, result, us > 0 ? (uint64_t)us : 0);
+}
+
 enum ks_after ks_handle_frame(const struct ks_config *cfg, struct ks_session *s,
                               const uint8_t *frame, size_t len,
                               struct ks_arena *arena, Keystore__Response *resp)
@@ -169,6 +194,7 @@ enum ks_after ks_handle_frame(const struct ks_config *cfg, struct ks_session *s,
     struct ks_op op = { cfg, s, arena, resp, "request" };
     enum ks_after after = KS_KEEP_OPEN;
     int64_t t0 = ks_audit_clock();
+    long long start_us = ks_mono_us();
     Keystore__Request *req;
 
     req = keystore__request__unpack(NULL, len, frame);
@@ -177,6 +203,7 @@ enum ks_after ks_handle_frame(const struct ks_config *cfg, struct ks_session *s,
         ks_op_error(&op, KEYSTORE__ERROR_CODE__ERROR_BAD_REQUEST,
                     "a %zu-byte frame does not decode as a keystore Request: protocol error", len);
         ks_audit_request(s, NULL, resp, t0);
+        record(NULL, resp, start_us);
         return KS_CLOSE_AFTER_REPLY;
     }
     resp->id = req->id;
@@ -196,6 +223,7 @@ enum ks_after ks_handle_frame(const struct ks_config *cfg, struct ks_session *s,
     ERR_clear_error();   /* nothing from this request leaks into the next */
     ensure_sendable(&op);
     ks_audit_request(s, req, resp, t0);
+    record(req, resp, start_us);
     keystore__request__free_unpacked(req, NULL);
     return after;
 }

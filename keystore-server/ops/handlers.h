@@ -1,6 +1,6 @@
 /* The operation handlers, one file per family: info.c (GetKey,
  * ListKeys), sign.c, decrypt.c, derive.c, admin.c (GenerateKey, ImportKey,
- * DeleteKey, AttachCert).  Called only by dispatch.c, after it has
+ * DeleteKey, AttachCert), control.c (Status, Reload).  Called only by dispatch.c, after it has
  * checked the access list or the admin socket. */
 #ifndef KS_HANDLERS_H
 #define KS_HANDLERS_H
@@ -16,5 +16,8 @@ void ks_op_generate(struct ks_op *op, const Keystore__GenerateKeyRequest *r);
 void ks_op_import(struct ks_op *op, const Keystore__ImportKeyRequest *r);
 void ks_op_delete(struct ks_op *op, const Keystore__DeleteKeyRequest *r);
 void ks_op_attach_cert(struct ks_op *op, const Keystore__AttachCertRequest *r);
+/* control.c */
+void ks_op_status(struct ks_op *op, const Keystore__StatusRequest *r);
+void ks_op_reload(struct ks_op *op, const Keystore__ReloadRequest *r);
 
 #endif

@@ -606,6 +606,26 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
     return KS_STORE_OK;
 }
 
+/* Fill the blank entry k as a copy of expected with another chain (the
+ * EVP_PKEY is shared).  On failure k is left for key_free. */
+static int key_with_certs(struct ks_key *k, const struct ks_key *expected,
+                          const struct ks_cert *certs, size_t ncerts)
+{
+    *k = *expected;
+    k->refs = 1;
+    k->next = NULL;
+    k->certs = NULL;
+    k->ncerts = 0;
+    k->pkey = NULL;
+    k->spki = malloc(expected->spki_len);
+    if (k->spki == NULL || copy_certs(k, certs, ncerts) != 0 ||
+        EVP_PKEY_up_ref(expected->pkey) != 1)
+        return -1;
+    k->pkey = expected->pkey;
+    memcpy(k->spki, expected->spki, expected->spki_len);
+    return 0;
+}
+
 enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
                                         const struct ks_cert *certs, size_t ncerts,
                                         struct ks_key **out, char *err, size_t errlen)
@@ -632,21 +652,10 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
         memcpy(blob + total, certs[i].der, certs[i].len);
         total += certs[i].len;
     }
-    /* The new entry shares the EVP_PKEY; everything else is copied. */
-    *k = *expected;
-    k->refs = 1;
-    k->next = NULL;
-    k->certs = NULL;
-    k->ncerts = 0;
-    k->pkey = NULL;
-    k->spki = malloc(expected->spki_len);
-    if (k->spki == NULL || copy_certs(k, certs, ncerts) != 0 ||
-        EVP_PKEY_up_ref(expected->pkey) != 1) {
+    if (key_with_certs(k, expected, certs, ncerts) != 0) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    k->pkey = expected->pkey;
-    memcpy(k->spki, expected->spki, expected->spki_len);
 
     pthread_mutex_lock(&write_lock);
     cur = ks_store_get(expected->name);
@@ -681,4 +690,160 @@ out:
         key_free(k);
     free(blob);
     return rc;
+}
+
+/* ---- certificate reload ----------------------------------------------- */
+
+struct cert_change {
+    struct ks_key *old;      /* referenced: published only if still current */
+    struct ks_key *fresh;
+};
+
+struct ks_cert_update {
+    struct cert_change *v;
+    size_t n;
+};
+
+static int same_chain(const struct ks_key *k, const struct ks_cert *certs, size_t n)
+{
+    size_t i;
+
+    if (k->ncerts != n)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (k->certs[i].len != certs[i].len || memcmp(k->certs[i].der, certs[i].der, certs[i].len) != 0)
+            return 0;
+    return 1;
+}
+
+/* The chain NAME.crt holds now (none if the file is absent); 1 changed, 0 same, -1 error. */
+static int reread_chain(struct ks_key *k, struct ks_key **fresh, char *err, size_t errlen)
+{
+    char keyf[80], keytmp[80], crtf[80], crttmp[80], why[512];
+    struct ks_cert *certs = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0, n = 0, bad;
+    int rc = -1;
+
+    *fresh = NULL;
+    file_names(k->name, keyf, keytmp, crtf, crttmp);
+    if (ks_read_file_at(dir_fd, crtf, KS_CERTFILE_MAX, &buf, &len, why, sizeof(why)) != 0) {
+        if (errno != ENOENT) {
+            snprintf(err, errlen, "%s/%s: %s", dir_path, crtf, why);
+            return -1;
+        }
+    } else if (ks_cert_split(buf, len, &certs, &n) != 0) {
+        snprintf(err, errlen, "%s/%s is not a list of DER certificates", dir_path, crtf);
+        goto out;
+    } else if (ks_cert_chain_check(k->pkey, k->name, certs, n, 0, &bad, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%s/%s: %s", dir_path, crtf, why);
+        ERR_clear_error();
+        goto out;
+    }
+    if (same_chain(k, certs, n)) {
+        rc = 0;
+        goto out;
+    }
+    *fresh = calloc(1, sizeof(**fresh));
+    if (*fresh == NULL || key_with_certs(*fresh, k, certs, n) != 0) {
+        snprintf(err, errlen, "out of memory reloading %s/%s", dir_path, crtf);
+        key_free(*fresh);
+        *fresh = NULL;
+        goto out;
+    }
+    rc = 1;
+out:
+    free(certs);
+    free(buf);
+    return rc;
+}
+
+void ks_store_certs_discard(struct ks_cert_update *u)
+{
+    size_t i;
+
+    if (u == NULL)
+        return;
+    for (i = 0; i < u->n; i++) {
+        ks_key_put(u->v[i].old);
+        key_free(u->v[i].fresh);
+    }
+    free(u->v);
+    free(u);
+}
+
+int ks_store_certs_prepare(struct ks_cert_update **out, size_t *changed, char *err, size_t errlen)
+{
+    struct ks_cert_update *u = calloc(1, sizeof(*u));
+    struct ks_key **all = NULL;
+    size_t i, n = 0, cap;
+
+    *out = NULL;
+    *changed = 0;
+    if (u == NULL)
+        goto oom;
+    /* a snapshot of the entries; the files are read without the table lock */
+    pthread_rwlock_rdlock(&table_lock);
+    cap = nkeys;
+    all = calloc(cap ? cap : 1, sizeof(*all));
+    if (all != NULL) {
+        for (i = 0; i < nbuckets; i++) {
+            struct ks_key *k;
+
+            for (k = buckets[i]; k != NULL && n < cap; k = k->next) {
+                key_ref(k);
+                all[n++] = k;
+            }
+        }
+    }
+    pthread_rwlock_unlock(&table_lock);
+    if (all == NULL || (u->v = calloc(n ? n : 1, sizeof(*u->v))) == NULL)
+        goto oom;
+    for (i = 0; i < n; i++) {
+        struct ks_key *fresh;
+        int r = reread_chain(all[i], &fresh, err, errlen);
+
+        if (r < 0)
+            goto fail;
+        if (r == 1) {
+            u->v[u->n].old = all[i];
+            u->v[u->n].fresh = fresh;
+            u->n++;
+            all[i] = NULL;   /* the reference moved into u */
+        }
+    }
+    for (i = 0; i < n; i++)
+        ks_key_put(all[i]);
+    free(all);
+    *changed = u->n;
+    *out = u;
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory reloading the certificates");
+fail:
+    for (i = 0; i < n; i++)
+        ks_key_put(all[i]);
+    free(all);
+    ks_store_certs_discard(u);
+    return -1;
+}
+
+void ks_store_certs_commit(struct ks_cert_update *u)
+{
+    size_t i;
+
+    if (u == NULL)
+        return;
+    pthread_mutex_lock(&write_lock);
+    for (i = 0; i < u->n; i++) {
+        struct ks_key *cur = ks_store_get(u->v[i].old->name);
+
+        if (cur == u->v[i].old) {
+            table_put(u->v[i].fresh);
+            u->v[i].fresh = NULL;
+        }
+        ks_key_put(cur);
+    }
+    pthread_mutex_unlock(&write_lock);
+    ks_store_certs_discard(u);
 }

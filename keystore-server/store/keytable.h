@@ -79,4 +79,15 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
                                         const struct ks_cert *certs, size_t ncerts,
                                         struct ks_key **out, char *err, size_t errlen);
 
+/* Reload of the certificate chains (keystorectl reload, SIGHUP): read every
+ * key's NAME.crt again.  prepare checks them all and builds the new entries
+ * without publishing anything; a file that does not parse or whose leaf
+ * does not match its key fails the whole reload ("DIR/NAME.crt: why" in
+ * err).  commit publishes the entries (an entry changed by an admin
+ * meanwhile keeps the admin's chain); discard drops them. */
+struct ks_cert_update;
+int ks_store_certs_prepare(struct ks_cert_update **out, size_t *changed, char *err, size_t errlen);
+void ks_store_certs_commit(struct ks_cert_update *u);
+void ks_store_certs_discard(struct ks_cert_update *u);
+
 #endif
