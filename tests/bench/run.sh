@@ -89,4 +89,9 @@ echo "# doing 4 signatures (keystore: a connection of its own each); children pe
     --algs p256,rsa2048
 
 echo
+# Implicit rejection: conformant and non-conformant PKCS#1 v1.5 ciphertexts
+# should take the same time (tests/bench/irbench.c; figures only, no verdict).
+"$build/tests/bench/irbench" "$T/rsa2048.pem" keystore:bench-rsa2048 "${KS_IRBENCH_SAMPLES:-400}" 3
+
+echo
 machine | sed 's/^# machine:/# machine after the run:/'
