@@ -103,7 +103,8 @@ static void dispatch(struct ks_op *op, const Keystore__Request *req)
         break;
     case KEYSTORE__REQUEST__BODY_DERIVE:
         op->name = "Derive";
-        if (ks_acl_permit(op, KS_ACL_DERIVE, req->derive->key))
+        if (ks_usage_permit(op, KS_USAGE_DERIVE, req->derive->key) &&
+            ks_acl_permit(op, KS_ACL_DERIVE, req->derive->key))
             ks_op_derive(op, req->derive);
         break;
     case KEYSTORE__REQUEST__BODY_GENERATE_KEY:

@@ -18,7 +18,8 @@ int ks_usage_permit(struct ks_op *op, uint32_t want, const char *name)
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_WRONG_USAGE,
                     "key '%s' is for %s only: it may not %s (its usage is fixed when generated "
                     "or imported)", k->name, ks_usage_format(k->usage, u),
-                    want == KS_USAGE_SIGN ? "sign" : "decrypt");
+                    want == KS_USAGE_SIGN ? "sign" : want == KS_USAGE_DECRYPT ? "decrypt"
+                                                                            : "derive");
     ks_key_put(k);
     return ok;
 }

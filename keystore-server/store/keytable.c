@@ -423,13 +423,16 @@ static int load_cert_file(struct ks_key *k, const char *crtf, const struct ks_ma
 }
 
 /* A version 1 file predates usages: the key keeps everything its type could
- * do then (RSA sign and decrypt), so that an upgrade breaks no TLS server or
+ * do then (RSA sign and decrypt; EC sign, key agreement came later), so that an upgrade breaks no TLS server or
  * decrypting client; the operator is told how to narrow it. */
 static void legacy_usage(struct ks_key *k)
 {
     char u[KS_USAGE_TEXT_MAX];
 
-    k->usage = ks_usage_possible(k->type);
+    /* ECDH came after version 1 files: an old EC key signs only */
+    k->usage = ks_usage_possible(k->type) & (KS_USAGE_SIGN | KS_USAGE_DECRYPT);
+    if (k->usage == 0)
+        k->usage = ks_usage_possible(k->type);
     if (k->usage == KS_USAGE_SIGN)
         ks_log("warning: key %s was sealed before key usages existed (key file version 1): "
                "it keeps sign; nothing to do, its type has no other usage", k->name);

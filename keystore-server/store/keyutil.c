@@ -155,8 +155,10 @@ uint32_t ks_usage_possible(Keystore__KeyType type)
     case KEYSTORE__KEY_TYPE__KEY_TYPE_X25519:
     case KEYSTORE__KEY_TYPE__KEY_TYPE_X448:
         return KS_USAGE_DERIVE;   /* key agreement only */
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_EC:
+        return KS_USAGE_SIGN | KS_USAGE_DERIVE;   /* ECDSA and ECDH */
     default:
-        return KS_USAGE_SIGN;     /* derive for EC keys is not a usage yet: see usage.h */
+        return KS_USAGE_SIGN;
     }
 }
 
@@ -166,7 +168,7 @@ int ks_usage_check(Keystore__KeyType type, uint32_t usage, char *why, size_t why
     char u[KS_USAGE_TEXT_MAX], p[KS_USAGE_TEXT_MAX];
 
     if (usage == 0) {
-        snprintf(why, whylen, "a key needs at least one usage (sign, decrypt)");
+        snprintf(why, whylen, "a key needs at least one usage (sign, decrypt, derive)");
         return -1;
     }
     if ((usage & ~possible) != 0) {
