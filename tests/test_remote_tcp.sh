@@ -11,7 +11,7 @@
 echo "*  sign,decrypt  tcp:fe*" > "$T/acl"
 ks_start_remote "max_connections_per_client = 3" "acl = $T/acl"
 
-ks_ctl generate web --type rsa --bits 2048 >/dev/null || fail "generate web"
+ks_ctl generate web --type rsa --bits 2048 --usage sign,decrypt >/dev/null || fail "generate web"
 ks_ctl generate ec --type ec >/dev/null || fail "generate ec"
 ks_ctl pubkey web > "$T/web.pub"
 ks_ctl pubkey ec > "$T/ec.pub"

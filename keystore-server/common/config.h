@@ -14,6 +14,7 @@ struct ks_config {
     mode_t socket_mode;                   /* client socket permissions */
     char socket_group[256];               /* client socket group: name or number */
     char key_dir[KS_CONF_PATH_MAX];
+    char rollback_counter[KS_CONF_PATH_MAX];  /* "" = KEY_DIR.generation */
     char master_key[KS_CONF_PATH_MAX];
     int workers;
     size_t max_frame;

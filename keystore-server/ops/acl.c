@@ -445,7 +445,8 @@ void ks_acl_log_key(const struct ks_key *k)
 {
     char line[1024];
     size_t len = 0, i;
-    int ops = type_ops(k->type), first = 1;
+    /* what the key can do: its type, narrowed by its sealed usage (same bits) */
+    int ops = type_ops(k->type) & (k->usage != 0 ? (int)k->usage : ~0), first = 1;
     const struct ks_acl *a;
 
     line[0] = '\0';
