@@ -18,7 +18,8 @@ ctl_client() { "$KEYSTORECTL" -s "unix:$T/ks.sock" "$@"; }
 
 # --- no configuration of access at all: the defaults
 ks_start_remote
-for k in codesign web; do ks_ctl generate $k --type rsa >/dev/null || fail "generate $k"; done
+# both usages, so the start-up summary names both operations
+for k in codesign web; do ks_ctl generate $k --type rsa --usage sign,decrypt >/dev/null || fail "generate $k"; done
 openssl req "${PROV[@]}" -new -x509 -key keystore:web -subj /CN=web -days 1 -out "$T/web.crt" \
     || fail "certificate for web"
 ks_ctl attach-cert web "$T/web.crt" >/dev/null || fail "attach-cert web"
