@@ -57,7 +57,7 @@ P=(-provider keystore -provider default)
 
 step "generating keys inside the server"
 "$ctl" generate web --type ec --curve P-256
-"$ctl" generate vault --type rsa --bits 2048
+"$ctl" generate vault --type rsa --bits 2048 --usage decrypt
 "$ctl" list
 
 step "signing with keystore:web, verifying with its public key only"

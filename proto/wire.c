@@ -438,3 +438,49 @@ const char *ks_key_type_name(Keystore__KeyType type)
     default: return "unknown";
     }
 }
+
+static const char *const usage_names[] = { "sign", "decrypt", "derive" };
+
+int ks_usage_parse(const char *text, uint32_t *usage, char *err, size_t errlen)
+{
+    const char *p = text;
+
+    *usage = 0;
+    if (text == NULL || *text == '\0') {
+        snprintf(err, errlen, "empty key usage: use sign, decrypt or sign,decrypt");
+        return -1;
+    }
+    while (*p != '\0') {
+        size_t n = strcspn(p, ","), i;
+
+        for (i = 0; i < sizeof(usage_names) / sizeof(usage_names[0]); i++)
+            if (strlen(usage_names[i]) == n && strncmp(p, usage_names[i], n) == 0)
+                break;
+        if (i == sizeof(usage_names) / sizeof(usage_names[0])) {
+            snprintf(err, errlen, "unknown usage '%.*s' in '%.64s': use sign, decrypt or "
+                     "sign,decrypt (derive for key agreement)", (int)(n > 32 ? 32 : n), p, text);
+            return -1;
+        }
+        *usage |= 1u << i;
+        p += n;
+        if (*p == ',' && *++p == '\0') {
+            snprintf(err, errlen, "key usage '%.64s' ends with a comma", text);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+const char *ks_usage_format(uint32_t usage, char buf[KS_USAGE_TEXT_MAX])
+{
+    size_t i, off = 0;
+
+    buf[0] = '\0';
+    for (i = 0; i < sizeof(usage_names) / sizeof(usage_names[0]); i++)
+        if (usage & (1u << i))
+            off += (size_t)snprintf(buf + off, KS_USAGE_TEXT_MAX - off, "%s%s",
+                                    off > 0 ? "," : "", usage_names[i]);
+    if (off == 0)
+        snprintf(buf, KS_USAGE_TEXT_MAX, "none");
+    return buf;
+}

@@ -86,6 +86,14 @@ void ks_spin_wait(int fd);
 /* CLOCK_MONOTONIC in microseconds. */
 long long ks_mono_us(void);
 
+/* Key usages as text: "sign", "decrypt", "derive", comma-separated, for the
+ * KeyInfo.usage bitmask (1 sign, 2 decrypt, 4 derive; keystore.proto).
+ * ks_usage_parse returns 0, or -1 with a message in err; ks_usage_format
+ * writes "sign,decrypt" ("none" for 0) into buf and returns buf. */
+#define KS_USAGE_TEXT_MAX 24
+int ks_usage_parse(const char *text, uint32_t *usage, char *err, size_t errlen);
+const char *ks_usage_format(uint32_t usage, char buf[KS_USAGE_TEXT_MAX]);
+
 /* A deadline for the calling thread's current operation, in ks_mono_us()
  * time (0: none, the sockets' own timeouts apply).  While it is set, frame
  * reads and writes never wait past it: they fail with "timed out waiting

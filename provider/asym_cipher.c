@@ -17,6 +17,8 @@
 #define KS_NAME_MAX 64
 #define KS_LABEL_MAX 1024
 #define KS_TLS_PREMASTER_LEN 48
+/* OpenSSL 3.2's OSSL_ASYM_CIPHER_PARAM_IMPLICIT_REJECTION; 3.0 has no macro. */
+#define KS_PARAM_IMPLICIT_REJECTION "implicit-rejection"
 
 enum ks_enc_op { KS_ENC_NONE, KS_ENC_ENCRYPT, KS_ENC_DECRYPT };
 
@@ -150,6 +152,19 @@ static int enc_set_ctx_params(void *vctx, const OSSL_PARAM params[])
         ctx->labellen = len;
         if (len == 0)
             OPENSSL_free(buf);
+    }
+    if ((p = OSSL_PARAM_locate_const(params, KS_PARAM_IMPLICIT_REJECTION)) != NULL) {
+        unsigned int on = 0;
+
+        /* The server always rejects implicitly; explicit rejection (an error
+         * for a bad block) is the Bleichenbacher oracle, so it is refused. */
+        if (!OSSL_PARAM_get_uint(p, &on) || on == 0) {
+            KS_RAISE(ctx->pc, KS_R_INVALID_PARAMETER,
+                     "implicit rejection cannot be turned off for keystore keys: an error for a "
+                     "bad PKCS#1 v1.5 block is a Bleichenbacher oracle; a bad block always "
+                     "decrypts to a synthetic message");
+            return 0;
+        }
     }
     if ((p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION)) != NULL
         && !OSSL_PARAM_get_uint(p, &ctx->client_version))
@@ -291,10 +306,10 @@ static int enc_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t ou
         ERR_set_mark();
     if (!ks_client_call(ctx->pc, &req, KEYSTORE__RESPONSE__BODY_DECRYPT, "decrypt", ctx->key->name,
                         &resp, &code)) {
-        /* The server never fails a TLS block for its content (OpenSSL's
-         * implicit rejection), but should it say "decryption failed", the
-         * caller must still see no difference: a random premaster, as the
-         * default provider substitutes, and no error. */
+        /* The server never fails a TLS block for its content (its
+         * substitute is deterministic), but should one ever say "decryption
+         * failed", the caller must still see no error: a random premaster,
+         * as the default provider substitutes. */
         if (tls && code == KEYSTORE__ERROR_CODE__ERROR_OPERATION_FAILED
             && RAND_priv_bytes_ex(ctx->pc->libctx, out, KS_TLS_PREMASTER_LEN, 0) == 1) {
             ERR_pop_to_mark();
@@ -356,6 +371,9 @@ static int enc_get_ctx_params(void *vctx, OSSL_PARAM params[])
     if ((p = OSSL_PARAM_locate(params, OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL)) != NULL
         && !OSSL_PARAM_set_octet_ptr(p, ctx->label, ctx->labellen))
         return 0;
+    if ((p = OSSL_PARAM_locate(params, KS_PARAM_IMPLICIT_REJECTION)) != NULL
+        && !OSSL_PARAM_set_uint(p, 1))
+        return 0;
     if ((p = OSSL_PARAM_locate(params, OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION)) != NULL
         && !OSSL_PARAM_set_uint(p, ctx->client_version))
         return 0;
@@ -372,6 +390,7 @@ static const OSSL_PARAM enc_gettable[] = {
     OSSL_PARAM_octet_ptr(OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL, NULL, 0),
     OSSL_PARAM_uint(OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION, NULL),
     OSSL_PARAM_uint(OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION, NULL),
+    OSSL_PARAM_uint(KS_PARAM_IMPLICIT_REJECTION, NULL),
     OSSL_PARAM_END
 };
 
@@ -384,6 +403,7 @@ static const OSSL_PARAM enc_settable[] = {
     OSSL_PARAM_octet_string(OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL, NULL, 0),
     OSSL_PARAM_uint(OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION, NULL),
     OSSL_PARAM_uint(OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION, NULL),
+    OSSL_PARAM_uint(KS_PARAM_IMPLICIT_REJECTION, NULL),
     OSSL_PARAM_END
 };
 

@@ -236,6 +236,10 @@ static void raise_server_error(KS_PROVCTX *pc, const Keystore__Error *e, const c
         KS_RAISE(pc, KS_R_WRONG_KEY_TYPE, "keystore server: cannot %s with key '%s': %.200s",
                  op, keyname, msg);
         break;
+    case KEYSTORE__ERROR_CODE__ERROR_WRONG_USAGE:
+        KS_RAISE(pc, KS_R_WRONG_USAGE, "keystore server at %s refused to %s with key '%s': %.200s",
+                 pc->server, op, keyname, msg);
+        break;
     case KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER:
         KS_RAISE(pc, KS_R_INVALID_PARAMETER, "keystore server: bad parameter to %s with key '%s': %.200s",
                  op, keyname, msg);

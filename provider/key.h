@@ -21,6 +21,9 @@ enum {
 
 /* -pkeyopt / key parameter naming a keystore key (genpkey, get_params). */
 #define KS_PARAM_KEY_NAME "keystore-name"
+/* -pkeyopt keystore-usage:sign|decrypt|sign,decrypt for genpkey: the new
+ * key's usage, fixed for its life (the server's default is sign). */
+#define KS_PARAM_KEY_USAGE "keystore-usage"
 
 #define KS_MAX_CERTS 16
 #define KS_GROUP_MAX 64

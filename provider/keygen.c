@@ -1,7 +1,13 @@
 /* Key generation from OpenSSL (genpkey, EVP_PKEY_keygen): the key is
  * created inside keystored by a GenerateKey request and comes back as a
  * normal keystore key, a name and a public half.  Only parameters the
- * server honours are settable, so nothing is silently ignored. */
+ * server honours are settable, so nothing is silently ignored.
+ *
+ *   openssl genpkey -provider keystore -provider default -propquery '?provider=keystore'
+ *       -algorithm RSA -pkeyopt keystore-name:web -pkeyopt keystore-usage:sign,decrypt
+ *
+ * keystore-usage is sign (the default), decrypt or sign,decrypt: fixed for
+ * the key's life; a TLS 1.2 server doing RSA key exchange needs sign,decrypt. */
 #include "key.h"
 #include "client.h"
 #include "errors.h"
@@ -22,6 +28,7 @@ typedef struct {
     char name[KS_MAX_KEY_NAME + 1];   /* "" = choose gen-<hex> */
     unsigned int bits;                /* 0 = server default (2048) */
     char group[KS_GROUP_MAX];         /* "" = server default (P-256) */
+    uint32_t usage;                   /* 0 = server default (sign) */
 } KS_GEN_CTX;
 
 void ks_gen_cleanup(void *vctx)
@@ -44,6 +51,23 @@ static int set_name(KS_GEN_CTX *g, const OSSL_PARAM *p)
         return 0;
     }
     strcpy(g->name, s);
+    return 1;
+}
+
+/* The usage is checked against the key type by the server, which knows. */
+static int set_usage(KS_GEN_CTX *g, const OSSL_PARAM *p)
+{
+    const char *s = NULL;
+    char err[160];
+
+    if (!OSSL_PARAM_get_utf8_string_ptr(p, &s) || s == NULL) {
+        KS_RAISE(g->pc, KS_R_INVALID_PARAMETER, "%s must be a string", KS_PARAM_KEY_USAGE);
+        return 0;
+    }
+    if (ks_usage_parse(s, &g->usage, err, sizeof(err)) != 0) {
+        KS_RAISE(g->pc, KS_R_INVALID_PARAMETER, "%s: %s", KS_PARAM_KEY_USAGE, err);
+        return 0;
+    }
     return 1;
 }
 
@@ -104,6 +128,8 @@ int ks_gen_set_params(void *vctx, const OSSL_PARAM params[])
     if (params == NULL)
         return 1;
     if ((p = OSSL_PARAM_locate_const(params, KS_PARAM_KEY_NAME)) != NULL && !set_name(g, p))
+        return 0;
+    if ((p = OSSL_PARAM_locate_const(params, KS_PARAM_KEY_USAGE)) != NULL && !set_usage(g, p))
         return 0;
     if ((g->type == KS_KEY_RSA || g->type == KS_KEY_RSA_PSS) && !set_rsa_params(g, params))
         return 0;
@@ -179,6 +205,7 @@ void *ks_gen(void *vctx, OSSL_CALLBACK *cb, void *cbarg)
     gr.type = (Keystore__KeyType)g->type;
     gr.bits = g->bits;
     gr.group = g->group;
+    gr.usage = g->usage;
     req.body_case = KEYSTORE__REQUEST__BODY_GENERATE_KEY;
     req.generate_key = &gr;
     if (!ks_client_call(g->pc, &req, KEYSTORE__RESPONSE__BODY_KEY, "generate", g->name, &resp,
@@ -198,6 +225,7 @@ const OSSL_PARAM *ks_gen_settable(int type)
 {
     static const OSSL_PARAM rsa[] = {
         OSSL_PARAM_utf8_string(KS_PARAM_KEY_NAME, NULL, 0),
+        OSSL_PARAM_utf8_string(KS_PARAM_KEY_USAGE, NULL, 0),
         OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_BITS, NULL),
         OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_PRIMES, NULL),
         OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
@@ -207,6 +235,7 @@ const OSSL_PARAM *ks_gen_settable(int type)
      * set_rsa_params and its explanation instead of "not supported". */
     static const OSSL_PARAM rsapss[] = {
         OSSL_PARAM_utf8_string(KS_PARAM_KEY_NAME, NULL, 0),
+        OSSL_PARAM_utf8_string(KS_PARAM_KEY_USAGE, NULL, 0),
         OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_BITS, NULL),
         OSSL_PARAM_size_t(OSSL_PKEY_PARAM_RSA_PRIMES, NULL),
         OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
@@ -217,11 +246,13 @@ const OSSL_PARAM *ks_gen_settable(int type)
     };
     static const OSSL_PARAM ec[] = {
         OSSL_PARAM_utf8_string(KS_PARAM_KEY_NAME, NULL, 0),
+        OSSL_PARAM_utf8_string(KS_PARAM_KEY_USAGE, NULL, 0),
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
         OSSL_PARAM_END
     };
     static const OSSL_PARAM other[] = {
         OSSL_PARAM_utf8_string(KS_PARAM_KEY_NAME, NULL, 0),
+        OSSL_PARAM_utf8_string(KS_PARAM_KEY_USAGE, NULL, 0),
         OSSL_PARAM_END
     };
 

@@ -19,5 +19,17 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# nginx, apache2 and haproxy are installed for the tests, which start them on
+# loopback ports of their own: keep their packages from starting the system
+# services (on port 80) while they install, unless the machine already has a
+# policy for that (containers usually do)
+own_policy=
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# tests/install-deps.sh: no service starts while it installs\nexit 101\n' \
+        > /usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+    own_policy=1
+fi
+trap '[ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing >/dev/null

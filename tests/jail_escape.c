@@ -37,6 +37,7 @@
 #include "sandbox/harden.h"
 #include "sandbox/landlock.h"
 #include "store/keytable.h"
+#include "store/masterkey.h"
 #include "store/sealed_file.h"
 
 #define BLOCKED 0
@@ -75,7 +76,7 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* daemon/main.c's steps 1-9, minus the listeners and the master key. */
+/* daemon/main.c's steps 1-9, minus the listeners. */
 static void start_like_keystored(const char *config)
 {
     pthread_t t;
@@ -86,7 +87,9 @@ static void start_like_keystored(const char *config)
         _exit(SETUP);
     if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1 || sodium_init() < 0)
         _exit(SETUP);
-    if (ks_seed_rng() != 0 || ks_store_open(cfg.key_dir) != 0 || ks_audit_open(&cfg) != 0)
+    /* the master key seals the key directory's manifest, written at open */
+    if (ks_seed_rng() != 0 || ks_master_load(cfg.master_key) != 0 ||
+        ks_store_open(cfg.key_dir, cfg.rollback_counter) != 0 || ks_audit_open(&cfg) != 0)
         _exit(SETUP);
     keydir = ks_store_dir_fd();
     audit = find_fd_of(cfg.audit_log);
@@ -106,7 +109,8 @@ static void landlock_only(const char *config)
 {
     char err[256];
 
-    if (ks_config_load(&cfg, config) != 0 || ks_store_open(cfg.key_dir) != 0)
+    if (ks_config_load(&cfg, config) != 0 || sodium_init() < 0 ||
+        ks_master_load(cfg.master_key) != 0 || ks_store_open(cfg.key_dir, cfg.rollback_counter) != 0)
         _exit(SETUP);
     keydir = ks_store_dir_fd();
     if (ks_landlock_restrict(keydir, err, sizeof(err)) <= 0) {

@@ -9,7 +9,7 @@ ks_start
 
 ks_ctl generate root --type ec --curve P-384 >/dev/null || fail "generate root"
 ks_ctl generate inter --type rsa --bits 3072 >/dev/null || fail "generate inter"
-ks_ctl generate web --type rsa --bits 2048 >/dev/null || fail "generate web"
+ks_ctl generate web --type rsa --bits 2048 --usage sign,decrypt >/dev/null || fail "generate web"
 ks_ctl generate signer --type ec --curve P-256 >/dev/null || fail "generate signer"
 
 cat >"$T/ext.cnf" <<'CNF'

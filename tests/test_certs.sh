@@ -97,7 +97,7 @@ grep -q "certificate 3: subject CN=Test Root, issuer CN=Test Root" info.out || {
 want=$(date -u -d "$(openssl x509 -in web.crt -noout -enddate | cut -d= -f2)" +%Y-%m-%dT%H:%M:%SZ)
 [ "$(ks_ctl --json info web | python3 -c 'import json,sys; c=json.load(sys.stdin)["certificates"][0]; print(c["subject"], c["issuer"], c["not_after_iso"])')" \
     = "CN=web CN=Test Inter $want" ] || fail "info --json certificates"
-ks_ctl list | grep -Eq "^web +EC +P-256 +[0-9TZ:-]+ +yes +$want +CN=web +CN=Test Inter$" || { ks_ctl list; fail "list columns"; }
+ks_ctl list | grep -Eq "^web +EC +P-256 +[0-9TZ:-]+ +yes +sign +$want +CN=web +CN=Test Inter$" || { ks_ctl list; fail "list columns"; }
 ks_ctl generate longlived --type ec >/dev/null
 leaf longlived root 400
 ks_ctl attach-cert longlived longlived.crt root.crt >/dev/null

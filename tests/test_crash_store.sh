@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # A crash-safe key store: keystored is killed (-9) at random moments while
-# keystorectl generates, imports and deletes keys.  After each restart every
-# key is either fully there or absent (never a damaged file), no key that
-# keystorectl reported as stored is lost and no key it reported as deleted
-# comes back.  Then: a damaged key file is named and skipped while the others
+# keystorectl generates, imports, deletes keys and attaches certificates.
+# After each restart every key is either fully there or absent (never a
+# damaged file), no key that keystorectl reported as stored is lost, no key
+# it reported as deleted comes back, an acknowledged certificate is there,
+# and the manifest (test_rollback.sh) refuses nothing: the store always
+# starts.  Then: a damaged key file is named and refused while the others
 # load; a wrong master key is a clear start-up error.
 . "$(dirname "$0")/lib.sh"
 # list must fit one reply however many keys a fast machine creates
@@ -13,6 +15,7 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/import.p
     || fail "openssl genpkey"
 
 declare -A state    # name -> present | absent | unknown (op in flight at the crash)
+declare -A cstate   # name -> yes | unknown: a certificate was attached
 ROUNDS=${CRASH_ROUNDS:-12}
 n=0
 
@@ -23,9 +26,16 @@ ops() {
     while :; do
         i=$((i + 1))
         name="r${round}k$i"
-        case $((RANDOM % 6)) in
+        case $((RANDOM % 7)) in
             0|1) op=generate; ks_ctl generate "$name" --type $([ $((RANDOM % 2)) = 0 ] && echo ec || echo ed25519) >/dev/null 2>&1; rc=$? ;;
             2)   op=import; ks_ctl import "$name" "$T/import.pem" >/dev/null 2>&1; rc=$? ;;
+            6)   op=cert
+                 name=$(ks_ctl list 2>/dev/null | awk 'NR>1 {print $1}' | shuf -n 1)
+                 [ -n "$name" ] || continue
+                 # the request signs through the server: if it fails the server is gone
+                 openssl req -new -x509 "${PROV[@]}" -key "keystore:$name" -subj "/CN=$name" \
+                     -days 1 -out "$T/c.pem" >/dev/null 2>&1 || { echo "$op $name 2" >> "$j"; return 0; }
+                 ks_ctl attach-cert "$name" "$T/c.pem" >/dev/null 2>&1; rc=$? ;;
             *)   op=delete   # half the operations: keeps the key count bounded
                  name=$(ks_ctl list 2>/dev/null | awk 'NR>1 {print $1}' | shuf -n 1)
                  [ -n "$name" ] || continue
@@ -50,15 +60,19 @@ for round in $(seq 1 "$ROUNDS"); do
     # the model: acknowledged results are certain, the last (rc 2) is not
     while read -r op name rc; do
         n=$((n + 1))
-        if [ "$rc" = 0 ]; then
+        if [ "$op" = cert ]; then
+            [ "$rc" = 0 ] && cstate[$name]=yes || cstate[$name]=unknown
+        elif [ "$rc" = 0 ]; then
             [ "$op" = delete ] && state[$name]=absent || state[$name]=present
+            unset "cstate[$name]"
         else
             state[$name]=unknown
+            unset "cstate[$name]"
         fi
     done < "$T/journal"
     mv "$T/keystored.log" "$T/keystored.log.$round"
     ks_start "$CONF"
-    grep -E "skipping|error" "$T/keystored.log" && fail "round $round: a key file was damaged or unreadable after the crash"
+    grep -E "skipping|error|refusing" "$T/keystored.log" && fail "round $round: a key file was damaged, unreadable or refused after the crash"
     ks_ctl list > "$T/list.raw" || fail "round $round: list"
     tail -n +2 "$T/list.raw" > "$T/list"   # without the header line
     for name in "${!state[@]}"; do
@@ -67,6 +81,14 @@ for round in $(seq 1 "$ROUNDS"); do
             unknown) state[$name]=$have ;;   # either is fine, now it is known
             "$have") ;;
             *) fail "round $round: key $name should be ${state[$name]} but is $have" ;;
+        esac
+    done
+    for name in "${!cstate[@]}"; do
+        [ "${state[$name]}" = present ] || continue
+        if grep -Eq "^$name .* yes +[a-z,]+( |$)" "$T/list"; then have=yes; else have=no; fi
+        case ${cstate[$name]} in
+            unknown) ;;
+            yes) [ $have = yes ] || fail "round $round: key $name lost its acknowledged certificate" ;;
         esac
     done
     # every listed key is whole: its public key exports; no temp files remain
@@ -92,9 +114,9 @@ printf '\x55' | dd of="$T/keys/victim.key" bs=1 seek=$((size - 5)) conv=notrunc 
 printf '\x09' | dd of="$T/keys/victim2.key" bs=1 seek=19 conv=notrunc 2>/dev/null   # "created" field
 mv "$T/keystored.log" "$T/keystored.log.final"
 ks_start "$CONF"
-grep -q "skipping key victim: $T/keys/victim.key does not authenticate under the master key" "$T/keystored.log" \
+grep -q "refusing $T/keys/victim.key: the manifest (generation [0-9]*) does not vouch for it" "$T/keystored.log" \
     || { cat "$T/keystored.log" >&2; fail "damaged key file not reported by name"; }
-grep -q "skipping key victim2: $T/keys/victim2.key does not authenticate" "$T/keystored.log" \
+grep -q "refusing $T/keys/victim2.key: the manifest" "$T/keystored.log" \
     || fail "tampered header not reported by name"
 after=$(ks_ctl list | tail -n +2 | wc -l)
 [ "$after" = $((before - 2)) ] || fail "expected $((before - 2)) keys after skipping two, got $after"
@@ -110,5 +132,6 @@ set +e
 rc=$?
 set -e
 [ $rc = 1 ] || fail "keystored with a wrong master key exited $rc, expected 1"
-grep -q "cannot unseal any key: wrong master key?" "$T/wrong.log" || { cat "$T/wrong.log" >&2; fail "no clear wrong-master-key error"; }
-pass "wrong master key: exit 1 with 'cannot unseal any key: wrong master key?'"
+grep -q "cannot use the manifest $T/keys/.manifest: does not authenticate under the master key: wrong master key?" "$T/wrong.log" \
+    || { cat "$T/wrong.log" >&2; fail "no clear wrong-master-key error"; }
+pass "wrong master key: exit 1 with 'manifest ... does not authenticate under the master key: wrong master key?'"

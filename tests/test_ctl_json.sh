@@ -23,7 +23,7 @@ print(" ".join(str(o[k]) for k in sys.argv[1:]))' "$@"
 }
 [ "$(ks_ctl --json generate web --type ec --curve P-384 | json name type group bits certs)" = \
   "web EC P-384 384 0" ] || fail "generate --json"
-[ "$(ks_ctl generate rsa1 --type rsa --json | json name type bits)" = "rsa1 RSA 2048" ] \
+[ "$(ks_ctl generate rsa1 --type rsa --json | json name type bits usage)" = "rsa1 RSA 2048 ['sign']" ] \
     || fail "generate --json after the command"
 openssl genpkey -algorithm ed25519 -out "$T/ed.pem" 2>/dev/null
 [ "$(ks_ctl --json import ed "$T/ed.pem" | json name type)" = "ed ED25519" ] || fail "import --json"
@@ -54,7 +54,7 @@ rc=0; out=$(ks_ctl --json info nope 2>/dev/null) || rc=$?
 
 # the table for people: aligned columns under the header
 ks_ctl list > "$T/list"
-head -1 "$T/list" | grep -q '^NAME  *TYPE  *BITS/CURVE  *CREATED  *CERT  *EXPIRES  *SUBJECT  *ISSUER$' || fail "list header: $(head -1 "$T/list")"
+head -1 "$T/list" | grep -q '^NAME  *TYPE  *BITS/CURVE  *CREATED  *CERT  *USAGE  *EXPIRES  *SUBJECT  *ISSUER$' || fail "list header: $(head -1 "$T/list")"
 col=$(head -1 "$T/list" | awk '{ print index($0, "TYPE") }')
 while read -r line; do
     [ "${line:$((col - 1)):1}" != " " ] || fail "TYPE column misaligned: '$line'"

@@ -3,7 +3,7 @@
 . "$(dirname "$0")/lib.sh"
 ks_start
 
-ks_ctl generate rsa --type rsa --bits 2048 >/dev/null || fail "generate"
+ks_ctl generate rsa --type rsa --bits 2048 --usage decrypt >/dev/null || fail "generate"
 ks_ctl pubkey rsa > "$T/rsa.pub"
 printf 'attack at dawn %s' "$RANDOM" > "$T/msg"
 

@@ -31,7 +31,7 @@ for spec in "EC P-256" "EC P-384" "EC P-521" "EC secp256k1" "EC brainpoolP256r1"
     set -- $spec
     gen "k$n" "$@"
     gen "p$n" "$@"
-    ks_ctl import "k$n" "k$n.pem" >/dev/null || fail "import $spec"
+    ks_ctl import "k$n" "k$n.pem" --usage derive >/dev/null || fail "import $spec"
     openssl pkeyutl -derive -inkey "k$n.pem" -peerkey "p$n.pub" -out "ref$n.bin" || fail "reference $spec"
     openssl pkeyutl "${PROV[@]}" -derive -inkey "keystore:k$n" -peerkey "p$n.pub" -out "ks$n.bin" \
         || fail "keystore derive $spec"
@@ -45,7 +45,8 @@ pass "pkeyutl -derive with keystore:NAME equals the default provider on $n key t
 # keys made inside the server: its side and the peer's side agree
 for spec in "x25519 X25519" "x448 X448" "ec EC"; do
     set -- $spec
-    ks_ctl generate "g$1" --type "$1" >/dev/null || fail "generate --type $1"
+    u=(); [ "$1" = ec ] && u=(--usage derive)   # X25519/X448 derive by default; EC keys sign unless made to derive
+    ks_ctl generate "g$1" --type "$1" "${u[@]}" >/dev/null || fail "generate --type $1"
     ks_ctl pubkey "g$1" -o "g$1.pub" || fail "pubkey g$1"
     if [ "$2" = EC ]; then gen "q$1" EC P-256; else gen "q$1" "$2"; fi
     openssl pkeyutl "${PROV[@]}" -derive -inkey "keystore:g$1" -peerkey "q$1.pub" -out "a$1.bin" \
@@ -69,7 +70,7 @@ openssl req -new -x509 -key ca.pem -subj /CN=ca -days 2 -out ca.crt
 echo "to the keystore recipient" >msg.txt
 for spec in "cmsa P-256 -" "cmsb P-384 ecdh_kdf_md:sha256"; do
     set -- $spec
-    ks_ctl generate "$1" --type ec --curve "$2" >/dev/null
+    ks_ctl generate "$1" --type ec --curve "$2" --usage derive >/dev/null
     ks_ctl pubkey "$1" -o "$1.pub"
     openssl req -new -key ca.pem -subj "/CN=$1" -out "$1.csr"
     openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.pem -CAcreateserial -days 2 \
@@ -179,3 +180,22 @@ openssl pkeyutl "${PROV[@]}" -derive -inkey keystore:k2 -peerkey p2.pub -out all
     || fail "derive allowed by the access list"
 cmp -s allowed.bin ref2.bin || fail "derive under the access list differs"
 pass "the access list grants derive on its own (sign,decrypt does not include it)"
+
+# usage: an EC key made for signing (the default) never derives, whatever the
+# access list says; one made with --usage derive does not sign
+ks_ctl generate ecsign --type ec >/dev/null || fail "generate ecsign"
+ks_ctl generate ecderive --type ec --usage derive >/dev/null || fail "generate ecderive"
+cat >acl <<'ACL'
+ec* sign,decrypt,derive *
+k2 derive *
+ACL
+ks_stop
+ks_start "acl = $T/acl"
+expect_fail "key 'ecsign' is for sign only: it may not derive" \
+    openssl pkeyutl "${PROV[@]}" -derive -inkey keystore:ecsign -peerkey p1.pub -out u.bin
+openssl pkeyutl "${PROV[@]}" -derive -inkey keystore:ecderive -peerkey p1.pub -out u.bin \
+    || fail "a derive-usage EC key should derive"
+openssl dgst -sha256 -binary /etc/hostname > dg
+expect_fail "key 'ecderive' is for derive only: it may not sign" \
+    openssl pkeyutl "${PROV[@]}" -sign -inkey keystore:ecderive -in dg -out s.bin
+pass "usage: a sign-only EC key never derives, a derive-only one never signs"

@@ -134,7 +134,7 @@ start_installed() {   # start_installed [strace]: the second start is traced
 start_installed
 grep -q "confined: chroot $T/jail, running as keystored" "$T/keystored.log" || fail "not confined"
 "$CTL" -s "unix:$T/admin.sock" generate web --type ec --curve P-256 >/dev/null || fail "installed keystorectl generate"
-"$CTL" -s "unix:$T/admin.sock" generate vault --type rsa --bits 2048 >/dev/null || fail "generate rsa"
+"$CTL" -s "unix:$T/admin.sock" generate vault --type rsa --bits 2048 --usage decrypt >/dev/null || fail "generate rsa"
 ks_stop
 start_installed strace
 "$CTL" -s "unix:$T/admin.sock" list > "$T/list" || fail "list after restart"

@@ -16,6 +16,7 @@ ln -s /etc/passwd "$T/keys/abs-link"
 ln -s ../../../../../../../etc/passwd "$T/keys/rel.crt"
 ln -s ../outside/precious "$T/keys/sym.key"
 chown -R keystored: "$T/keys" "$T/outside"
+"$KEYSTORED" --gen-master-key "$T/master.key" >/dev/null   # seals the manifest
 chmod 0711 "$T"
 cat > "$T/jail.conf" <<CONF
 key_dir = $T/keys

@@ -12,7 +12,7 @@ ks_ctl generate pss --type rsa-pss >/dev/null || fail "generate pss"
 ks_ctl generate ec --type ec >/dev/null || fail "generate ec"
 
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/rsa.pem" 2>/dev/null
-ks_ctl import rsa "$T/rsa.pem" >/dev/null || fail "import rsa"
+ks_ctl import rsa "$T/rsa.pem" --usage sign,decrypt >/dev/null || fail "import rsa"
 openssl pkey -in "$T/rsa.pem" -pubout -out "$T/rsa.pub"
 head -c 3000 /dev/urandom >"$T/data"
 for md in sha224 sha256 sha384 sha512 sha512-224 sha512-256; do

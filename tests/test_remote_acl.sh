@@ -19,7 +19,7 @@ enc-*     decrypt       tcp:fe*
 ACL
 ks_start_remote "acl = $T/acl"
 grep -q "access list $T/acl: 5 rules; anything not listed is denied" "$T/keystored.log" || fail "access list not loaded"
-for k in web shared other enc-1; do ks_ctl generate $k --type rsa >/dev/null || fail "generate $k"; done
+for k in web shared other enc-1; do ks_ctl generate $k --type rsa --usage sign,decrypt >/dev/null || fail "generate $k"; done
 
 # files the other uid can read; its output goes to a directory it can write
 chmod 711 "$T"

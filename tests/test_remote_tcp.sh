@@ -9,7 +9,7 @@
 . "$(dirname "$0")/lib_remote.sh"
 ks_start_remote "max_connections_per_client = 3"
 
-ks_ctl generate web --type rsa --bits 2048 >/dev/null || fail "generate web"
+ks_ctl generate web --type rsa --bits 2048 --usage sign,decrypt >/dev/null || fail "generate web"
 ks_ctl generate ec --type ec >/dev/null || fail "generate ec"
 ks_ctl pubkey web > "$T/web.pub"
 ks_ctl pubkey ec > "$T/ec.pub"

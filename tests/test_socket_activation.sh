@@ -60,7 +60,7 @@ grep -q "warning: socket activation: client socket is $T/sd-client.sock, the con
     || fail "keystored bound the configured paths although sockets were passed"
 export KEYSTORE_SERVER="unix:$T/sd-client.sock" KEYSTORE_ADMIN="unix:$T/sd-admin.sock"
 ks_ctl generate web --type ec >/dev/null || fail "generate over the passed admin socket"
-ks_ctl generate vault --type rsa >/dev/null || fail "generate rsa over the passed admin socket"
+ks_ctl generate vault --type rsa --usage decrypt >/dev/null || fail "generate rsa over the passed admin socket"
 echo "socket activated" > "$T/data"
 openssl dgst "${PROV[@]}" -sha256 -sign keystore:web -out "$T/sig" "$T/data" \
     || fail "sign over the passed client socket"

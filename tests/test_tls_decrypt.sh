@@ -7,7 +7,7 @@
 ks_start
 
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/rsa.pem" 2>/dev/null
-ks_ctl import rsa "$T/rsa.pem" >/dev/null || fail "import rsa"
+ks_ctl import rsa "$T/rsa.pem" --usage sign,decrypt >/dev/null || fail "import rsa"
 ks_write_cnf >/dev/null
 rc=0
 OPENSSL_CONF="$T/openssl.cnf" "$KS_BUILD_ROOT/tests/tls_decrypt" keystore:rsa "$T/rsa.pem" >"$T/out" 2>&1 || rc=$?

@@ -8,7 +8,7 @@
 . "$(dirname "$0")/tls_lib.sh"
 ks_start
 
-ks_ctl generate rsa --type rsa --bits 2048 >/dev/null || fail "generate rsa"
+ks_ctl generate rsa --type rsa --bits 2048 --usage sign,decrypt >/dev/null || fail "generate rsa"
 ks_ctl generate pss --type rsa-pss --bits 2048 >/dev/null || fail "generate rsa-pss"
 ks_ctl generate p256 --type ec --curve P-256 >/dev/null || fail "generate p256"
 ks_ctl generate p384 --type ec --curve P-384 >/dev/null || fail "generate p384"

@@ -234,6 +234,7 @@ static const struct option_def {
     { "socket_mode", set_mode, F(socket_mode), 0, 0777 },
     { "key_dir", set_abspath, F(key_dir), 0, KS_CONF_PATH_MAX },
     { "master_key", set_abspath, F(master_key), 0, KS_CONF_PATH_MAX },
+    { "rollback_counter", set_abspath, F(rollback_counter), 0, KS_CONF_PATH_MAX },
     { "workers", set_int, F(workers), 1, 256 },
     { "max_frame", set_size, F(max_frame), KS_MIN_MAX_FRAME, KS_ABS_MAX_FRAME },
     { "allow_client_generate", set_bool, F(allow_client_generate), 0, 0 },
@@ -348,6 +349,17 @@ int ks_config_load(struct ks_config *cfg, const char *path)
                "--gen-server-key PATH) and authorized_clients (one 'NAME PUBLIC-KEY' per line)",
                path);
         goto out;
+    }
+    if (cfg->rollback_counter[0] != '\0') {
+        size_t kl = strlen(cfg->key_dir);
+
+        /* inside key_dir it would be rolled back together with the manifest */
+        if (strncmp(cfg->rollback_counter, cfg->key_dir, kl) == 0 &&
+            (cfg->rollback_counter[kl] == '/' || cfg->rollback_counter[kl] == '\0')) {
+            ks_log("error: %s: rollback_counter %s must be outside key_dir %s", path,
+                   cfg->rollback_counter, cfg->key_dir);
+            goto out;
+        }
     }
     if (strcmp(cfg->socket, cfg->admin_socket) == 0) {
         ks_log("error: %s: socket and admin_socket must be different paths", path);

@@ -13,6 +13,7 @@ struct ks_config {
     char admin_socket[KS_CONF_PATH_MAX];  /* "unix:/path" for keystorectl */
     mode_t socket_mode;                   /* client socket permissions */
     char key_dir[KS_CONF_PATH_MAX];
+    char rollback_counter[KS_CONF_PATH_MAX];  /* "" = KEY_DIR.generation */
     char master_key[KS_CONF_PATH_MAX];
     int workers;
     size_t max_frame;

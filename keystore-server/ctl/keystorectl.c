@@ -30,8 +30,9 @@ static void usage(FILE *f)
 "\n"
 "Commands (each takes --help):\n"
 "  generate NAME --type rsa|rsa-pss|ec|ed25519|ed448|x25519|x448\n"
-"                [--bits 2048|3072|4096] [--curve CURVE]  create a key in the server\n"
-"  import NAME FILE [--passin pass:TEXT|env:VAR|file:PATH]\n"
+"                [--bits 2048|3072|4096] [--curve CURVE] [--usage sign|decrypt|sign,decrypt]\n"
+"                                                 create a key in the server\n"
+"  import NAME FILE [--passin pass:TEXT|env:VAR|file:PATH] [--usage USAGE]\n"
 "                                                 store a PEM/DER private key\n"
 "  list [--expiring 30d]                          list keys (and their certificates)\n"
 "  info NAME                                      show one key\n"
@@ -272,7 +273,22 @@ static int print_key_reply(Keystore__Request *req, const char *verb)
 
 /* ---- commands -------------------------------------------------------- */
 
-static const char *const generate_opts[] = { "--type", "--bits", "--curve", NULL };
+/* --usage: a key's usage is fixed when it is made; the server's default is sign. */
+static int parse_usage(const char *cmd, const char *text, uint32_t *usage)
+{
+    char err[160];
+
+    *usage = 0;
+    if (text == NULL)
+        return 0;
+    if (ks_usage_parse(text, usage, err, sizeof(err)) != 0) {
+        ctl_err("%s: --usage: %s", cmd, err);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *const generate_opts[] = { "--type", "--bits", "--curve", "--usage", NULL };
 
 static int cmd_generate(char **args, int nargs, const char **opts)
 {
@@ -282,7 +298,7 @@ static int cmd_generate(char **args, int nargs, const char **opts)
     char *end;
 
     (void)nargs;
-    if (check_name(args[0]) != 0)
+    if (check_name(args[0]) != 0 || parse_usage("generate", opts[3], &g.usage) != 0)
         return CTL_USAGE;
     if (type == NULL) {
         ctl_err("generate: --type is required (rsa, rsa-pss, ec, ed25519, ed448, x25519 or x448)");
@@ -337,7 +353,7 @@ static int cmd_generate(char **args, int nargs, const char **opts)
     return print_key_reply(&req, "generated");
 }
 
-static const char *const import_opts[] = { "--passin", NULL };
+static const char *const import_opts[] = { "--passin", "--usage", NULL };
 
 static int cmd_import(char **args, int nargs, const char **opts)
 {
@@ -349,7 +365,7 @@ static int cmd_import(char **args, int nargs, const char **opts)
     int rc;
 
     (void)nargs;
-    if (check_name(args[0]) != 0)
+    if (check_name(args[0]) != 0 || parse_usage("import", opts[1], &im.usage) != 0)
         return CTL_USAGE;
     pkey = ctl_read_private_key(args[1], opts[0], &rc);
     if (pkey == NULL)
@@ -727,20 +743,24 @@ static int cmd_reload(char **args, int nargs, const char **opts)
 }
 
 static const struct cmd commands[] = {
-    { "generate", "NAME --type rsa|rsa-pss|ec|ed25519|ed448|x25519|x448 [--bits N] [--curve C]",
+    { "generate", "NAME --type rsa|rsa-pss|ec|ed25519|ed448|x25519|x448 [--bits N] [--curve C] [--usage U]",
       "Create a new key inside the server; the private key never leaves it.\n"
       "  --type T    rsa, rsa-pss, ec, ed25519, ed448 (signing), x25519, x448 (key agreement)\n"
       "  --bits N    rsa/rsa-pss modulus size: 2048 (default), 3072 or 4096\n"
       "  --curve C   ec curve: P-256 (default), P-384, P-521, secp256k1, brainpoolP256r1,\n"
-      "              brainpoolP384r1 or brainpoolP512r1\n",
+      "              brainpoolP384r1 or brainpoolP512r1\n"
+      "  --usage U   sign (default), decrypt or sign,decrypt (rsa only); x25519 and\n"
+      "              x448 keys derive; fixed for the key's life.  A TLS 1.2 server\n"
+      "              with RSA key exchange needs sign,decrypt; other keys one usage.\n",
       1, 1, cmd_generate, generate_opts },
-    { "import", "NAME FILE [--passin pass:TEXT|env:VAR|file:PATH]",
+    { "import", "NAME FILE [--passin pass:TEXT|env:VAR|file:PATH] [--usage U]",
       "Store an existing private key (PEM or DER; PKCS#8 or traditional, optionally\n"
       "encrypted) in the server under NAME.  Without --passin an encrypted key is\n"
-      "only accepted when a terminal can prompt for the passphrase.\n",
+      "only accepted when a terminal can prompt for the passphrase.\n"
+      "  --usage U   sign (default), decrypt or sign,decrypt (rsa only); fixed\n",
       2, 2, cmd_import, import_opts },
     { "list", "[--expiring DURATION]",
-      "List the keys: NAME TYPE BITS/CURVE CREATED CERT EXPIRES SUBJECT ISSUER, the last\n"
+      "List the keys: NAME TYPE BITS/CURVE CREATED CERT USAGE EXPIRES SUBJECT ISSUER, the last\n"
       "three of the leaf certificate (--json: an array; each key's \"certificates\" give\n"
       "subject, issuer and not_after of the whole chain).\n"
       "  --expiring D  only keys whose leaf certificate expires within D (30d, 12h, 90m,\n"

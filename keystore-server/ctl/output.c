@@ -122,6 +122,22 @@ static void size_column(const Keystore__KeyInfo *k, char *buf, size_t len)
         snprintf(buf, len, "-");
 }
 
+/* "sign", "decrypt" as JSON array elements. */
+static void json_usage(uint32_t usage)
+{
+    char buf[KS_USAGE_TEXT_MAX], *p, *save = NULL;
+    int first = 1;
+
+    if (usage == 0)
+        return;
+    ks_usage_format(usage, buf);
+    for (p = strtok_r(buf, ",", &save); p != NULL; p = strtok_r(NULL, ",", &save)) {
+        printf(first ? "" : ", ");
+        ctl_json_string(p);
+        first = 0;
+    }
+}
+
 static void json_key(const Keystore__KeyInfo *k)
 {
     char created[32];
@@ -135,14 +151,16 @@ static void json_key(const Keystore__KeyInfo *k)
     ctl_json_string(k->group);
     printf(", \"created\": %llu, \"created_iso\": ", (unsigned long long)k->created);
     ctl_json_string(created);
-    printf(", \"certs\": %zu", k->n_cert_chain_der);
+    printf(", \"certs\": %zu, \"usage\": [", k->n_cert_chain_der);
+    json_usage(k->usage);
+    printf("]");
     json_certs(k);
     printf("}");
 }
 
 void ctl_print_key(const Keystore__KeyInfo *k, int json, const char *verb)
 {
-    char size[32], created[32];
+    char size[32], created[32], usage[KS_USAGE_TEXT_MAX];
     size_t i;
 
     if (json) {
@@ -152,9 +170,10 @@ void ctl_print_key(const Keystore__KeyInfo *k, int json, const char *verb)
     }
     size_column(k, size, sizeof(size));
     iso_time(k->created, created, sizeof(created));
-    printf("%s%skey %s: %s %s, created %s, %zu certificate%s\n", verb, verb[0] != '\0' ? " " : "", k->name,
-           ks_key_type_name(k->type), size, created, k->n_cert_chain_der,
-           k->n_cert_chain_der == 1 ? "" : "s");
+    printf("%s%skey %s: %s %s, created %s, %zu certificate%s, usage %s\n", verb,
+           verb[0] != '\0' ? " " : "", k->name, ks_key_type_name(k->type), size, created,
+           k->n_cert_chain_der, k->n_cert_chain_der == 1 ? "" : "s",
+           ks_usage_format(k->usage, usage));
     for (i = 0; i < k->n_cert_chain_der; i++) {
         struct cert_facts f;
 
@@ -191,7 +210,7 @@ static void leaf_columns(const Keystore__KeyInfo *k, struct cert_facts *f, char 
 void ctl_print_list(Keystore__KeyInfo **keys, size_t n, int json)
 {
     int wname = 4, wtype = 4, wsize = 10, wsubj = 7;
-    char size[32], created[32], expires[32];
+    char size[32], created[32], expires[32], usage[KS_USAGE_TEXT_MAX];
     struct cert_facts f;
     size_t i;
 
@@ -216,14 +235,15 @@ void ctl_print_list(Keystore__KeyInfo **keys, size_t n, int json)
         wsize = (int)strlen(size) > wsize ? (int)strlen(size) : wsize;
         wsubj = (int)strlen(f.subject) > wsubj ? (int)strlen(f.subject) : wsubj;
     }
-    printf("%-*s  %-*s  %-*s  %-20s  %-4s  %-20s  %-*s  %s\n", wname, "NAME", wtype, "TYPE", wsize,
-           "BITS/CURVE", "CREATED", "CERT", "EXPIRES", wsubj, "SUBJECT", "ISSUER");
+    printf("%-*s  %-*s  %-*s  %-20s  %-4s  %-12s  %-20s  %-*s  %s\n", wname, "NAME", wtype, "TYPE",
+           wsize, "BITS/CURVE", "CREATED", "CERT", "USAGE", "EXPIRES", wsubj, "SUBJECT", "ISSUER");
     for (i = 0; i < n; i++) {
         size_column(keys[i], size, sizeof(size));
         iso_time(keys[i]->created, created, sizeof(created));
         leaf_columns(keys[i], &f, expires, sizeof(expires));
-        printf("%-*s  %-*s  %-*s  %-20s  %-4s  %-20s  %-*s  %s\n", wname, keys[i]->name, wtype,
-               ks_key_type_name(keys[i]->type), wsize, size, created,
-               keys[i]->n_cert_chain_der > 0 ? "yes" : "no", expires, wsubj, f.subject, f.issuer);
+        printf("%-*s  %-*s  %-*s  %-20s  %-4s  %-12s  %-20s  %-*s  %s\n", wname, keys[i]->name,
+               wtype, ks_key_type_name(keys[i]->type), wsize, size, created,
+               keys[i]->n_cert_chain_der > 0 ? "yes" : "no", ks_usage_format(keys[i]->usage, usage),
+               expires, wsubj, f.subject, f.issuer);
     }
 }

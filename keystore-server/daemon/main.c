@@ -220,7 +220,7 @@ int main(int argc, char **argv)
         goto out;
 
     /* 7. Keys.  The key directory stays open as an fd for later writes. */
-    if (ks_store_open(cfg.key_dir) != 0)
+    if (ks_store_open(cfg.key_dir, cfg.rollback_counter) != 0)
         goto out;
     if (ks_secure_heap_size() > 0)
         ks_log("secure heap: %zu KiB of %zu MiB in use", CRYPTO_secure_used() / 1024,

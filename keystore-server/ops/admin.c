@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "store/certchain.h"
+#include "usage.h"
 
 static int check_new_name(struct ks_op *op, const char *name)
 {
@@ -32,17 +33,18 @@ static int check_new_name(struct ks_op *op, const char *name)
 }
 
 /* Store pkey under name and reply KeyInfo; frees pkey in every case. */
-static void store_and_reply(struct ks_op *op, const char *name, EVP_PKEY *pkey, const char *how)
+static void store_and_reply(struct ks_op *op, const char *name, EVP_PKEY *pkey, uint32_t usage,
+                            const char *how)
 {
-    char err[512];
+    char err[512], u[KS_USAGE_TEXT_MAX];
     struct ks_key *k = NULL;
-    enum ks_store_status st = ks_store_add(name, pkey, &k, err, sizeof(err));
+    enum ks_store_status st = ks_store_add(name, pkey, usage, &k, err, sizeof(err));
 
     switch (st) {
     case KS_STORE_OK:
-        ks_log("conn %lu uid %u pid %d: %s key %s (%s%s%s)", op->s->id, (unsigned)op->s->uid,
-               (int)op->s->pid, how, k->name, ks_key_type_name(k->type),
-               k->group[0] != '\0' ? " " : "", k->group);
+        ks_log("conn %lu uid %u pid %d: %s key %s (%s%s%s, usage %s)", op->s->id,
+               (unsigned)op->s->uid, (int)op->s->pid, how, k->name, ks_key_type_name(k->type),
+               k->group[0] != '\0' ? " " : "", k->group, ks_usage_format(k->usage, u));
         ks_op_reply_key(op, k);
         ks_key_put(k);
         return;   /* the store owns pkey now */
@@ -126,9 +128,11 @@ void ks_op_generate(struct ks_op *op, const Keystore__GenerateKeyRequest *r)
     EVP_PKEY_CTX *ctx;
     EVP_PKEY *pkey = NULL;
     unsigned bits;
+    uint32_t usage;
     int ok;
 
-    if (check_new_name(op, r->name) != 0 || gen_params(op, r, &alg, &bits, &group) != 0)
+    if (check_new_name(op, r->name) != 0 || gen_params(op, r, &alg, &bits, &group) != 0 ||
+        ks_usage_for_new_key(op, r->type, r->usage, &usage) != 0)
         return;
     ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, NULL);
     ok = ctx != NULL && EVP_PKEY_keygen_init(ctx) == 1;
@@ -145,7 +149,7 @@ void ks_op_generate(struct ks_op *op, const Keystore__GenerateKeyRequest *r)
         EVP_PKEY_free(pkey);
         return;
     }
-    store_and_reply(op, r->name, pkey, "generated");
+    store_and_reply(op, r->name, pkey, usage, "generated");
 }
 
 void ks_op_import(struct ks_op *op, const Keystore__ImportKeyRequest *r)
@@ -154,6 +158,7 @@ void ks_op_import(struct ks_op *op, const Keystore__ImportKeyRequest *r)
     char why[256], group[KS_GROUP_MAX];
     EVP_PKEY *pkey;
     unsigned bits;
+    uint32_t usage;
 
     if (check_new_name(op, r->name) != 0)
         return;
@@ -174,7 +179,11 @@ void ks_op_import(struct ks_op *op, const Keystore__ImportKeyRequest *r)
         EVP_PKEY_free(pkey);
         return;
     }
-    store_and_reply(op, r->name, pkey, "imported");
+    if (ks_usage_for_new_key(op, type, r->usage, &usage) != 0) {
+        EVP_PKEY_free(pkey);
+        return;
+    }
+    store_and_reply(op, r->name, pkey, usage, "imported");
 }
 
 void ks_op_delete(struct ks_op *op, const Keystore__DeleteKeyRequest *r)

@@ -1,10 +1,15 @@
 /* Decrypt: RSA OAEP, PKCS#1 v1.5 and the TLS 1.2 premaster mode.
  *
- * Padding-oracle rule: once the ciphertext has been handed to OpenSSL, every
- * failure produces the same code and text, and nothing about the cause is
- * logged or returned.  Checks on public facts (key type, ciphertext length,
- * parameter names) happen before and may say precisely what is wrong. */
+ * Padding-oracle rule: PKCS#1 v1.5 and TLS blocks never fail for their
+ * content: a bad block decrypts to a deterministic synthetic message or
+ * premaster (implicit rejection, ops/rsa_implicit.c), so an error would tell
+ * a conformant block from another.  For OAEP, once the ciphertext has been
+ * handed to OpenSSL, every failure produces the same code and text, and
+ * nothing about the cause is logged or returned.  Checks on public facts (key
+ * type, ciphertext length, parameter names) happen before and may say
+ * precisely what is wrong. */
 #include "handlers.h"
+#include "rsa_implicit.h"
 
 #include <string.h>
 
@@ -67,52 +72,30 @@ out:
     return rc;
 }
 
-static int setup_tls(struct ks_op *op, const struct ks_key *k, const Keystore__DecryptRequest *r,
-                     EVP_PKEY_CTX *ctx)
+/* The public checks of the TLS mode; the decryption is ks_rsa_tls_premaster_decrypt. */
+static int check_tls(struct ks_op *op, const Keystore__DecryptRequest *r)
 {
-    unsigned int client = r->tls_client_version, negotiated = r->tls_negotiated_version;
-    OSSL_PARAM params[3];
-
-    if (client == 0) {
+    if (r->tls_client_version == 0 || r->tls_client_version > 0xffff
+        || r->tls_negotiated_version > 0xffff) {
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
                     "PADDING_PKCS1_TLS needs tls_client_version (the version in the "
-                    "ClientHello, e.g. 0x0303)");
-        return -1;
-    }
-    /* OpenSSL's constant-time implicit-rejection mode: a bad block yields a
-     * random 48-byte premaster instead of an error. */
-    if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_WITH_TLS_PADDING) != 1) {
-        bad_setup(op, k, "TLS padding");
-        return -1;
-    }
-    params[0] = OSSL_PARAM_construct_uint(OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION, &client);
-    params[1] = OSSL_PARAM_construct_uint(OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION, &negotiated);
-    params[2] = OSSL_PARAM_construct_end();
-    if (EVP_PKEY_CTX_set_params(ctx, params) != 1) {
-        bad_setup(op, k, "these TLS versions");
+                    "ClientHello, e.g. 0x0303) and versions of at most 0xffff");
         return -1;
     }
     return 0;
 }
 
+/* OAEP (the only padding left to OpenSSL's own decryption). */
 static int setup_padding(struct ks_op *op, const struct ks_key *k,
                          const Keystore__DecryptRequest *r, EVP_PKEY_CTX *ctx)
 {
     switch (r->padding) {
     case KEYSTORE__PADDING__PADDING_OAEP:
         return setup_oaep(op, k, r, ctx);
-    case KEYSTORE__PADDING__PADDING_PKCS1:
-        if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1) {
-            bad_setup(op, k, "PKCS#1 v1.5 padding");
-            return -1;
-        }
-        return 0;
-    case KEYSTORE__PADDING__PADDING_PKCS1_TLS:
-        return setup_tls(op, k, r, ctx);
     default:
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
                     "%s cannot be used to decrypt: use PADDING_OAEP, PADDING_PKCS1 or "
-                    "PADDING_PKCS1_TLS (the server never performs raw RSA)",
+                    "PADDING_PKCS1_TLS (the server offers no raw RSA)",
                     ks_padding_name(r->padding));
         return -1;
     }
@@ -137,7 +120,7 @@ void ks_op_decrypt(struct ks_op *op, const Keystore__DecryptRequest *r)
     EVP_PKEY_CTX *ctx = NULL;
     uint8_t *pt;
     size_t ptlen;
-    int modlen;
+    int modlen, rc;
 
     if (k == NULL)
         return;
@@ -155,18 +138,31 @@ void ks_op_decrypt(struct ks_op *op, const Keystore__DecryptRequest *r)
                     r->ciphertext.len, k->name, modlen);
         goto out;
     }
-    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-    if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) != 1) {
-        bad_setup(op, k, "decryption");
-        goto out;
-    }
-    if (setup_padding(op, k, r, ctx) != 0)
-        goto out;
     pt = ks_arena_alloc(op->arena, (size_t)modlen);   /* wiped with the arena */
     if (pt == NULL)
         goto out;
     ptlen = (size_t)modlen;
-    if (EVP_PKEY_decrypt(ctx, pt, &ptlen, r->ciphertext.data, r->ciphertext.len) != 1) {
+    if (r->padding == KEYSTORE__PADDING__PADDING_PKCS1) {
+        rc = ks_rsa_pkcs1_decrypt_ir(k->pkey, r->ciphertext.data, r->ciphertext.len, pt, ptlen,
+                                     &ptlen);
+    } else if (r->padding == KEYSTORE__PADDING__PADDING_PKCS1_TLS) {
+        if (check_tls(op, r) != 0)
+            goto out;
+        rc = ks_rsa_tls_premaster_decrypt(k->pkey, r->ciphertext.data, r->ciphertext.len,
+                                          r->tls_client_version, r->tls_negotiated_version, pt);
+        ptlen = KS_RSA_TLS_PREMASTER_LEN;
+    } else {
+        ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+        if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) != 1) {
+            bad_setup(op, k, "decryption");
+            goto out;
+        }
+        if (setup_padding(op, k, r, ctx) != 0)
+            goto out;
+        rc = EVP_PKEY_decrypt(ctx, pt, &ptlen, r->ciphertext.data, r->ciphertext.len) == 1 ? 0 : -1;
+    }
+    /* PKCS#1 / TLS: only for public reasons (c >= n) or an internal failure */
+    if (rc != 0) {
         ERR_clear_error();
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_OPERATION_FAILED, "decryption failed");
         goto out;

@@ -14,6 +14,7 @@
 #include "handlers.h"
 #include "op.h"
 #include "stats.h"
+#include "usage.h"
 
 /* Largest reply this connection carries: max_frame, and over TCP one Noise
  * transport message's plaintext at most. */
@@ -90,17 +91,20 @@ static void dispatch(struct ks_op *op, const Keystore__Request *req)
         break;
     case KEYSTORE__REQUEST__BODY_SIGN:
         op->name = "Sign";
-        if (ks_acl_permit(op, KS_ACL_SIGN, req->sign->key))
+        if (ks_usage_permit(op, KS_USAGE_SIGN, req->sign->key) &&
+            ks_acl_permit(op, KS_ACL_SIGN, req->sign->key))
             ks_op_sign(op, req->sign);
         break;
     case KEYSTORE__REQUEST__BODY_DECRYPT:
         op->name = "Decrypt";
-        if (ks_acl_permit(op, KS_ACL_DECRYPT, req->decrypt->key))
+        if (ks_usage_permit(op, KS_USAGE_DECRYPT, req->decrypt->key) &&
+            ks_acl_permit(op, KS_ACL_DECRYPT, req->decrypt->key))
             ks_op_decrypt(op, req->decrypt);
         break;
     case KEYSTORE__REQUEST__BODY_DERIVE:
         op->name = "Derive";
-        if (ks_acl_permit(op, KS_ACL_DERIVE, req->derive->key))
+        if (ks_usage_permit(op, KS_USAGE_DERIVE, req->derive->key) &&
+            ks_acl_permit(op, KS_ACL_DERIVE, req->derive->key))
             ks_op_derive(op, req->derive);
         break;
     case KEYSTORE__REQUEST__BODY_GENERATE_KEY:

@@ -77,6 +77,7 @@ Keystore__KeyInfo *ks_op_keyinfo(struct ks_op *op, const struct ks_key *k)
     if (k->group[0] != '\0')
         ki->group = ks_arena_memdup(op->arena, k->group, strlen(k->group) + 1);
     ki->created = k->created;
+    ki->usage = k->usage;
     if (k->ncerts > 0) {
         ki->cert_chain_der = ks_arena_alloc(op->arena, k->ncerts * sizeof(ProtobufCBinaryData));
         if (ki->cert_chain_der == NULL)

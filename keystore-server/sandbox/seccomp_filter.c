@@ -43,6 +43,8 @@ static const struct allowed ALLOW[] = {
     A(epoll_ctl, "event loop"), A(poll, "waiting on sockets"),
     A(ppoll, "waiting on sockets"), A(eventfd2, "waking workers"),
     A(fstat, "stdio"),
+    /* the rollback counter: a descriptor opened before confinement (store/generation.c) */
+    A(pwrite64, "the rollback counter"), A(fdatasync, "the rollback counter"),
     /* threads, time and randomness */
     A(futex, "locks and condition variables"), A(sched_yield, "spinning before sleeping"),
     A(nanosleep, "back-off"), A(clock_nanosleep, "back-off"),

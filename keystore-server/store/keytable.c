@@ -19,6 +19,8 @@
 
 #include "certchain.h"
 #include "common/log.h"
+#include "generation.h"
+#include "manifest.h"
 #include "sealed_file.h"
 #include "secure_heap.h"
 
@@ -26,6 +28,12 @@
 
 static int dir_fd = -1;
 static char dir_path[4096];
+
+/* The generation of the last manifest written (write_lock), and the entries
+ * of vouched files that did not load (a full secure heap, a chain that does
+ * not match): every manifest keeps them, so they stay vouched for. */
+static uint64_t generation;
+static struct ks_manifest carried;
 
 /* Readers (every operation) take table_lock shared; publishing a new table
  * state takes it exclusively for a few pointer moves only. */
@@ -100,7 +108,7 @@ static int copy_certs(struct ks_key *k, const struct ks_cert *certs, size_t n)
 
 /* New entry with refs = 1 holding its own reference to pkey. */
 static struct ks_key *key_new(const char *name, EVP_PKEY *pkey, uint64_t created,
-                              char *why, size_t whylen)
+                              uint32_t usage, char *why, size_t whylen)
 {
     struct ks_key *k = calloc(1, sizeof(*k));
     unsigned char *p;
@@ -140,6 +148,7 @@ static struct ks_key *key_new(const char *name, EVP_PKEY *pkey, uint64_t created
     }
     k->pkey = pkey;
     k->created = created;
+    k->usage = usage;
     return k;
 }
 
@@ -270,7 +279,7 @@ size_t ks_store_count(void)
     return n;
 }
 
-/* ---- loading ---------------------------------------------------------- */
+/* ---- the manifest (callers hold write_lock, or are single-threaded) --- */
 
 static void file_names(const char *name, char *keyf, char *keytmp, char *crtf, char *crttmp)
 {
@@ -281,8 +290,98 @@ static void file_names(const char *name, char *keyf, char *keytmp, char *crtf, c
     snprintf(crttmp, 80, ".%s.crt.tmp", name);
 }
 
-/* Attach NAME.crt if present and consistent; problems only cost the chain. */
-static void load_cert_file(struct ks_key *k, const char *crtf)
+struct mf_build {
+    struct ks_manifest *m;
+    int failed;
+};
+
+static int add_key_entries(const struct ks_key *k, void *arg)
+{
+    struct mf_build *b = arg;
+    char keyf[80], keytmp[80], crtf[80], crttmp[80];
+
+    file_names(k->name, keyf, keytmp, crtf, crttmp);
+    if (ks_manifest_add(b->m, keyf, k->key_hash, 0) != 0 ||
+        (k->has_crt && ks_manifest_add(b->m, crtf, k->crt_hash, 0) != 0))
+        b->failed = 1;
+    return b->failed;
+}
+
+/* Drop carried entries of key `name` (it is being replaced or deleted). */
+static void uncarry(const char *name)
+{
+    char keyf[80], keytmp[80], crtf[80], crttmp[80];
+    size_t i, j = 0;
+
+    file_names(name, keyf, keytmp, crtf, crttmp);
+    for (i = 0; i < carried.n; i++)
+        if (strcmp(carried.e[i].file, keyf) != 0 && strcmp(carried.e[i].file, crtf) != 0)
+            carried.e[j++] = carried.e[i];
+    carried.n = j;
+}
+
+/* Commit the table (plus extra entries: writes in progress) as the next
+ * generation: the manifest first, then the counter, so that after a crash
+ * the manifest is at most one generation ahead of the counter (accepted at
+ * start) and never behind it. */
+static int commit(const struct ks_manifest *extra, char *err, size_t errlen)
+{
+    struct ks_manifest m = { 0 };
+    struct mf_build b = { &m, 0 };
+    char why[512];
+    size_t i;
+    int rc = -1;
+
+    m.gen = generation + 1;
+    ks_store_foreach(add_key_entries, &b);
+    for (i = 0; !b.failed && i < carried.n; i++)
+        b.failed = ks_manifest_add(&m, carried.e[i].file, carried.e[i].hash, carried.e[i].flags);
+    for (i = 0; !b.failed && extra != NULL && i < extra->n; i++)
+        b.failed = ks_manifest_add(&m, extra->e[i].file, extra->e[i].hash, extra->e[i].flags);
+    if (b.failed) {
+        snprintf(err, errlen, "out of memory for the manifest of %s", dir_path);
+        goto out;
+    }
+    if (ks_manifest_write(dir_fd, &m, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "cannot write the manifest of %s: %s", dir_path, why);
+        goto out;
+    }
+    generation = m.gen;
+    /* The manifest is the commit point; a counter left behind only weakens
+     * rollback detection until the next write, so say it loudly. */
+    if (ks_generation_set(m.gen, why, sizeof(why)) != 0)
+        ks_log("error: %s: until it is fixed, an old copy of the key directory would not be "
+               "detected", why);
+    rc = 0;
+out:
+    ks_manifest_free(&m);
+    return rc;
+}
+
+/* ---- loading ---------------------------------------------------------- */
+
+/* Carry a vouched file that did not load (its hash stays in the manifest). */
+static void carry(const char *fname, const uint8_t hash[KS_FILE_HASH_LEN])
+{
+    if (ks_manifest_add(&carried, fname, hash, 0) != 0)
+        ks_log("warning: out of memory: %s/%s will not be in the manifest", dir_path, fname);
+}
+
+/* A refused file keeps the current entries of its name: putting the right
+ * file back must work after any number of restarts. */
+static void carry_named(const struct ks_manifest *mf, const char *fname)
+{
+    size_t i;
+
+    for (i = 0; i < mf->n; i++)
+        if (strcmp(mf->e[i].file, fname) == 0 && (mf->e[i].flags & KS_MF_OPTIONAL) == 0)
+            carry(fname, mf->e[i].hash);
+}
+
+/* Attach NAME.crt if present, vouched for and consistent; problems only cost
+ * the chain.  Returns 1 if a vouched file is present (hash in *hash). */
+static int load_cert_file(struct ks_key *k, const char *crtf, const struct ks_manifest *mf,
+                          uint8_t hash[KS_FILE_HASH_LEN])
 {
     char err[256], why[512];
     struct ks_cert *certs;
@@ -293,12 +392,25 @@ static void load_cert_file(struct ks_key *k, const char *crtf)
         if (errno != ENOENT)
             ks_log("warning: %s/%s: %s; key %s is loaded without its certificates",
                    dir_path, crtf, err, k->name);
-        return;
+        return 0;
+    }
+    ks_file_hash(buf, len, hash);
+    if (mf != NULL && !ks_manifest_vouches(mf, crtf, hash, NULL, NULL)) {
+        ks_log("error: refusing %s/%s: the manifest does not vouch for it (an old or foreign "
+               "certificate chain); key %s is loaded without certificates. Attach the right "
+               "chain with 'keystorectl attach-cert %s CERT.pem' (which replaces the file)",
+               dir_path, crtf, k->name, k->name);
+        carry_named(mf, crtf);
+        free(buf);
+        return 0;
     }
     if (ks_cert_split(buf, len, &certs, &n) != 0) {
         ks_log("warning: %s/%s is not a list of DER certificates; key %s is loaded "
                "without its certificates", dir_path, crtf, k->name);
-    } else if (ks_cert_chain_check(k->pkey, k->name, certs, n, 0, &bad, why, sizeof(why)) != 0) {
+        free(buf);
+        return 1;
+    }
+    if (ks_cert_chain_check(k->pkey, k->name, certs, n, 0, &bad, why, sizeof(why)) != 0) {
         ks_log("warning: %s/%s: %s; key %s is loaded without its certificates",
                dir_path, crtf, why, k->name);
         ERR_clear_error();
@@ -307,20 +419,102 @@ static void load_cert_file(struct ks_key *k, const char *crtf)
     }
     free(certs);
     free(buf);
+    return 1;
 }
 
-/* Returns 1 loaded, 0 skipped (logged), -1 authentication failure (logged). */
-static int load_one(const char *fname)
+/* A version 1 file predates usages: the key keeps everything its type could
+ * do then (RSA sign and decrypt; EC sign, key agreement came later), so that an upgrade breaks no TLS server or
+ * decrypting client; the operator is told how to narrow it. */
+static void legacy_usage(struct ks_key *k)
 {
-    char name[KS_MAX_KEY_NAME + 1], why[512], err[256];
-    char keyf[80], keytmp[80], crtf[80], crttmp[80];
-    size_t flen = strlen(fname), filelen, derlen;
-    uint8_t *file = NULL, *der = NULL;
-    uint32_t file_type;
-    uint64_t created;
+    char u[KS_USAGE_TEXT_MAX];
+
+    /* ECDH came after version 1 files: an old EC key signs only */
+    k->usage = ks_usage_possible(k->type) & (KS_USAGE_SIGN | KS_USAGE_DECRYPT);
+    if (k->usage == 0)
+        k->usage = ks_usage_possible(k->type);
+    if (k->usage == KS_USAGE_SIGN)
+        ks_log("warning: key %s was sealed before key usages existed (key file version 1): "
+               "it keeps sign; nothing to do, its type has no other usage", k->name);
+    else
+        ks_log("warning: key %s was sealed before key usages existed (key file version 1): "
+               "it keeps %s, all its type allows, so a decrypt grant is also a sign grant; to "
+               "narrow it, replace it by a key made with 'keystorectl generate|import NAME "
+               "--usage sign' (or decrypt) and delete this one", k->name,
+               ks_usage_format(k->usage, u));
+}
+
+/* Unseal and parse one key file image (freed here).  Returns the new entry,
+ * or NULL (logged) with *auth_failed set if it does not authenticate and
+ * *authentic set if it does but cannot be used now. */
+static struct ks_key *load_key_image(const char *name, const char *fname, uint8_t *file,
+                                     size_t filelen, int *auth_failed, int *authentic)
+{
+    char why[512];
+    size_t derlen;
+    uint8_t *der = NULL;
+    struct ks_keyfile_meta meta;
     EVP_PKEY *pkey;
     struct ks_key *k;
     enum ks_unseal_status st;
+
+    *auth_failed = 0;
+    *authentic = 0;
+    st = ks_unseal_key(name, file, filelen, &meta, &der, &derlen, why, sizeof(why));
+    free(file);
+    if (st != KS_UNSEAL_OK) {
+        if (st == KS_UNSEAL_INTERNAL)
+            snprintf(why, sizeof(why), "internal error while unsealing");
+        ks_log("error: skipping key %s: %s/%s %s", name, dir_path, fname, why);
+        *auth_failed = st == KS_UNSEAL_AUTH;
+        return NULL;
+    }
+    *authentic = 1;
+    pkey = ks_pkey_from_der(der, derlen);
+    sodium_free(der);   /* wipes the plaintext PKCS#8 */
+    if (pkey == NULL) {
+        ks_log("error: skipping key %s: %s/%s authenticates but the key inside does not "
+               "parse (%s)%s", name, dir_path, fname, ks_ossl_reason(why, sizeof(why)),
+               ks_secure_heap_size() > 0 && CRYPTO_secure_used() + 65536 >
+               ks_secure_heap_size() ? "; the secure heap looks full: raise "
+               "secure_heap_mb" : "");
+        return NULL;
+    }
+    k = key_new(name, pkey, meta.created, meta.usage, why, sizeof(why));
+    EVP_PKEY_free(pkey);
+    if (k == NULL) {
+        ks_log("error: skipping key %s: %s", name, why);
+        return NULL;
+    }
+    if ((uint32_t)k->type != meta.key_type) {
+        ks_log("error: skipping key %s: the file header says type %u but the key is %s",
+               name, meta.key_type, ks_key_type_name(k->type));
+        ks_key_put(k);
+        return NULL;
+    }
+    if (meta.version == 1) {
+        legacy_usage(k);
+    } else if (ks_usage_check(k->type, k->usage, why, sizeof(why)) != 0) {
+        /* only a master-key holder could have sealed this */
+        ks_log("error: skipping key %s: its sealed usage is invalid: %s", name, why);
+        ks_key_put(k);
+        return NULL;
+    }
+    return k;
+}
+
+/* Load NAME.key (fname) if the manifest (NULL: first start) vouches for it.
+ * Returns 1 loaded, 0 skipped or refused (logged), -1 authentication
+ * failure (logged). */
+static int load_one(const char *fname, const struct ks_manifest *mf)
+{
+    char name[KS_MAX_KEY_NAME + 1], err[256];
+    char keyf[80], keytmp[80], crtf[80], crttmp[80];
+    uint8_t hash[KS_FILE_HASH_LEN], crt_hash[KS_FILE_HASH_LEN];
+    size_t flen = strlen(fname), filelen;
+    uint8_t *file = NULL;
+    struct ks_key *k;
+    int auth_failed, authentic;
 
     if (flen - 4 > KS_MAX_KEY_NAME) {
         ks_log("warning: skipping %s/%s: name too long for a key", dir_path, fname);
@@ -336,38 +530,47 @@ static int load_one(const char *fname)
         ks_log("error: skipping key %s: %s/%s: %s", name, dir_path, fname, err);
         return 0;
     }
-    st = ks_unseal_key(name, file, filelen, &file_type, &created, &der, &derlen, why, sizeof(why));
-    free(file);
-    if (st != KS_UNSEAL_OK) {
-        if (st == KS_UNSEAL_INTERNAL)
-            snprintf(why, sizeof(why), "internal error while unsealing");
-        ks_log("error: skipping key %s: %s/%s %s", name, dir_path, fname, why);
-        return st == KS_UNSEAL_AUTH ? -1 : 0;
-    }
-    pkey = ks_pkey_from_der(der, derlen);
-    sodium_free(der);   /* wipes the plaintext PKCS#8 */
-    if (pkey == NULL) {
-        ks_log("error: skipping key %s: %s/%s authenticates but the key inside does not "
-               "parse (%s)%s", name, dir_path, fname, ks_ossl_reason(why, sizeof(why)),
-               ks_secure_heap_size() > 0 && CRYPTO_secure_used() + 65536 >
-               ks_secure_heap_size() ? "; the secure heap looks full: raise "
-               "secure_heap_mb" : "");
-        return 0;
-    }
-    k = key_new(name, pkey, created, why, sizeof(why));
-    EVP_PKEY_free(pkey);
-    if (k == NULL) {
-        ks_log("error: skipping key %s: %s", name, why);
-        return 0;
-    }
-    if ((uint32_t)k->type != file_type) {
-        ks_log("error: skipping key %s: the file header says type %u but the key is %s",
-               name, file_type, ks_key_type_name(k->type));
-        ks_key_put(k);
-        return 0;
-    }
+    ks_file_hash(file, filelen, hash);
     file_names(name, keyf, keytmp, crtf, crttmp);
-    load_cert_file(k, crtf);
+    if (mf != NULL && !ks_manifest_vouches(mf, fname, hash, NULL, NULL)) {
+        int named;
+
+        ks_manifest_vouches(mf, fname, NULL, &named, NULL);
+        ks_log("error: refusing %s/%s: the manifest (generation %llu) does not vouch for it: "
+               "%s. Key %s is %s. If this file is the one you want, restore the key directory "
+               "and %s together from one backup; otherwise move the file out of the key "
+               "directory", dir_path, fname, (unsigned long long)mf->gen,
+               named ? "it is not the current file of that key (an old copy put back?)"
+                     : "no current key has that name (a deleted key put back, or a copy from "
+                       "elsewhere?)",
+               name, named ? "not loaded until its current file is put back" : "not loaded",
+               ks_generation_path());
+        carry_named(mf, fname);
+        if (named)
+            carry_named(mf, crtf);
+        free(file);
+        return 0;
+    }
+    k = load_key_image(name, fname, file, filelen, &auth_failed, &authentic);
+    if (k == NULL) {
+        /* authentic but unusable now (a full secure heap?): stays vouched for */
+        if (authentic) {
+            uint8_t *c;
+            size_t clen;
+
+            carry(fname, hash);
+            if (ks_read_file_at(dir_fd, crtf, KS_CERTFILE_MAX, &c, &clen, err,
+                                sizeof(err)) == 0) {
+                ks_file_hash(c, clen, crt_hash);
+                if (mf == NULL || ks_manifest_vouches(mf, crtf, crt_hash, NULL, NULL))
+                    carry(crtf, crt_hash);
+                free(c);
+            }
+        }
+        return auth_failed ? -1 : 0;
+    }
+    memcpy(k->key_hash, hash, sizeof(hash));
+    k->has_crt = load_cert_file(k, crtf, mf, k->crt_hash);
     table_put(k);
     return 1;
 }
@@ -386,18 +589,113 @@ static void remove_temp_file(const char *fname)
     }
 }
 
-static int load_all(void)
+/* A NAME.crt whose key file is absent: refused loudly unless vouched for. */
+static void check_orphan_cert(const char *fname, const struct ks_manifest *mf)
+{
+    char key[KS_MF_NAME_MAX], err[256];
+    uint8_t *buf, hash[KS_FILE_HASH_LEN];
+    size_t len, n = strlen(fname);
+    struct stat st;
+
+    snprintf(key, sizeof(key), "%.*s.key", (int)(n - 4), fname);
+    if (fstatat(dir_fd, key, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        return;   /* looked at with its key */
+    if (mf == NULL || ks_read_file_at(dir_fd, fname, KS_CERTFILE_MAX, &buf, &len, err,
+                                      sizeof(err)) != 0)
+        return;
+    ks_file_hash(buf, len, hash);
+    free(buf);
+    if (!ks_manifest_vouches(mf, fname, hash, NULL, NULL))
+        ks_log("error: refusing %s/%s: the manifest does not vouch for it and no key file "
+               "goes with it (left from a deleted key, or copied in); move it out of the key "
+               "directory", dir_path, fname);
+}
+
+/* Listed, required, but absent: say so (the next manifest forgets them). */
+static void report_missing(const struct ks_manifest *mf)
+{
+    size_t i;
+
+    for (i = 0; i < mf->n; i++) {
+        struct stat st;
+        int optional;
+
+        if (i > 0 && strcmp(mf->e[i].file, mf->e[i - 1].file) == 0)
+            continue;
+        ks_manifest_vouches(mf, mf->e[i].file, NULL, NULL, &optional);
+        if (!optional && fstatat(dir_fd, mf->e[i].file, &st, AT_SYMLINK_NOFOLLOW) != 0 &&
+            errno == ENOENT)
+            ks_log("warning: %s/%s is in the manifest but missing (removed by hand, or a "
+                   "delete interrupted by a crash): it is forgotten", dir_path, mf->e[i].file);
+    }
+}
+
+/* Read the manifest and check it against the counter.  *mf is NULL-able:
+ * returns 0 with *have = 0 on a first start, 1 with the manifest, -1 after
+ * logging why the store must not open. */
+static int open_manifest(uint64_t counter, struct ks_manifest *mf, int *have)
+{
+    char why[256];
+    enum ks_mf_status st = ks_manifest_read(dir_fd, mf, why, sizeof(why));
+
+    *have = 0;
+    if (st == KS_MF_MISSING) {
+        if (counter > 0) {
+            ks_log("error: %s/%s is missing but the rollback counter %s says generation %llu: "
+                   "the key directory was replaced or its manifest deleted. Restore the key "
+                   "directory from the backup that goes with the counter; only if you are sure "
+                   "every file in it is the one you want, remove %s to accept it as it is",
+                   dir_path, KS_MANIFEST_FILE, ks_generation_path(),
+                   (unsigned long long)counter, ks_generation_path());
+            return -1;
+        }
+        return 0;
+    }
+    if (st != KS_MF_OK) {
+        ks_log("error: cannot use the manifest %s/%s: %s%s", dir_path, KS_MANIFEST_FILE, why,
+               st == KS_MF_AUTH ? ": wrong master key? Check master_key in the config" : "");
+        return -1;
+    }
+    if (mf->gen < counter) {
+        ks_log("error: the manifest %s/%s is generation %llu but the rollback counter %s says "
+               "%llu: the key directory was rolled back (an old backup or copy put in place). "
+               "Restore the current key directory; to go back to an old backup on purpose, "
+               "restore %s from the same backup", dir_path, KS_MANIFEST_FILE,
+               (unsigned long long)mf->gen, ks_generation_path(), (unsigned long long)counter,
+               ks_generation_path());
+        ks_manifest_free(mf);
+        return -1;
+    }
+    if (counter == 0)
+        ks_log("warning: the rollback counter %s is new but the key directory has a manifest "
+               "(generation %llu): taking it; if the counter was removed on purpose this is "
+               "expected", ks_generation_path(), (unsigned long long)mf->gen);
+    else if (mf->gen > counter + 1)
+        ks_log("warning: the rollback counter %s (%llu) is behind the manifest (%llu): taking "
+               "the manifest and catching the counter up", ks_generation_path(),
+               (unsigned long long)counter, (unsigned long long)mf->gen);
+    *have = 1;
+    return 0;
+}
+
+static int load_all(uint64_t counter)
 {
     struct dirent *de;
     unsigned loaded = 0, auth_failed = 0, skipped = 0;
-    int fd = dup(dir_fd);
+    struct ks_manifest mf = { 0 };
+    char err[512];
+    int fd, have, rc = -1;
     DIR *d;
 
+    if (open_manifest(counter, &mf, &have) != 0)
+        return -1;
+    generation = have ? mf.gen : counter;
+    fd = dup(dir_fd);
     if (fd < 0 || (d = fdopendir(fd)) == NULL) {
         ks_log("error: cannot list key directory %s: %s", dir_path, strerror(errno));
         if (fd >= 0)
             close(fd);
-        return -1;
+        goto out;
     }
     while ((errno = 0, de = readdir(d)) != NULL) {
         size_t n = strlen(de->d_name);
@@ -407,9 +705,13 @@ static int load_all(void)
             remove_temp_file(de->d_name);
             continue;
         }
+        if (n > 4 && strcmp(de->d_name + n - 4, ".crt") == 0) {
+            check_orphan_cert(de->d_name, have ? &mf : NULL);
+            continue;
+        }
         if (n <= 4 || strcmp(de->d_name + n - 4, ".key") != 0)
             continue;
-        r = load_one(de->d_name);
+        r = load_one(de->d_name, have ? &mf : NULL);
         if (r == 1)
             loaded++;
         else if (r < 0)
@@ -420,7 +722,7 @@ static int load_all(void)
     if (errno != 0) {
         ks_log("error: reading key directory %s: %s", dir_path, strerror(errno));
         closedir(d);
-        return -1;
+        goto out;
     }
     closedir(d);
     if (loaded == 0 && auth_failed > 0) {
@@ -428,18 +730,40 @@ static int load_all(void)
                "authentication). Check master_key in the config; if the key files really are "
                "damaged, move them out of the key directory", auth_failed,
                auth_failed == 1 ? "" : "s", dir_path);
-        return -1;
+        goto out;
     }
-    ks_log("loaded %u key%s from %s%s", loaded, loaded == 1 ? "" : "s", dir_path,
-           auth_failed + skipped > 0 ? " (some files were skipped, see above)" : "");
-    return 0;
+    if (have)
+        report_missing(&mf);
+    /* A clean manifest of what is here now: collapses writes in progress. */
+    if (commit(NULL, err, sizeof(err)) != 0) {
+        ks_log("error: %s", err);
+        goto out;
+    }
+    if (!have)
+        ks_log("created the manifest %s/%s (generation %llu) for the %u key%s found: from now "
+               "on only files it vouches for are loaded (rollback counter %s)", dir_path,
+               KS_MANIFEST_FILE, (unsigned long long)generation, loaded, loaded == 1 ? "" : "s",
+               ks_generation_path());
+    ks_log("loaded %u key%s from %s%s (manifest generation %llu)", loaded, loaded == 1 ? "" : "s",
+           dir_path, auth_failed + skipped > 0 ? " (some files were skipped, see above)" : "",
+           (unsigned long long)generation);
+    rc = 0;
+out:
+    ks_manifest_free(&mf);
+    return rc;
 }
 
-int ks_store_open(const char *key_dir)
+int ks_store_open(const char *key_dir, const char *counter_path)
 {
+    char def[4200];
+    uint64_t counter;
     struct stat st;
 
     snprintf(dir_path, sizeof(dir_path), "%s", key_dir);
+    if (counter_path == NULL || counter_path[0] == '\0') {
+        snprintf(def, sizeof(def), "%s.generation", key_dir);
+        counter_path = def;
+    }
     if (mkdir(key_dir, 0700) == 0)
         ks_log("created key directory %s", key_dir);
     else if (errno != EEXIST) {
@@ -454,11 +778,13 @@ int ks_store_open(const char *key_dir)
     if (fstat(dir_fd, &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
         ks_log("warning: key directory %s is writable by group or others (mode %04o); "
                "fix with: chmod 700 %s", key_dir, (unsigned)(st.st_mode & 07777), key_dir);
+    if (ks_generation_open(counter_path, &counter) != 0)
+        return -1;
     if (table_init() != 0) {
         ks_log("error: out of memory for the key table");
         return -1;
     }
-    return load_all();
+    return load_all(counter);
 }
 
 int ks_store_dir_fd(void)
@@ -490,12 +816,21 @@ void ks_store_close(void)
     buckets = NULL;
     nbuckets = nkeys = 0;
     pthread_rwlock_unlock(&table_lock);
+    ks_manifest_free(&carried);
+    ks_generation_close();
     if (dir_fd >= 0)
         close(dir_fd);
     dir_fd = -1;
 }
 
 /* ---- mutations -------------------------------------------------------- */
+/* Write order (write_lock held), so that kill -9 anywhere leaves the old or
+ * the new state and a store that starts:
+ *   add:    manifest+counter with NAME.key optional, then NAME.key;
+ *   delete: unlink NAME.key and NAME.crt, then manifest+counter (a crash in
+ *           between: the listed file is missing, reported and forgotten);
+ *   certs:  manifest+counter accepting the old and the new NAME.crt, the
+ *           file, then manifest+counter with the new one only. */
 
 static int fsync_dir(char *err, size_t errlen)
 {
@@ -506,33 +841,49 @@ static int fsync_dir(char *err, size_t errlen)
     return 0;
 }
 
-enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey,
+enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usage,
                                   struct ks_key **out, char *err, size_t errlen)
 {
+    struct ks_keyfile_meta meta;
     char keyf[80], keytmp[80], crtf[80], crttmp[80], why[512];
     uint8_t *der = NULL, *file = NULL;
     size_t derlen, filelen;
     struct ks_key *k = NULL, *existing;
+    struct ks_manifest extra = { 0 };
     enum ks_store_status rc = KS_STORE_INTERNAL;
 
     if (out != NULL)
         *out = NULL;
-    k = key_new(name, pkey, (uint64_t)time(NULL), why, sizeof(why));
+    k = key_new(name, pkey, (uint64_t)time(NULL), usage, why, sizeof(why));
     if (k == NULL) {
         snprintf(err, errlen, "%s", why);
         return KS_STORE_INTERNAL;
     }
+    if (ks_usage_check(k->type, usage, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "key %s: %s", name, why);
+        ks_key_put(k);
+        return KS_STORE_INTERNAL;
+    }
+    meta.version = KS_KEYFILE_VERSION;
+    meta.key_type = (uint32_t)k->type;
+    meta.created = k->created;
+    meta.usage = usage;
     if (ks_pkey_to_pkcs8(pkey, &der, &derlen) != 0) {
         snprintf(err, errlen, "cannot encode key %s as PKCS#8 (%s)", name,
                  ks_ossl_reason(why, sizeof(why)));
         ks_key_put(k);
         return KS_STORE_INTERNAL;
     }
-    if (ks_seal_key(name, (uint32_t)k->type, k->created, der, derlen, &file, &filelen) != 0) {
+    if (ks_seal_key(name, &meta, der, derlen, &file, &filelen) != 0) {
         snprintf(err, errlen, "cannot seal key %s with the master key", name);
         goto out;
     }
+    ks_file_hash(file, filelen, k->key_hash);
     file_names(name, keyf, keytmp, crtf, crttmp);
+    if (ks_manifest_add(&extra, keyf, k->key_hash, KS_MF_OPTIONAL) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     pthread_mutex_lock(&write_lock);
     existing = ks_store_get(name);
     if (existing != NULL) {
@@ -546,6 +897,11 @@ enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey,
     if (ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT) {
         pthread_mutex_unlock(&write_lock);
         snprintf(err, errlen, "cannot remove old %s/%s: %s", dir_path, crtf, strerror(errno));
+        goto out;
+    }
+    uncarry(name);
+    if (commit(&extra, err, errlen) != 0) {
+        pthread_mutex_unlock(&write_lock);
         goto out;
     }
     if (ks_write_file_atomic_at(dir_fd, keyf, keytmp, file, filelen, why, sizeof(why)) != 0) {
@@ -565,6 +921,7 @@ enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey,
 out:
     if (rc != KS_STORE_OK)
         ks_key_put(k);
+    ks_manifest_free(&extra);
     sodium_free(der);
     free(file);
     return rc;
@@ -595,10 +952,11 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
     }
     /* From here the key is gone on disk: drop it from memory whatever happens. */
     ks_key_put(table_remove(name));
+    uncarry(name);
     if (ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT)
         ks_log("warning: key %s deleted but %s/%s could not be removed: %s",
                name, dir_path, crtf, strerror(errno));
-    if (fsync_dir(err, errlen) != 0) {
+    if (fsync_dir(err, errlen) != 0 || commit(NULL, err, errlen) != 0) {
         pthread_mutex_unlock(&write_lock);
         return KS_STORE_INTERNAL;
     }
@@ -632,6 +990,7 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
 {
     char keyf[80], keytmp[80], crtf[80], crttmp[80], why[512];
     struct ks_key *cur, *k;
+    struct ks_manifest extra = { 0 };
     uint8_t *blob = NULL;
     size_t i, total = 0;
     enum ks_store_status rc = KS_STORE_INTERNAL;
@@ -656,6 +1015,9 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    k->has_crt = ncerts > 0;
+    if (ncerts > 0)
+        ks_file_hash(blob, total, k->crt_hash);
 
     pthread_mutex_lock(&write_lock);
     cur = ks_store_get(expected->name);
@@ -667,6 +1029,20 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
         goto out;
     }
     ks_key_put(cur);
+    /* Either file may be current until the new one is in place. */
+    uncarry(expected->name);
+    if ((ncerts > 0 && ks_manifest_add(&extra, crtf, k->crt_hash,
+                                       expected->has_crt ? 0 : KS_MF_OPTIONAL) != 0) ||
+        (ncerts == 0 && expected->has_crt &&
+         ks_manifest_add(&extra, crtf, expected->crt_hash, KS_MF_OPTIONAL) != 0)) {
+        pthread_mutex_unlock(&write_lock);
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (commit(&extra, err, errlen) != 0) {
+        pthread_mutex_unlock(&write_lock);
+        goto out;
+    }
     if (ncerts == 0) {
         if (ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT) {
             pthread_mutex_unlock(&write_lock);
@@ -683,11 +1059,15 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
     *out = k;
     table_put(k);
     k = NULL;
+    /* Only the new chain from now on; failing here leaves both vouched for. */
+    if (commit(NULL, why, sizeof(why)) != 0)
+        ks_log("warning: %s", why);
     pthread_mutex_unlock(&write_lock);
     rc = KS_STORE_OK;
 out:
     if (k != NULL)
         key_free(k);
+    ks_manifest_free(&extra);
     free(blob);
     return rc;
 }
@@ -751,6 +1131,10 @@ static int reread_chain(struct ks_key *k, struct ks_key **fresh, char *err, size
         *fresh = NULL;
         goto out;
     }
+    /* the admin's reload vouches for the file: the manifest takes its hash */
+    (*fresh)->has_crt = buf != NULL;
+    if (buf != NULL)
+        ks_file_hash(buf, len, (*fresh)->crt_hash);
     rc = 1;
 out:
     free(certs);
@@ -830,6 +1214,7 @@ fail:
 
 void ks_store_certs_commit(struct ks_cert_update *u)
 {
+    char why[512];
     size_t i;
 
     if (u == NULL)
@@ -839,11 +1224,16 @@ void ks_store_certs_commit(struct ks_cert_update *u)
         struct ks_key *cur = ks_store_get(u->v[i].old->name);
 
         if (cur == u->v[i].old) {
+            uncarry(u->v[i].fresh->name);
             table_put(u->v[i].fresh);
             u->v[i].fresh = NULL;
         }
         ks_key_put(cur);
     }
+    /* An admin asked for the reload: from now on the manifest vouches for
+     * the chains it published (and no longer for the ones they replace). */
+    if (u->n > 0 && commit(NULL, why, sizeof(why)) != 0)
+        ks_log("error: certificates reloaded but %s", why);
     pthread_mutex_unlock(&write_lock);
     ks_store_certs_discard(u);
 }

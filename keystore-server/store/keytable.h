@@ -14,6 +14,11 @@
 #include "keyutil.h"
 #include "wire.h"
 
+/* Key usages, fixed when a key is generated or imported and sealed with it
+ * (the KeyInfo.usage bits of keystore.proto).  TLS RSA key exchange is
+ * decrypt; derive is for key agreement (ECDH). */
+enum { KS_USAGE_SIGN = 1, KS_USAGE_DECRYPT = 2, KS_USAGE_DERIVE = 4 };
+
 struct ks_cert {
     uint8_t *der;
     size_t len;
@@ -28,9 +33,13 @@ struct ks_key {
     uint8_t *spki;                 /* SubjectPublicKeyInfo DER */
     size_t spki_len;
     uint64_t created;
+    uint32_t usage;                /* KS_USAGE_* bits */
     struct ks_cert *certs;         /* leaf first */
     size_t ncerts;
     /* private to keytable.c */
+    uint8_t key_hash[32];          /* of NAME.key, for the manifest */
+    uint8_t crt_hash[32];          /* of NAME.crt if has_crt */
+    int has_crt;
     int refs;
     struct ks_key *next;
 };
@@ -42,10 +51,16 @@ enum ks_store_status {
     KS_STORE_INTERNAL,   /* err says what; also logged */
 };
 
-/* Open key_dir (created 0700 if missing), remove stale temporary files and
- * load every NAME.key.  Returns 0, or -1 after logging (including the
- * "cannot unseal any key: wrong master key?" case). */
-int ks_store_open(const char *key_dir);
+/* Open key_dir (created 0700 if missing) and the rollback counter
+ * (counter_path, or NULL for KEY_DIR.generation beside it), remove stale
+ * temporary files, check the manifest (manifest.h) against the counter and
+ * load every NAME.key and NAME.crt the manifest vouches for; files it does
+ * not vouch for are refused, one log line each.  Without a manifest and
+ * with a new counter (first start, or an upgrade) every file present is
+ * taken and the manifest created.  Then a fresh manifest is written.
+ * Returns 0, or -1 after logging (a rolled-back manifest, a missing one
+ * with a counter, "cannot unseal any key: wrong master key?"). */
+int ks_store_open(const char *key_dir, const char *counter_path);
 void ks_store_close(void);
 
 /* The open key directory; at confinement it moves to the file helper
@@ -65,9 +80,10 @@ void ks_key_put(struct ks_key *k);
 int ks_store_foreach(int (*fn)(const struct ks_key *k, void *arg), void *arg);
 size_t ks_store_count(void);
 
-/* Seal and store a new key; takes ownership of pkey on success only.
+/* Seal and store a new key with its usage (checked by the caller with
+ * ks_usage_check); takes ownership of pkey on success only.
  * *out (optional) receives an up-referenced entry. */
-enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey,
+enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usage,
                                   struct ks_key **out, char *err, size_t errlen);
 
 enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen);

@@ -1,5 +1,6 @@
 /* Key classification and encoding helpers; see keyutil.h. */
 #include "keyutil.h"
+#include "keytable.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -144,4 +145,36 @@ EVP_PKEY *ks_pkey_from_der(const uint8_t *der, size_t derlen)
         return NULL;
     }
     return pkey;
+}
+
+uint32_t ks_usage_possible(Keystore__KeyType type)
+{
+    switch (type) {
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_RSA:
+        return KS_USAGE_SIGN | KS_USAGE_DECRYPT;
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_X25519:
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_X448:
+        return KS_USAGE_DERIVE;   /* key agreement only */
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_EC:
+        return KS_USAGE_SIGN | KS_USAGE_DERIVE;   /* ECDSA and ECDH */
+    default:
+        return KS_USAGE_SIGN;
+    }
+}
+
+int ks_usage_check(Keystore__KeyType type, uint32_t usage, char *why, size_t whylen)
+{
+    uint32_t possible = ks_usage_possible(type);
+    char u[KS_USAGE_TEXT_MAX], p[KS_USAGE_TEXT_MAX];
+
+    if (usage == 0) {
+        snprintf(why, whylen, "a key needs at least one usage (sign, decrypt, derive)");
+        return -1;
+    }
+    if ((usage & ~possible) != 0) {
+        snprintf(why, whylen, "%s keys can only %s, not %s", ks_key_type_name(type),
+                 ks_usage_format(possible, p), ks_usage_format(usage & ~possible, u));
+        return -1;
+    }
+    return 0;
 }

@@ -27,6 +27,14 @@ const char *ks_canonical_group(const char *name);
 int ks_pkey_describe(EVP_PKEY *pkey, Keystore__KeyType *type, unsigned *bits,
                      char group[KS_GROUP_MAX], char *why, size_t whylen);
 
+/* Every usage (KS_USAGE_* bits) a key of this type can have: RSA sign and
+ * decrypt, RSA-PSS, EC and EdDSA sign. */
+uint32_t ks_usage_possible(Keystore__KeyType type);
+
+/* 0 if usage is non-empty and possible for type, else -1 with why
+ * ("EC keys can only sign: ..."). */
+int ks_usage_check(Keystore__KeyType type, uint32_t usage, char *why, size_t whylen);
+
 /* PKCS#8 PrivateKeyInfo DER in a sodium_malloc'd buffer (caller sodium_frees). */
 int ks_pkey_to_pkcs8(EVP_PKEY *pkey, uint8_t **der, size_t *derlen);
 

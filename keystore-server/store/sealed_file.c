@@ -27,20 +27,20 @@ static uint64_t get_be64(const uint8_t *p)
 }
 
 /* Associated data: header || name. */
-static uint8_t *make_ad(const uint8_t *hdr, const char *name, size_t *adlen)
+static uint8_t *make_ad(const uint8_t *hdr, size_t hdrlen, const char *name, size_t *adlen)
 {
     size_t nlen = strlen(name);
-    uint8_t *ad = malloc(KS_KEYFILE_HEADER + nlen);
+    uint8_t *ad = malloc(hdrlen + nlen);
 
     if (ad == NULL)
         return NULL;
-    memcpy(ad, hdr, KS_KEYFILE_HEADER);
-    memcpy(ad + KS_KEYFILE_HEADER, name, nlen);
-    *adlen = KS_KEYFILE_HEADER + nlen;
+    memcpy(ad, hdr, hdrlen);
+    memcpy(ad + hdrlen, name, nlen);
+    *adlen = hdrlen + nlen;
     return ad;
 }
 
-int ks_seal_key(const char *name, uint32_t key_type, uint64_t created,
+int ks_seal_key(const char *name, const struct ks_keyfile_meta *meta,
                 const uint8_t *der, size_t derlen, uint8_t **out, size_t *outlen)
 {
     size_t len = KS_KEYFILE_HEADER + derlen + KS_SEAL_TAG_LEN;
@@ -56,10 +56,12 @@ int ks_seal_key(const char *name, uint32_t key_type, uint64_t created,
         return -1;
     memcpy(buf, KS_KEYFILE_MAGIC, KS_KEYFILE_MAGIC_LEN);
     ks_put_be32(buf + 8, KS_KEYFILE_VERSION);
-    ks_put_be32(buf + 12, key_type);
-    put_be64(buf + 16, created);
+    ks_put_be32(buf + 12, meta->key_type);
+    put_be64(buf + 16, meta->created);
     randombytes_buf(buf + 24, KS_SEAL_NONCE_LEN);
-    ad = make_ad(buf, name, &adlen);
+    ks_put_be32(buf + 48, meta->usage);
+    ks_put_be32(buf + 52, 0);
+    ad = make_ad(buf, KS_KEYFILE_HEADER, name, &adlen);
     if (ad == NULL) {
         free(buf);
         return -1;
@@ -76,16 +78,15 @@ int ks_seal_key(const char *name, uint32_t key_type, uint64_t created,
 }
 
 enum ks_unseal_status ks_unseal_key(const char *name, const uint8_t *file, size_t filelen,
-                                    uint32_t *key_type, uint64_t *created,
+                                    struct ks_keyfile_meta *meta,
                                     uint8_t **der, size_t *derlen, char *why, size_t whylen)
 {
-    uint32_t version;
-    size_t ctlen, adlen;
+    size_t ctlen, adlen, hdrlen;
     uint8_t *ad, *pt;
     int r;
 
     *der = NULL;
-    if (filelen < KS_KEYFILE_HEADER + KS_SEAL_TAG_LEN + 1) {
+    if (filelen < KS_KEYFILE_HEADER_V1 + KS_SEAL_TAG_LEN + 1) {
         snprintf(why, whylen, "file is too short (%zu bytes) to be a sealed key", filelen);
         return KS_UNSEAL_FORMAT;
     }
@@ -93,16 +94,22 @@ enum ks_unseal_status ks_unseal_key(const char *name, const uint8_t *file, size_
         snprintf(why, whylen, "not a keystore key file (bad magic)");
         return KS_UNSEAL_FORMAT;
     }
-    version = ks_get_be32(file + 8);
-    if (version != KS_KEYFILE_VERSION) {
-        snprintf(why, whylen, "key file format version %u is not supported (this server reads %d)",
-                 version, KS_KEYFILE_VERSION);
+    meta->version = ks_get_be32(file + 8);
+    if (meta->version != 1 && meta->version != KS_KEYFILE_VERSION) {
+        snprintf(why, whylen, "key file format version %u is not supported (this server reads "
+                 "1 and %d)", meta->version, KS_KEYFILE_VERSION);
         return KS_UNSEAL_FORMAT;
     }
-    *key_type = ks_get_be32(file + 12);
-    *created = get_be64(file + 16);
-    ctlen = filelen - KS_KEYFILE_HEADER;
-    ad = make_ad(file, name, &adlen);
+    hdrlen = meta->version == 1 ? KS_KEYFILE_HEADER_V1 : KS_KEYFILE_HEADER;
+    if (filelen < hdrlen + KS_SEAL_TAG_LEN + 1) {
+        snprintf(why, whylen, "file is too short (%zu bytes) to be a sealed key", filelen);
+        return KS_UNSEAL_FORMAT;
+    }
+    meta->key_type = ks_get_be32(file + 12);
+    meta->created = get_be64(file + 16);
+    meta->usage = meta->version == 1 ? 0 : ks_get_be32(file + 48);
+    ctlen = filelen - hdrlen;
+    ad = make_ad(file, hdrlen, name, &adlen);
     if (ad == NULL)
         return KS_UNSEAL_INTERNAL;
     pt = sodium_malloc(ctlen - KS_SEAL_TAG_LEN);
@@ -110,7 +117,7 @@ enum ks_unseal_status ks_unseal_key(const char *name, const uint8_t *file, size_
         free(ad);
         return KS_UNSEAL_INTERNAL;
     }
-    r = ks_master_unseal(file + KS_KEYFILE_HEADER, ctlen, ad, adlen, file + 24, pt);
+    r = ks_master_unseal(file + hdrlen, ctlen, ad, adlen, file + 24, pt);
     free(ad);
     if (r != 0) {
         sodium_free(pt);

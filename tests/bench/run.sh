@@ -34,7 +34,9 @@ dev=; [ "$(id -u)" = 0 ] || dev=--dev
 for _ in $(seq 100); do [ -S "$T/admin.sock" ] && break; sleep 0.1; done
 export KEYSTORE_SERVER="unix:$T/ks.sock" KEYSTORE_ADMIN="unix:$T/admin.sock"
 for k in rsa2048 rsa3072 p256 p384 ed25519; do
-    "$build/keystore-server/keystorectl" import "bench-$k" "$T/$k.pem" >/dev/null
+    # the RSA keys also decrypt (rsa2048-oaep)
+    "$build/keystore-server/keystorectl" import "bench-$k" "$T/$k.pem" --usage \
+        "$(case $k in rsa*) echo sign,decrypt ;; *) echo sign ;; esac)" >/dev/null
 done
 
 machine() {   # one line a reader needs to tell a slow machine from a slow design
@@ -85,6 +87,11 @@ echo "# a pre-fork server's pattern: ${KS_BENCH_FORKS:-1000} processes forked fr
 echo "# doing 4 signatures (keystore: a connection of its own each); children per second"
 "$build/tests/bench/ksbench" --pem-dir "$T" --fork-burst "${KS_BENCH_FORKS:-1000}" --ops 4 \
     --algs p256,rsa2048
+
+echo
+# Implicit rejection: conformant and non-conformant PKCS#1 v1.5 ciphertexts
+# should take the same time (tests/bench/irbench.c; figures only, no verdict).
+"$build/tests/bench/irbench" "$T/rsa2048.pem" keystore:bench-rsa2048 "${KS_IRBENCH_SAMPLES:-400}" 3
 
 echo
 machine | sed 's/^# machine:/# machine after the run:/'

@@ -60,7 +60,12 @@ static void add_key(const char *name, EVP_PKEY *pkey)
 
     if (pkey == NULL)
         die("key generation failed");
-    if (ks_store_add(name, pkey, NULL, err, sizeof(err)) != KS_STORE_OK) {
+    /* every usage the type allows, so the fuzzer reaches sign and decrypt */
+    uint32_t usage = EVP_PKEY_is_a(pkey, "RSA") ? KS_USAGE_SIGN | KS_USAGE_DECRYPT
+                     : EVP_PKEY_is_a(pkey, "X25519") || EVP_PKEY_is_a(pkey, "X448") ? KS_USAGE_DERIVE
+                     : KS_USAGE_SIGN;
+
+    if (ks_store_add(name, pkey, usage, NULL, err, sizeof(err)) != KS_STORE_OK) {
         fprintf(stderr, "%s\n", err);
         die("ks_store_add failed");
     }
@@ -104,7 +109,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(keydir, sizeof(keydir), "%s/keys", dir);
     if (ks_master_key_generate(path, err, sizeof(err)) != 0 || ks_master_load(path) != 0)
         die("master key");
-    if (ks_store_open(keydir) != 0)
+    if (ks_store_open(keydir, NULL) != 0)
         die("ks_store_open");
     atexit(cleanup);
     add_key("rsa", EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048));
@@ -115,7 +120,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     add_key("x25519", EVP_PKEY_Q_keygen(NULL, NULL, "X25519"));
     /* serve what keystored would serve: the keys as loaded from their files */
     ks_store_close();
-    if (ks_store_open(keydir) != 0 || ks_store_count() != 6)
+    if (ks_store_open(keydir, NULL) != 0 || ks_store_count() != 6)
         die("reloading the key directory");
 
     /* keystored's defaults for what the request path reads */
