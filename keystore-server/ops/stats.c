@@ -234,7 +234,7 @@ struct merged {
 
 static int merge_entries(struct ks_arena *a, Keystore__StatusResponse *out, uint64_t *errors)
 {
-    size_t cap = 0, n = 0, i, j, hsize, *index;
+    size_t cap = 0, n = 0, i, j = 0, hsize, *index;
     struct merged *m;
     int k, ns = __atomic_load_n(&nslots, __ATOMIC_ACQUIRE);
     struct slot *all[MAX_SLOTS + 1];
