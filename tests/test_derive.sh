@@ -199,3 +199,16 @@ openssl dgst -sha256 -binary /etc/hostname > dg
 expect_fail "key 'ecderive' is for derive only: it may not sign" \
     openssl pkeyutl "${PROV[@]}" -sign -inkey keystore:ecderive -in dg -out s.bin
 pass "usage: a sign-only EC key never derives, a derive-only one never signs"
+
+# a peer without any grant on a key learns nothing from its usage: a Derive
+# with a sign-only key answers exactly like one with a key that does not exist
+cat >acl <<'ACL'
+k2 derive *
+ACL
+ks_stop
+ks_start "acl = $T/acl"
+a=$("$DERIVE_RAW" "$KEYSTORE_SERVER" ecsign p1.der 2>&1 || true)
+b=$("$DERIVE_RAW" "$KEYSTORE_SERVER" ecnone p1.der 2>&1 || true)
+[ "$a" = "${b//ecnone/ecsign}" ] || { echo "$a"; echo "$b"; fail "a sign-only key answers differently from a missing one"; }
+grep -q "ERROR_PERMISSION_DENIED" <<<"$a" || { echo "$a"; fail "expected the access list's refusal"; }
+pass "no grant: a key whose usage does not fit answers like a missing key"

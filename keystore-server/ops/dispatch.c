@@ -67,6 +67,18 @@ static int admin_allowed(struct ks_op *op, int client_may)
     return 0;
 }
 
+/* A key operation needs the key's fixed usage and the access list.  The
+ * usage comes first, so no grant can widen it, but only for a peer that may
+ * use the key for something: to anyone else a key that exists must answer
+ * like one that does not, and the access list's refusal (given before any
+ * lookup) is that answer. */
+static int key_op_permitted(struct ks_op *op, uint32_t usage, int acl_op, const char *key)
+{
+    if (!ks_acl_visible(op->s, key))
+        return ks_acl_permit(op, acl_op, key);
+    return ks_usage_permit(op, usage, key) && ks_acl_permit(op, acl_op, key);
+}
+
 static void dispatch(struct ks_op *op, const Keystore__Request *req)
 {
     /* The oneof members share storage; protobuf-c always allocates the
@@ -91,20 +103,17 @@ static void dispatch(struct ks_op *op, const Keystore__Request *req)
         break;
     case KEYSTORE__REQUEST__BODY_SIGN:
         op->name = "Sign";
-        if (ks_usage_permit(op, KS_USAGE_SIGN, req->sign->key) &&
-            ks_acl_permit(op, KS_ACL_SIGN, req->sign->key))
+        if (key_op_permitted(op, KS_USAGE_SIGN, KS_ACL_SIGN, req->sign->key))
             ks_op_sign(op, req->sign);
         break;
     case KEYSTORE__REQUEST__BODY_DECRYPT:
         op->name = "Decrypt";
-        if (ks_usage_permit(op, KS_USAGE_DECRYPT, req->decrypt->key) &&
-            ks_acl_permit(op, KS_ACL_DECRYPT, req->decrypt->key))
+        if (key_op_permitted(op, KS_USAGE_DECRYPT, KS_ACL_DECRYPT, req->decrypt->key))
             ks_op_decrypt(op, req->decrypt);
         break;
     case KEYSTORE__REQUEST__BODY_DERIVE:
         op->name = "Derive";
-        if (ks_usage_permit(op, KS_USAGE_DERIVE, req->derive->key) &&
-            ks_acl_permit(op, KS_ACL_DERIVE, req->derive->key))
+        if (key_op_permitted(op, KS_USAGE_DERIVE, KS_ACL_DERIVE, req->derive->key))
             ks_op_derive(op, req->derive);
         break;
     case KEYSTORE__REQUEST__BODY_GENERATE_KEY:
