@@ -9,6 +9,10 @@ nginx haproxy apache2 curl gnutls-bin"
 if [ "$(id -u)" = 0 ] && ! id -u keystored >/dev/null 2>&1; then
     useradd --system --no-create-home --shell /usr/sbin/nologin keystored
 fi
+# the group of the client socket (socket_group, SocketGroup=)
+if [ "$(id -u)" = 0 ] && ! getent group keystore >/dev/null; then
+    groupadd --system keystore
+fi
 missing=
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -28,6 +28,15 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }
 note() { echo "-- $*"; }
 
+# The accounts an installed keystored has (dist/keystored.sysusers): the
+# keystored user it drops to and the keystore group of the client socket.
+ks_ensure_accounts() {
+    [ "$(id -u)" = 0 ] || return 0
+    id -u keystored >/dev/null 2>&1 || useradd --system --no-create-home \
+        --shell /usr/sbin/nologin keystored
+    getent group keystore >/dev/null || groupadd --system keystore
+}
+
 # Write a config and start keystored.  Extra config lines may be given as
 # arguments ("allow_client_generate = yes").
 ks_start() {
@@ -42,6 +51,10 @@ ks_start() {
         echo "master_key = $T/master.key"
         # two workers unless the test sets its own
         case " $* " in *" workers = "*) ;; *) echo "workers = 2" ;; esac
+        # not root: the client socket can only go to one of our own groups
+        if [ "$(id -u)" != 0 ]; then
+            case " $* " in *" socket_group = "*) ;; *) echo "socket_group = $(id -gn)" ;; esac
+        fi
         for line in "$@"; do echo "$line"; done
         # set by tests/run-sanitizers.sh ("seccomp = no")
         [ -z "${KS_EXTRA_CONFIG:-}" ] || echo "$KS_EXTRA_CONFIG"
@@ -49,8 +62,7 @@ ks_start() {
     local dev=
     if [ "$(id -u)" = 0 ]; then
         # as root keystored chroots into an empty jail and drops to its user
-        id -u keystored >/dev/null 2>&1 || useradd --system --no-create-home \
-            --shell /usr/sbin/nologin keystored
+        ks_ensure_accounts
         mkdir -p -m 0555 "$T/jail"
         grep -q '^jail' "$T/keystored.conf" || echo "jail = $T/jail" >> "$T/keystored.conf"
     else

@@ -71,8 +71,10 @@ U="$T/user"
 mkdir -p "$U/keys"
 cp "$T/master.key" "$U/master.key"
 chown -R keystored: "$U"; chmod 711 "$T"
+# not root: the client socket can only be given to one of its own groups
 cat > "$U/keystored.conf" <<CONF
 socket = unix:$U/ks.sock
+socket_group = keystored
 admin_socket = unix:$U/admin.sock
 key_dir = $U/keys
 master_key = $U/master.key

@@ -40,6 +40,7 @@ CTL=$(installed keystorectl '/bin$')
 modulesdir=$(pkg-config --variable=modulesdir libcrypto)
 MOD=$(installed keystore.so "^$modulesdir\$")
 SAMPLE=$(installed keystored.conf.sample '/etc/keystored$')
+ACL_SAMPLE=$(installed acl.sample '/etc/keystored$')
 unitdir=$(pkg-config systemd --variable=systemdsystemunitdir 2>/dev/null || echo '/lib/systemd/system$')
 SERVICE=$(installed keystored.service "^$unitdir\$")
 installed keystored.socket "^$unitdir\$" >/dev/null
@@ -84,10 +85,13 @@ v=$(systemd-analyze verify --man=no "$T"/units/* 2>&1) || fail "systemd-analyze 
 grep -q '^FileDescriptorName=client$' "$T/units/keystored.socket" || fail "client socket unnamed"
 grep -q '^FileDescriptorName=admin$' "$T/units/keystored-admin.socket" || fail "admin socket unnamed"
 grep -q '^SocketMode=0600$' "$T/units/keystored-admin.socket" || fail "admin socket not 0600"
+grep -q '^SocketMode=0660$' "$T/units/keystored.socket" && grep -q '^SocketGroup=keystore$' \
+    "$T/units/keystored.socket" || fail "client socket unit is not 0660 group keystore"
 # sysusers and tmpfiles snippets, applied to a scratch root
 mkdir -p "$T/sysroot/etc"
 systemd-sysusers --root="$T/sysroot" "$D$SYSUSERS" >/dev/null 2>&1 || fail "systemd-sysusers"
 grep -q '^keystored:' "$T/sysroot/etc/passwd" || fail "sysusers snippet creates no keystored user"
+grep -q '^keystore:' "$T/sysroot/etc/group" || fail "sysusers snippet creates no keystore group"
 systemd-tmpfiles --root="$T/sysroot" --create "$D$TMPFILES" 2>"$T/tmpfiles.err" \
     || { cat "$T/tmpfiles.err"; fail "systemd-tmpfiles"; }
 [ "$(stat -c %a "$T/sysroot/var/lib/keystored/keys")" = 700 ] || fail "keys dir not 0700"
@@ -110,9 +114,17 @@ sed -e "s|^socket = .*|socket = unix:$T/ks.sock|" \
     -e "s|^master_key = .*|master_key = $T/master.key|" \
     -e "s|^jail = .*|jail = $T/jail|" \
     -e "s|^#workers = .*|workers = 2|" \
-    -e "s|^#audit_log = .*|audit_log = $T/audit.log|" "$SAMPLE" > "$T/keystored.conf"
+    -e "s|^#audit_log = .*|audit_log = $T/audit.log|" \
+    -e "s|^#acl = .*|acl = $T/acl|" "$SAMPLE" > "$T/keystored.conf"
 grep -q "^audit_log = $T/audit.log" "$T/keystored.conf" || fail "the sample config has no audit_log line"
-id -u keystored >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin keystored
+grep -q "^acl = $T/acl" "$T/keystored.conf" || fail "the sample config has no acl line"
+grep -q "^socket_mode = 0660$" "$T/keystored.conf" && grep -q "^socket_group = keystore$" \
+    "$T/keystored.conf" || fail "the sample config does not ship socket_mode 0660, group keystore"
+# the shipped access list as it is, and with every example rule uncommented
+# ("#RULE": a '#' directly before a pattern; prose has "# ")
+cp "$ACL_SAMPLE" "$T/acl"
+sed -E 's/^#([^ #])/\1/' "$ACL_SAMPLE" > "$T/acl.all"
+ks_ensure_accounts
 start_installed() {   # start_installed [strace]: the second start is traced
     local tracer=()
     [ "${1:-}" = strace ] && tracer=(strace -f -qq -o "$T/strace.txt")
@@ -131,8 +143,18 @@ start_installed() {   # start_installed [strace]: the second start is traced
     done
     cat "$T/keystored.log" >&2; fail "installed keystored did not start"
 }
+# every example of acl.sample parses (user and group names are Debian's)
+id -u builder >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin builder
+sed "s|^acl = .*|acl = $T/acl.all|" "$T/keystored.conf" > "$T/all.conf"
+rm -f "$T/ks.sock" "$T/admin.sock"
+"$KSD" -c "$T/all.conf" >"$T/all.log" 2>&1 &
+all_pid=$!
+for _ in $(seq 200); do grep -q "seccomp filter installed" "$T/all.log" && break; sleep 0.05; done
+kill "$all_pid"; wait "$all_pid" 2>/dev/null || true
+grep -q "access list $T/acl.all: 4 rules" "$T/all.log" || { cat "$T/all.log"; fail "acl.sample examples"; }
 start_installed
 grep -q "confined: chroot $T/jail, running as keystored" "$T/keystored.log" || fail "not confined"
+grep -q "access list $T/acl: 1 rule;" "$T/keystored.log" || fail "the shipped acl.sample does not load"
 "$CTL" -s "unix:$T/admin.sock" generate web --type ec --curve P-256 >/dev/null || fail "installed keystorectl generate"
 "$CTL" -s "unix:$T/admin.sock" generate vault --type rsa --bits 2048 --usage decrypt >/dev/null || fail "generate rsa"
 ks_stop
@@ -140,6 +162,8 @@ start_installed strace
 "$CTL" -s "unix:$T/admin.sock" list > "$T/list" || fail "list after restart"
 grep -q '^web ' "$T/list" && grep -q '^vault ' "$T/list" || { cat "$T/list"; fail "keys lost on restart"; }
 grep -q "loaded 2 keys" "$T/keystored.log" || { cat "$T/keystored.log"; fail "restart did not load the keys"; }
+grep -q "key 'vault': decrypt by uid:0$" "$T/keystored.log" || fail "no summary of who may use vault"
+[ "$(stat -c '%a %G' "$T/ks.sock")" = "660 keystore" ] || fail "client socket is not 0660 group keystore"
 pass "installed keystored starts twice under the unit's bounding set ($caps), confined"
 
 # --- openssl, with the provider loaded only through openssl.cnf

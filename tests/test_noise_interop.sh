@@ -13,7 +13,7 @@
 # on PATH; without OPENSSL_MODULES, which points at this build's provider directory and
 # would stop cryptography's OpenSSL from loading its legacy provider.
 NC="env -u OPENSSL_MODULES /usr/bin/python3 $KS_SOURCE_ROOT/tests/noise_client.py"
-ks_start_remote "tcp_rekey_frames = 3" "handshake_timeout = 2"
+ks_start_remote "tcp_rekey_frames = 3" "handshake_timeout = 2" "$(ks_acl_all)"
 ks_ctl generate ec --type ec >/dev/null || fail "generate ec"
 ks_ctl pubkey ec > "$T/ec.pub"
 openssl dgst -sha256 -binary /etc/hostname > "$T/d"
@@ -51,7 +51,7 @@ ks_stop
 mv "$T/keystored.log" "$T/keystored.log.1"
 ks_start "listen_tcp = tcp:127.0.0.1:0" "server_key = $T/server.key" \
     "authorized_clients = $T/authorized_clients" "audit_log = $T/audit.log" \
-    "tcp_rekey_seconds = 1" "handshake_timeout = 2"
+    "tcp_rekey_seconds = 1" "handshake_timeout = 2" "$(ks_acl_all)"
 TCP4=$(grep -o 'listening on tcp:127\.0\.0\.1:[0-9]*' "$T/keystored.log" | sed 's/listening on //')
 out=$($NC "$TCP4" "$SERVER_PUB" "$T/fe1.key" sign ec "$T/d" "$T/s3" 3 0 1.2) || fail "time rekey: $out"
 note "$out"

@@ -7,7 +7,9 @@
 # every case and no secret.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_remote.sh"
-ks_start_remote "max_connections_per_client = 3"
+# TCP clients use no key unless the access list grants it (test_safe_defaults.sh)
+echo "*  sign,decrypt  tcp:fe*" > "$T/acl"
+ks_start_remote "max_connections_per_client = 3" "acl = $T/acl"
 
 ks_ctl generate web --type rsa --bits 2048 --usage sign,decrypt >/dev/null || fail "generate web"
 ks_ctl generate ec --type ec >/dev/null || fail "generate ec"

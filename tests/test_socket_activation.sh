@@ -17,8 +17,7 @@ write_conf() {
         echo "workers = 2"
     } > "$T/keystored.conf"
     if [ "$(id -u)" = 0 ]; then
-        id -u keystored >/dev/null 2>&1 || useradd --system --no-create-home \
-            --shell /usr/sbin/nologin keystored
+        ks_ensure_accounts
         mkdir -p -m 0555 "$T/jail"
         echo "jail = $T/jail" >> "$T/keystored.conf"
     fi
@@ -80,11 +79,13 @@ pass "named sockets (client, admin) are adopted: sign, decrypt, generate; roles 
 
 # 2. Without LISTEN_FDNAMES, sockets are matched to the configuration by path.
 write_conf "$T/c.sock" "$T/a.sock"
-launch --no-names "$T/a.sock:0600" "$T/c.sock:0660"
-grep -q "listening on unix:$T/c.sock (client socket from socket activation, mode 0660)" \
+launch --no-names "$T/a.sock:0600" "$T/c.sock:0640"
+grep -q "listening on unix:$T/c.sock (client socket from socket activation, mode 0640)" \
     "$T/keystored.log" || { cat "$T/keystored.log"; fail "unnamed client socket not matched by path"; }
-grep -q "note: client socket $T/c.sock has mode 0660 from systemd" "$T/keystored.log" \
+grep -q "note: client socket $T/c.sock has mode 0640 from systemd" "$T/keystored.log" \
     || fail "no note that socket_mode is not applied to a passed socket"
+grep -q "note: client socket $T/c.sock has group 0 from systemd (SocketGroup=), socket_group keystore is not applied" \
+    "$T/keystored.log" || fail "no note that socket_group is not applied to a passed socket"
 KEYSTORE_SERVER="unix:$T/c.sock" openssl dgst "${PROV[@]}" -sha256 -sign keystore:web \
     -out "$T/sig2" "$T/data" || fail "sign over the unnamed passed socket"
 ks_ctl -s "unix:$T/a.sock" list | grep -q '^web ' || fail "list over the unnamed admin socket"
@@ -96,7 +97,7 @@ rm -f "$T/c.sock" "$T/a.sock"
 write_conf "$T/c.sock" "$T/a.sock"
 launch --wrong-pid "client=$T/other.sock:0666"
 grep -q "ignoring LISTEN_FDS: LISTEN_PID=" "$T/keystored.log" || fail "no log line for a foreign LISTEN_PID"
-grep -q "listening on unix:$T/c.sock (client socket, mode 0666)" "$T/keystored.log" \
+grep -q "listening on unix:$T/c.sock (client socket, mode 0660, group keystore)" "$T/keystored.log" \
     || { cat "$T/keystored.log"; fail "did not bind the configured socket"; }
 ks_ctl -s "unix:$T/a.sock" list >/dev/null || fail "list after ignoring LISTEN_FDS"
 ks_stop

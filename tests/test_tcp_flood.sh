@@ -11,7 +11,7 @@
 # on PATH; without OPENSSL_MODULES, which points at this build's provider directory and
 # would stop cryptography's OpenSSL from loading its legacy provider.
 ATTACK="env -u OPENSSL_MODULES /usr/bin/python3 $KS_SOURCE_ROOT/tests/tcp_attack.py"
-ks_start_remote "frame_timeout = 10"
+ks_start_remote "frame_timeout = 10" "$(ks_acl_all)"
 ks_ctl generate ec --type ec >/dev/null || fail "generate ec"
 openssl dgst -sha256 -binary /etc/hostname > "$T/d"
 PORT4=${TCP4##*:}

@@ -11,7 +11,7 @@
 # on PATH; without OPENSSL_MODULES, which points at this build's provider directory and
 # would stop cryptography's OpenSSL from loading its legacy provider.
 ATTACK="env -u OPENSSL_MODULES /usr/bin/python3 $KS_SOURCE_ROOT/tests/tcp_attack.py"
-ks_start_remote "max_connections_per_client = 2"
+ks_start_remote "max_connections_per_client = 2" "$(ks_acl_all)"
 ks_ctl generate ec --type ec >/dev/null || fail "generate ec"
 openssl dgst -sha256 -binary /etc/hostname > "$T/d"
 PORT4=${TCP4##*:}
@@ -64,7 +64,7 @@ ks_stop
 mv "$T/keystored.log" "$T/keystored.log.1"
 ks_start "listen_tcp = tcp:127.0.0.1:0" "server_key = $T/server.key" \
     "authorized_clients = $T/authorized_clients" "audit_log = $T/audit.log" \
-    "max_connections_per_client = 2"
+    "max_connections_per_client = 2" "$(ks_acl_all)"
 TCP4=$(grep -o 'listening on tcp:127\.0\.0\.1:[0-9]*' "$T/keystored.log" | sed 's/listening on //')
 $ATTACK replay 127.0.0.1 "${TCP4##*:}" "$T/msg1" 3 0 > "$T/replay2.out"
 note "$(cat "$T/replay2.out")"

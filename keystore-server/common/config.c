@@ -25,7 +25,9 @@ static void set_defaults(struct ks_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     snprintf(cfg->socket, sizeof(cfg->socket), "%s", KS_DEFAULT_SOCKET);
     snprintf(cfg->admin_socket, sizeof(cfg->admin_socket), "%s", KS_DEFAULT_ADMIN_SOCKET);
-    cfg->socket_mode = 0666;
+    /* closed until granted: root and the members of one group */
+    cfg->socket_mode = 0660;
+    snprintf(cfg->socket_group, sizeof(cfg->socket_group), "keystore");
     snprintf(cfg->key_dir, sizeof(cfg->key_dir), "%s", DEFAULT_KEY_DIR);
     snprintf(cfg->master_key, sizeof(cfg->master_key), "%s", DEFAULT_MASTER_KEY);
     cfg->workers = ncpu > 0 ? (ncpu > 256 ? 256 : (int)ncpu) : 2;
@@ -190,6 +192,26 @@ static const char *set_heap_mb(struct ks_config *cfg, const char *val, void *fie
     return NULL;
 }
 
+/* Space-separated key-name globs, each as long as a key name at most. */
+static const char *set_patterns(struct ks_config *cfg, const char *val, void *field,
+                                long lo, long hi, char *msg, size_t msglen)
+{
+    const char *p = val;
+    size_t n;
+
+    while (*p != '\0') {
+        n = strcspn(p, " \t");
+        if (n > KS_MAX_KEY_NAME) {
+            snprintf(msg, msglen, "'%.*s' is longer than a key name (%d characters)", (int)n, p,
+                     KS_MAX_KEY_NAME);
+            return msg;
+        }
+        p += n;
+        p += strspn(p, " \t");
+    }
+    return set_string(cfg, val, field, lo, hi, msg, msglen);
+}
+
 /* "tcp:HOST:PORT tcp:[V6]:PORT ...": at most KS_MAX_TCP_LISTENERS. */
 static const char *set_tcp_list(struct ks_config *cfg, const char *val, void *field,
                                 long lo, long hi, char *msg, size_t msglen)
@@ -232,6 +254,7 @@ static const struct option_def {
     { "socket", set_socket, F(socket), 0, KS_CONF_PATH_MAX },
     { "admin_socket", set_socket, F(admin_socket), 0, KS_CONF_PATH_MAX },
     { "socket_mode", set_mode, F(socket_mode), 0, 0777 },
+    { "socket_group", set_string, F(socket_group), 0, 256 },
     { "key_dir", set_abspath, F(key_dir), 0, KS_CONF_PATH_MAX },
     { "master_key", set_abspath, F(master_key), 0, KS_CONF_PATH_MAX },
     { "rollback_counter", set_abspath, F(rollback_counter), 0, KS_CONF_PATH_MAX },
@@ -248,6 +271,7 @@ static const struct option_def {
     { "server_key", set_abspath, F(server_key), 0, KS_CONF_PATH_MAX },
     { "authorized_clients", set_abspath, F(authorized_clients), 0, KS_CONF_PATH_MAX },
     { "acl", set_abspath, F(acl), 0, KS_CONF_PATH_MAX },
+    { "allow_weak_digests", set_patterns, F(allow_weak_digests), 0, 1024 },
     { "audit_log", set_audit, F(audit_log), 0, KS_CONF_PATH_MAX },
     { "max_connections_per_client", set_int, F(max_connections_per_client), 0, 1000000 },
     { "max_tcp_connections", set_int, F(max_tcp_connections), 1, 1000000 },

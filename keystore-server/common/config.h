@@ -12,6 +12,7 @@ struct ks_config {
     char socket[KS_CONF_PATH_MAX];        /* "unix:/path" for clients */
     char admin_socket[KS_CONF_PATH_MAX];  /* "unix:/path" for keystorectl */
     mode_t socket_mode;                   /* client socket permissions */
+    char socket_group[256];               /* client socket group: name or number */
     char key_dir[KS_CONF_PATH_MAX];
     char rollback_counter[KS_CONF_PATH_MAX];  /* "" = KEY_DIR.generation */
     char master_key[KS_CONF_PATH_MAX];
@@ -29,7 +30,8 @@ struct ks_config {
     char listen_tcp[1024];                /* space-separated tcp:HOST:PORT, "" = none */
     char server_key[KS_CONF_PATH_MAX];
     char authorized_clients[KS_CONF_PATH_MAX];
-    char acl[KS_CONF_PATH_MAX];           /* "" = everyone may use every key */
+    char acl[KS_CONF_PATH_MAX];           /* "" = only uid 0 may use keys (acl.h) */
+    char allow_weak_digests[1024];        /* key-name globs that may sign MD5/SHA-1 */
     char audit_log[KS_CONF_PATH_MAX];     /* path, "stderr", or "" = no audit log */
     int max_connections_per_client;       /* 0 = no per-client limit */
     /* The TCP listener's own budgets and deadlines (docs/protocol.md). */

@@ -2,7 +2,9 @@
 #include "server.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -14,11 +16,42 @@
 
 #define LISTEN_BACKLOG 1024
 
+/* socket_group (a name or a number) -> gid; -1 (after logging the fix
+ * unless quiet). */
+static int resolve_group(const char *name, gid_t *gid, int quiet)
+{
+    struct group *gr;
+    char *end;
+    unsigned long n;
+
+    if (name[0] >= '0' && name[0] <= '9') {
+        errno = 0;
+        n = strtoul(name, &end, 10);
+        if (errno == 0 && *end == '\0' && n < 0xffffffffUL) {
+            *gid = (gid_t)n;
+            return 0;
+        }
+    }
+    errno = 0;
+    gr = getgrnam(name);
+    if (gr == NULL) {
+        if (quiet)
+            return -1;
+        ks_log("error: socket_group '%s' does not exist%s%s: create it (systemd-sysusers does, "
+               "from keystored.sysusers; or: groupadd --system %s) or set socket_group to an "
+               "existing group", name, errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "",
+               name);
+        return -1;
+    }
+    *gid = gr->gr_gid;
+    return 0;
+}
+
 /* A socket passed by socket activation (sdlisten.c): systemd created the
  * file and its permissions (SocketMode=) and keeps it across restarts, so it
  * is never unlinked here.  The admin socket must still be owner-only. */
 static int adopt(struct ks_listener *l, const char *addr, int fd, const char *bound,
-                 mode_t mode, int is_admin)
+                 mode_t mode, const char *group, int is_admin)
 {
     struct stat st;
 
@@ -42,6 +75,13 @@ static int adopt(struct ks_listener *l, const char *addr, int fd, const char *bo
         ks_log("note: client socket %s has mode %04o from systemd (SocketMode=), "
                "socket_mode %04o is not applied", bound, (unsigned)(st.st_mode & 07777),
                (unsigned)mode);
+    if (!is_admin && group != NULL) {
+        gid_t gid;
+
+        if (resolve_group(group, &gid, 1) == 0 && st.st_gid != gid)
+            ks_log("note: client socket %s has group %u from systemd (SocketGroup=), "
+                   "socket_group %s is not applied", bound, (unsigned)st.st_gid, group);
+    }
     ks_log("listening on unix:%s (%s socket from socket activation, mode %04o)", bound,
            is_admin ? "admin" : "client", (unsigned)(st.st_mode & 07777));
     return 0;
@@ -89,10 +129,12 @@ static int remove_stale(const char *path)
     return 0;
 }
 
-int ks_listener_open(struct ks_listener *l, const char *addr, mode_t mode, int is_admin)
+int ks_listener_open(struct ks_listener *l, const char *addr, mode_t mode, const char *group,
+                     int is_admin)
 {
     struct sockaddr_un sun;
     const char *path = addr + 5;   /* config.c checked the "unix:/" prefix and length */
+    gid_t gid = (gid_t)-1;
     mode_t old;
     int r;
 
@@ -111,8 +153,10 @@ int ks_listener_open(struct ks_listener *l, const char *addr, mode_t mode, int i
         int fd = ks_sd_listen_take(is_admin ? "admin" : "client", path, bound, sizeof(bound));
 
         if (fd >= 0)
-            return adopt(l, addr, fd, bound, mode, is_admin);
+            return adopt(l, addr, fd, bound, mode, group, is_admin);
     }
+    if (group != NULL && resolve_group(group, &gid, 0) != 0)
+        return -1;
     if (remove_stale(path) != 0)
         return -1;
     l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -133,6 +177,13 @@ int ks_listener_open(struct ks_listener *l, const char *addr, mode_t mode, int i
         goto fail;
     }
     snprintf(l->path, sizeof(l->path), "%s", path);
+    /* the group first: the file is still 0600 while it changes hands */
+    if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) != 0) {
+        ks_log("error: cannot give %s to group %s (socket_group): %s%s", path, group,
+               strerror(errno), errno == EPERM ? " (keystored is not root and not a member of "
+               "that group: set socket_group to one of its groups)" : "");
+        goto fail;
+    }
     if (chmod(path, mode) != 0) {
         ks_log("error: cannot chmod %04o %s: %s", (unsigned)mode, path, strerror(errno));
         goto fail;
@@ -141,8 +192,12 @@ int ks_listener_open(struct ks_listener *l, const char *addr, mode_t mode, int i
         ks_log("error: cannot listen on %s: %s", path, strerror(errno));
         goto fail;
     }
-    ks_log("listening on %s (%s socket, mode %04o)", addr, is_admin ? "admin" : "client",
-           (unsigned)mode);
+    if (gid != (gid_t)-1)
+        ks_log("listening on %s (%s socket, mode %04o, group %s)", addr,
+               is_admin ? "admin" : "client", (unsigned)mode, group);
+    else
+        ks_log("listening on %s (%s socket, mode %04o)", addr, is_admin ? "admin" : "client",
+               (unsigned)mode);
     return 0;
 fail:
     ks_listener_close(l, 1);

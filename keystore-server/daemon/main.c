@@ -14,6 +14,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "confhelper.h"
+#include "ops/acl.h"
 #include "ops/audit.h"
 #include "ops/dispatch.h"
 #include "sandbox/confine.h"
@@ -237,10 +238,11 @@ int main(int argc, char **argv)
     if (ks_tcp_identity_load(&cfg) != 0 || ks_reload_initial(&cfg) != 0 ||
         ks_audit_open(&cfg) != 0 || ks_sd_notify_init() != 0)
         goto out;
+    ks_acl_log_keys();   /* who may use each key, one line per key */
     if (ks_sd_listen_init() < 0)
         goto out;
-    if (ks_listener_open(&listeners[0], cfg.socket, cfg.socket_mode, 0) != 0 ||
-        ks_listener_open(&listeners[1], cfg.admin_socket, 0600, 1) != 0 ||
+    if (ks_listener_open(&listeners[0], cfg.socket, cfg.socket_mode, cfg.socket_group, 0) != 0 ||
+        ks_listener_open(&listeners[1], cfg.admin_socket, 0600, NULL, 1) != 0 ||
         ks_sd_listen_finish() != 0 ||
         open_tcp_listeners(&cfg, listeners, &nls) != 0)
         goto out;

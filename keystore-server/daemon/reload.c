@@ -111,6 +111,9 @@ int ks_reload_initial(const struct ks_config *c)
         ks_acl_install(st.acl);
         ks_log("access list %s: %zu rule%s; anything not listed is denied", cfg->acl, nrules,
                nrules == 1 ? "" : "s");
+    } else {
+        ks_log("no access list (acl) in the configuration: only uid 0 may use keys on the "
+               "client socket, TCP clients none; grant others with an acl file");
     }
     if (cfg->listen_tcp[0] != '\0') {
         ks_clients_install(st.clients);

@@ -22,11 +22,13 @@ struct ks_listener {
  * logged).  Returns 0 or -1 after logging. */
 int ks_listener_open_tcp(struct ks_listener *l, const char *addr);
 
-/* Bind and listen on "unix:/path" with exactly `mode`, or use the socket
+/* Bind and listen on "unix:/path" with exactly `mode` and, unless group is
+ * NULL, that group (a name or a number), or use the socket
  * passed for this role by socket activation (ks_sd_listen_init first).  A stale socket file
  * is removed first; a live server on it, or a non-socket file, is an error.
  * Returns 0 or -1 after logging. */
-int ks_listener_open(struct ks_listener *l, const char *addr, mode_t mode, int is_admin);
+int ks_listener_open(struct ks_listener *l, const char *addr, mode_t mode, const char *group,
+                     int is_admin);
 
 /* Close, and unlink the socket file if unlink_file (not possible once
  * chrooted; a stale file is removed by the next start). */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "store/keytable.h"
 
 #define MAX_RULES 4096
 #define MAX_IDS 32
@@ -22,6 +23,7 @@ struct ident {
     enum id_kind kind;
     unsigned long num;          /* uid or gid */
     char pattern[65];           /* tcp client name glob */
+    char text[72];              /* as written, for the start-up summary */
 };
 
 struct rule {
@@ -37,9 +39,26 @@ struct ks_acl {
     char path[KS_CONF_PATH_MAX];
 };
 
+/* The operations an access list grants, in the order logs name them. */
+static const struct {
+    int bit;
+    const char *name;
+} op_names[] = {
+    { KS_ACL_SIGN, "sign" },
+    { KS_ACL_DECRYPT, "decrypt" },
+    { KS_ACL_DERIVE, "derive" },
+};
+#define NOPS (sizeof(op_names) / sizeof(op_names[0]))
+
+/* Without an `acl` setting: one rule, "* * uid:0".  Closed until granted. */
+static struct rule default_rule = {
+    "*", KS_ACL_SIGN | KS_ACL_DECRYPT | KS_ACL_DERIVE, { { ID_UID, 0, "", "uid:0" } }, 1
+};
+static const struct ks_acl default_acl = { &default_rule, 1, 1, "" };
+
 /* Readers hold the lock shared only while matching one request. */
 static pthread_rwlock_t acl_lock = PTHREAD_RWLOCK_INITIALIZER;
-static struct ks_acl *current;
+static struct ks_acl *current;   /* NULL: default_acl */
 
 static int parse_num(const char *s, unsigned long *out)
 {
@@ -116,6 +135,9 @@ static const char *parse_ident(const char *tok, struct ident *id, const char *na
                                struct ks_acl_names *rec)
 {
     memset(id, 0, sizeof(id[0]));
+    if (strlen(tok) >= sizeof(id->text))
+        return "identity is too long";
+    strcpy(id->text, tok);
     if (strcmp(tok, "*") == 0) {
         id->kind = ID_ANY;
     } else if (strncmp(tok, "uid:", 4) == 0) {
@@ -143,16 +165,15 @@ static const char *parse_ops(char *tok, int *ops)
 
     *ops = 0;
     for (op = strtok_r(tok, ",", &save); op != NULL; op = strtok_r(NULL, ",", &save)) {
-        if (strcmp(op, "sign") == 0)
-            *ops |= KS_ACL_SIGN;
-        else if (strcmp(op, "decrypt") == 0)
-            *ops |= KS_ACL_DECRYPT;
-        else if (strcmp(op, "derive") == 0)
-            *ops |= KS_ACL_DERIVE;
-        else if (strcmp(op, "*") == 0)
-            *ops |= KS_ACL_SIGN | KS_ACL_DECRYPT | KS_ACL_DERIVE;
-        else
+        size_t i;
+        int bit = 0;
+
+        for (i = 0; i < NOPS; i++)
+            if (strcmp(op, op_names[i].name) == 0 || strcmp(op, "*") == 0)
+                bit |= op_names[i].bit;
+        if (bit == 0)
             return "operations are sign, decrypt, derive, a list such as sign,derive, or *";
+        *ops |= bit;
     }
     return *ops != 0 ? NULL : "no operation given";
 }
@@ -315,29 +336,144 @@ static int allowed(const struct ks_acl *a, const struct ks_session *s, int what,
 
 int ks_acl_permit(struct ks_op *op, int what, const char *key)
 {
-    char who[96], name[KS_MAX_KEY_NAME + 1], path[KS_CONF_PATH_MAX];
+    char who[96], name[KS_MAX_KEY_NAME + 1], where[KS_CONF_PATH_MAX + 64];
+    const struct ks_acl *a;
+    const char *opname = "use";
+    size_t i;
     int ok;
 
     if (op->s->is_admin)
         return 1;
     pthread_rwlock_rdlock(&acl_lock);
-    if (current == NULL) {
-        pthread_rwlock_unlock(&acl_lock);
-        return 1;
-    }
+    a = current != NULL ? current : &default_acl;
     /* checked before the key is looked up: a denied peer learns nothing
      * about which keys exist */
-    ok = key != NULL && allowed(current, op->s, what, key);
-    if (!ok)
-        snprintf(path, sizeof(path), "%s", current->path);
+    ok = key != NULL && allowed(a, op->s, what, key);
+    if (!ok && a->path[0] != '\0')
+        snprintf(where, sizeof(where), "access list %s on the server", a->path);
+    else if (!ok)
+        snprintf(where, sizeof(where), "the server has no access list: only uid 0 may use keys "
+                 "until its acl setting grants more");
     pthread_rwlock_unlock(&acl_lock);
     if (ok)
         return 1;
+    for (i = 0; i < NOPS; i++)
+        if (op_names[i].bit == what)
+            opname = op_names[i].name;
     ks_session_identity(op->s, who, sizeof(who));
     ks_log_sanitize(key, name, sizeof(name));
     ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_PERMISSION_DENIED,
-                "%s may not %s with key '%s' (access list %s on the server)", who,
-                what == KS_ACL_SIGN ? "sign" : what == KS_ACL_DECRYPT ? "decrypt" : "derive",
-                name, path);
+                "%s may not %s with key '%s' (%s)", who, opname, name, where);
     return 0;
+}
+
+int ks_acl_visible(const struct ks_session *s, const char *key)
+{
+    int ok;
+
+    if (s->is_admin)
+        return 1;
+    if (key == NULL)
+        return 0;
+    pthread_rwlock_rdlock(&acl_lock);
+    ok = allowed(current != NULL ? current : &default_acl, s, ~0, key);
+    pthread_rwlock_unlock(&acl_lock);
+    return ok;
+}
+
+/* Bounded append: *len stops at outlen - 1 when the text does not fit. */
+static void append(char *out, size_t outlen, size_t *len, const char *a, const char *b)
+{
+    int n;
+
+    if (*len + 1 >= outlen)
+        return;
+    n = snprintf(out + *len, outlen - *len, "%s%s", a, b);
+    if (n < 0)
+        return;
+    *len = *len + (size_t)n >= outlen ? outlen - 1 : *len + (size_t)n;
+}
+
+/* Append every identity granted `bit` on key, each once ("nobody" if none). */
+static void append_grantees(const struct ks_acl *a, char *out, size_t outlen, size_t *len,
+                            int bit, const char *key)
+{
+    const char *seen[64];
+    size_t i, nseen = 0, k, count = 0;
+    int j;
+
+    for (i = 0; i < a->nrules; i++) {
+        if ((a->rules[i].ops & bit) == 0 || fnmatch(a->rules[i].key, key, 0) != 0)
+            continue;
+        for (j = 0; j < a->rules[i].nids; j++) {
+            const char *t = a->rules[i].ids[j].text;
+
+            for (k = 0; k < nseen && strcmp(seen[k], t) != 0; k++)
+                ;
+            if (k < nseen)
+                continue;
+            if (nseen < sizeof(seen) / sizeof(seen[0]))
+                seen[nseen++] = t;
+            append(out, outlen, len, count++ > 0 ? ", " : "", t);
+        }
+    }
+    if (count == 0)
+        append(out, outlen, len, "", "nobody");
+}
+
+/* The operations a key of this type can perform at all. */
+static int type_ops(Keystore__KeyType t)
+{
+    switch (t) {
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_RSA:
+        return KS_ACL_SIGN | KS_ACL_DECRYPT;
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_RSA_PSS:
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_ED25519:
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_ED448:
+        return KS_ACL_SIGN;
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_EC:
+        return KS_ACL_SIGN | KS_ACL_DERIVE;
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_X25519:
+    case KEYSTORE__KEY_TYPE__KEY_TYPE_X448:
+        return KS_ACL_DERIVE;
+    default:
+        return ~0;
+    }
+}
+
+void ks_acl_log_key(const struct ks_key *k)
+{
+    char line[1024];
+    size_t len = 0, i;
+    /* what the key can do: its type, narrowed by its sealed usage (same bits) */
+    int ops = type_ops(k->type) & (k->usage != 0 ? (int)k->usage : ~0), first = 1;
+    const struct ks_acl *a;
+
+    line[0] = '\0';
+    pthread_rwlock_rdlock(&acl_lock);
+    a = current != NULL ? current : &default_acl;
+    for (i = 0; i < NOPS; i++) {
+        if ((ops & op_names[i].bit) == 0)
+            continue;
+        append(line, sizeof(line), &len, first ? "" : "; ", op_names[i].name);
+        first = 0;
+        append(line, sizeof(line), &len, " by ", "");
+        append_grantees(a, line, sizeof(line), &len, op_names[i].bit, k->name);
+    }
+    pthread_rwlock_unlock(&acl_lock);
+    if (len == sizeof(line) - 1)
+        memcpy(line + sizeof(line) - 4, "...", 4);
+    ks_log("key '%s': %s", k->name, line);
+}
+
+static int log_one(const struct ks_key *k, void *arg)
+{
+    (void)arg;
+    ks_acl_log_key(k);
+    return 0;
+}
+
+void ks_acl_log_keys(void)
+{
+    ks_store_foreach(log_one, NULL);
 }

@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/rsa.h>
 
+#include "acl.h"
 #include "common/log.h"
 #include "store/certchain.h"
 #include "usage.h"
@@ -45,6 +46,7 @@ static void store_and_reply(struct ks_op *op, const char *name, EVP_PKEY *pkey, 
         ks_log("conn %lu uid %u pid %d: %s key %s (%s%s%s, usage %s)", op->s->id,
                (unsigned)op->s->uid, (int)op->s->pid, how, k->name, ks_key_type_name(k->type),
                k->group[0] != '\0' ? " " : "", k->group, ks_usage_format(k->usage, u));
+        ks_acl_log_key(k);
         ks_op_reply_key(op, k);
         ks_key_put(k);
         return;   /* the store owns pkey now */

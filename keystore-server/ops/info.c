@@ -1,9 +1,12 @@
-/* GetKey and ListKeys: public information only. */
+/* GetKey and ListKeys: public information only, and only about keys the
+ * peer may use (acl.h); the admin socket sees every key. */
 #include "handlers.h"
+
+#include "acl.h"
 
 void ks_op_get_key(struct ks_op *op, const Keystore__GetKeyRequest *r)
 {
-    struct ks_key *k = ks_op_key(op, r->name);
+    struct ks_key *k = ks_op_key_if(op, r->name, ks_acl_visible(op->s, r->name));
 
     if (k == NULL)
         return;
@@ -21,6 +24,8 @@ static int add_info(const struct ks_key *k, void *arg)
 {
     struct list_state *st = arg;
 
+    if (!ks_acl_visible(st->op->s, k->name))
+        return 0;
     if (st->n == st->cap)
         return 1;   /* keys added since we counted: list what we have */
     st->infos[st->n] = ks_op_keyinfo(st->op, k);

@@ -45,9 +45,10 @@ void ks_op_error(struct ks_op *op, Keystore__ErrorCode code, const char *fmt, ..
     op->resp->error = e;
 }
 
-struct ks_key *ks_op_key(struct ks_op *op, const char *name)
+struct ks_key *ks_op_key_if(struct ks_op *op, const char *name, int visible)
 {
     struct ks_key *k;
+    char who[96];
 
     if (!ks_valid_key_name(name)) {
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_REQUEST,
@@ -55,10 +56,24 @@ struct ks_key *ks_op_key(struct ks_op *op, const char *name)
                     "not starting with '.'", name, KS_MAX_KEY_NAME);
         return NULL;
     }
-    k = ks_store_get(name);
-    if (k == NULL)
+    k = visible ? ks_store_get(name) : NULL;
+    if (k != NULL)
+        return k;
+    if (op->s->is_admin) {
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_NO_SUCH_KEY, "no key named '%s'", name);
-    return k;
+        return NULL;
+    }
+    /* the same words whether the key is missing or hidden: names do not leak */
+    ks_session_identity(op->s, who, sizeof(who));
+    ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_NO_SUCH_KEY,
+                "no key named '%s' that %s may use (it does not exist, or the server's access "
+                "list does not grant it)", name, who);
+    return NULL;
+}
+
+struct ks_key *ks_op_key(struct ks_op *op, const char *name)
+{
+    return ks_op_key_if(op, name, 1);
 }
 
 Keystore__KeyInfo *ks_op_keyinfo(struct ks_op *op, const struct ks_key *k)

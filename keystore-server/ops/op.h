@@ -27,6 +27,10 @@ void ks_op_error(struct ks_op *op, Keystore__ErrorCode code, const char *fmt, ..
 /* Look up a key, or reply ERROR_NO_SUCH_KEY / ERROR_BAD_REQUEST and return NULL. */
 struct ks_key *ks_op_key(struct ks_op *op, const char *name);
 
+/* The same, but a key the caller may not see (visible 0) gets exactly the
+ * reply of a key that does not exist. */
+struct ks_key *ks_op_key_if(struct ks_op *op, const char *name, int visible);
+
 /* KeyInfo for k allocated in the arena (NULL on allocation failure). */
 Keystore__KeyInfo *ks_op_keyinfo(struct ks_op *op, const struct ks_key *k);
 void ks_op_reply_key(struct ks_op *op, const struct ks_key *k);

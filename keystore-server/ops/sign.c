@@ -9,6 +9,7 @@
 #include <openssl/rsa.h>
 
 #include "common/log.h"
+#include "digest_policy.h"
 
 /* Wire PSS salt length -> OpenSSL's.  The wire's -2 (max) and -3 (auto)
  * differ from OpenSSL's numbering; when signing, auto behaves as max. */
@@ -25,8 +26,10 @@ static int map_saltlen(int wire, int *out)
     return 0;
 }
 
-/* Fetch the digest and check that tbs is one digest long. */
-static EVP_MD *digest_for(struct ks_op *op, const Keystore__SignRequest *r)
+/* Fetch the digest, check the key may sign with it and that tbs is one
+ * digest long. */
+static EVP_MD *digest_for(struct ks_op *op, const struct ks_key *k,
+                          const Keystore__SignRequest *r)
 {
     EVP_MD *md = ks_op_fetch_md(op, r->digest, "digest");
     int size;
@@ -37,6 +40,10 @@ static EVP_MD *digest_for(struct ks_op *op, const Keystore__SignRequest *r)
     if (size <= 0 || (EVP_MD_get_flags(md) & EVP_MD_FLAG_XOF) != 0) {
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
                     "digest %s cannot be used for signatures", r->digest);
+        EVP_MD_free(md);
+        return NULL;
+    }
+    if (!ks_digest_permitted(op, k, md)) {
         EVP_MD_free(md);
         return NULL;
     }
@@ -203,7 +210,7 @@ static void sign_digest(struct ks_op *op, const struct ks_key *k, const Keystore
     }
     if (is_rsa && rsa_padding_ok(op, k, r) != 0)
         return;
-    md = digest_for(op, r);
+    md = digest_for(op, k, r);
     if (md == NULL)
         return;
     ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
