@@ -117,28 +117,24 @@ tcp_list stranger | grep -q '^web ' || fail "the stranger lost access through a 
 cp "$T/ac.new" "$T/authorized_clients"
 pass "authorized_clients reload adds a client and removes one (its open connection too); a broken file is refused"
 
-# 5. certificates: a new NAME.crt is picked up; one of another key is refused
+# 5. certificates: the chain files are checked again; one written behind the
+# server's back (not vouched for by the manifest) is refused, never attached
 OPENSSL_CONF=$(ks_write_cnf) openssl req -new -x509 -key keystore:web -subj /CN=web -days 1 \
-    -outform DER -out "$T/web.der" || fail "self-signed certificate for web"
+    -out "$T/web.pem" || fail "self-signed certificate for web"
+openssl x509 -in "$T/web.pem" -outform DER -out "$T/web.der"
+ks_ctl attach-cert web "$T/web.pem" >/dev/null || fail "attach-cert"
+out=$(ks_ctl reload) || fail "reload with an attached certificate: $out"
+grep -q "0 certificate chains changed$" <<<"$out" || fail "reload output: $out"
+ks_ctl info web | grep -q ", 1 certificate, " || fail "the attached certificate is gone after reload"
 openssl req -new -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/stray.key" \
     -subj /CN=other -days 1 -outform DER -out "$T/other.der" 2>/dev/null || fail "a certificate of another key"
-ks_ctl info web | grep -q ", 0 certificates, usage " || fail "web starts with a certificate"
-install -m 0644 "$T/web.der" "$T/keys/web.crt"
-out=$(ks_ctl reload) || fail "reload with a new certificate: $out"
-grep -q "1 certificate chain changed$" <<<"$out" || fail "reload output: $out"
-ks_ctl info web | grep -q ", 1 certificate, usage " || fail "the new certificate is not attached after reload"
+cp "$T/keys/web.crt" "$T/web.crt.saved"
 install -m 0644 "$T/other.der" "$T/keys/web.crt"
 expect_fail "ERROR_RELOAD_REFUSED: $T/keys/web.crt: " ks_ctl reload
-ks_ctl --json info web > "$T/web.json"
-python3 - "$T/web.json" "$T/web.der" <<'PY' || fail "web's chain changed through a refused reload"
-import base64, json, sys
-k = json.load(open(sys.argv[1]))
-assert k["certs"] == 1, k
-PY
-rm "$T/keys/web.crt"
-out=$(ks_ctl reload) || fail "reload without the file: $out"
-ks_ctl info web | grep -q ", 0 certificates, usage " || fail "a removed certificate file is still attached"
-pass "certificates: a new .crt is attached by reload, a mismatching one is refused, a removed one detached"
+ks_ctl info web | grep -q ", 1 certificate, " || fail "web's chain changed through a refused reload"
+cp "$T/web.crt.saved" "$T/keys/web.crt"
+ks_ctl reload >/dev/null || fail "reload with the original chain file"
+pass "certificates: re-checked on reload; a chain file changed behind the server's back is refused, the attached chain stays"
 
 # 6. the clients that stayed allowed never saw an error, and the server never restarted
 touch "$T/stop"

@@ -45,7 +45,7 @@ static void usage(FILE *f)
 "  server-pubkey KEYFILE                          print a server key's public key (local)\n"
 "  status                                         uptime, keys, connections, operations, latency\n"
 "  metrics                                        the same in the Prometheus text format\n"
-"  reload                                         re-read the access list, TCP clients, certificates\n"
+"  reload                                         re-read the access list, TCP clients; check certificates\n"
 "\n"
 "Options:\n"
 "  -s, --socket ADDR  admin socket (default: $KEYSTORE_ADMIN, else %s);\n"

@@ -1124,18 +1124,13 @@ static int reread_chain(struct ks_key *k, struct ks_key **fresh, char *err, size
         rc = 0;
         goto out;
     }
-    *fresh = calloc(1, sizeof(**fresh));
-    if (*fresh == NULL || key_with_certs(*fresh, k, certs, n) != 0) {
-        snprintf(err, errlen, "out of memory reloading %s/%s", dir_path, crtf);
-        key_free(*fresh);
-        *fresh = NULL;
-        goto out;
-    }
-    /* the admin's reload vouches for the file: the manifest takes its hash */
-    (*fresh)->has_crt = buf != NULL;
-    if (buf != NULL)
-        ks_file_hash(buf, len, (*fresh)->crt_hash);
-    rc = 1;
+    /* The manifest vouches only for chains the server itself wrote: a file
+     * changed behind its back must not be attached by a reload (it would
+     * bypass the manifest), so it fails the reload instead. */
+    snprintf(err, errlen, "%s/%s differs from the chain attached to key %s and is not vouched "
+             "for by the key directory's manifest; attach certificates with keystorectl "
+             "attach-cert", dir_path, crtf, k->name);
+    goto out;
 out:
     free(certs);
     free(buf);
