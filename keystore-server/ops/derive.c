@@ -6,7 +6,8 @@
  * be of the key's own type and curve, on the curve and not the point at
  * infinity (EVP_PKEY_public_check: also n*Q = O), and for X25519/X448 it
  * must not be a small-order point, which would make the secret all zero
- * and independent of our key.  ECDH is plain (not cofactor) ECDH, the same
+ * and independent of our key.  An EC peer key must name its curve (explicit
+ * parameters are refused).  ECDH is plain (not cofactor) ECDH, the same
  * as OpenSSL's default provider; every supported curve has cofactor 1. */
 #include "handlers.h"
 
@@ -60,6 +61,20 @@ static EVP_PKEY *peer_key(struct ks_op *op, const struct ks_key *k, const Protob
         goto refuse;
     }
     if (k->type == KEYSTORE__KEY_TYPE__KEY_TYPE_EC) {
+        char enc[32];
+
+        /* Explicit curve parameters are refused outright: OpenSSL matches
+         * them to a named curve without comparing every field, so a peer
+         * key with a missing or forged cofactor would pass as P-256
+         * (Wycheproof ecdh_secp256r1 tcId 359, 361). */
+        if (EVP_PKEY_get_utf8_string_param(peer, OSSL_PKEY_PARAM_EC_ENCODING, enc, sizeof(enc),
+                                           NULL) != 1 ||
+            strcmp(enc, OSSL_PKEY_EC_ENCODING_GROUP) != 0) {
+            ERR_clear_error();
+            snprintf(why, sizeof(why), "it carries explicit curve parameters (only a named curve "
+                     "is accepted: send the curve's OID, as every TLS and X.509 peer does)");
+            goto refuse;
+        }
         if (EVP_PKEY_get_group_name(peer, group, sizeof(group), NULL) != 1 ||
             ks_canonical_group(group) == NULL || strcmp(ks_canonical_group(group), k->group) != 0) {
             ERR_clear_error();
