@@ -15,11 +15,12 @@ Expected, because keystore never answers "bad padding":
                             -> an error (public facts) or the model's answer.
 Python 3 stdlib only.
 """
-import concurrent.futures, json, os, subprocess, sys
+import json, os, subprocess, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import implicit_rejection_ref as ref  # noqa: E402
+import wycheproof_common as wp  # noqa: E402
 
 DATA = os.path.join(HERE, "data", "wycheproof", "rsa_pkcs1_2048_test.json")
 
@@ -62,30 +63,18 @@ def one(d, name, t):
     why = "" if ok else "expected %s, got %s; openssl: %s" % (
         expect, "an error" if got is None else got.hex()[:64],
         r.stdout.decode(errors="replace").strip()[-300:])
-    return ok, t["result"], flags, tag, why
+    return ok, tag, why, t["result"] == "invalid" and "InvalidPkcs1Padding" in flags and ok
 
 
 def main():
     mode, d = sys.argv[1], sys.argv[2]
     if mode == "keys":
-        for name, g in groups():
-            p = os.path.join(d, name + ".pem")
-            with open(p, "w") as fh:
-                fh.write(g["privateKeyPem"])
-            print(name, p)
+        wp.write_pem_keys(d, groups())
         return 0
-    jobs = [(name, t) for name, g in groups() for t in g["tests"]]
-    passed = failed = synthetic = 0
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as ex:
-        for ok, res, flags, tag, why in ex.map(lambda a: one(d, *a), jobs):
-            if ok:
-                passed += 1
-                synthetic += res == "invalid" and "InvalidPkcs1Padding" in flags
-            else:
-                failed += 1
-                print("FAIL: %s: %s" % (tag, why))
+    jobs = [(d, name, t) for name, g in groups() for t in g["tests"]]
+    passed, failed, synthetic = wp.check_all(jobs, one)
     print("-- %d vectors: %d passed (%d bad-padding cases answered with the model's synthetic "
-          "message, none with an error), %d failed" % (len(jobs), passed, synthetic, failed))
+          "message, none with an error), %d failed" % (len(jobs), passed, sum(synthetic), failed))
     return 1 if failed or not jobs else 0
 
 

@@ -11,7 +11,9 @@ in the server must equal the file's byte for byte.
 by default as a weak digest; small public exponents): the same signature or
 a refusal.  Python 3 stdlib only.
 """
-import concurrent.futures, json, os, subprocess, sys
+import json, os, subprocess, sys
+
+import wycheproof_common as wp
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "wycheproof",
                     "rsa_pkcs1_2048_sig_gen_test.json")
@@ -41,31 +43,19 @@ def one(d, name, g, t):
     why = "" if ok else "expected %s, got %s; openssl: %s" % (
         t["sig"][:32], "an error" if got is None else got.hex()[:32],
         r.stdout.decode(errors="replace").strip()[-300:])
-    return ok, got == want, tag, why
+    return ok, tag, why, got == want
 
 
 def main():
     mode, d = sys.argv[1], sys.argv[2]
     if mode == "keys":
-        for name, g in groups():
-            p = os.path.join(d, name + ".pem")
-            with open(p, "w") as fh:
-                fh.write(g["privateKeyPem"])
-            print(name, p)
+        wp.write_pem_keys(d, groups())
         return 0
-    jobs = [(name, g, t) for name, g in groups() for t in g["tests"]]
-    passed = failed = same = 0
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as ex:
-        for ok, equal, tag, why in ex.map(lambda a: one(d, *a), jobs):
-            same += equal
-            if ok:
-                passed += 1
-            else:
-                failed += 1
-                print("FAIL: %s: %s" % (tag, why))
+    jobs = [(d, name, g, t) for name, g in groups() for t in g["tests"]]
+    passed, failed, equal = wp.check_all(jobs, one)
     print("-- %d vectors: %d passed (%d signatures byte-identical), %d failed"
-          % (len(jobs), passed, same, failed))
-    return 1 if failed or not jobs or same < 32 else 0
+          % (len(jobs), passed, sum(equal), failed))
+    return 1 if failed or not jobs or sum(equal) < 32 else 0
 
 
 if __name__ == "__main__":
