@@ -15,7 +15,8 @@ import shutil
 import sys
 import tempfile
 
-RANK = {'proto': 0, 'common': 1, 'store': 2, 'sandbox': 3, 'ops': 3, 'daemon': 4, 'ctl': 4}
+RANK = {'proto': 0, 'common': 1, 'store': 2, 'sandbox': 3, 'ops': 3, 'catalogue': 3, 'daemon': 4,
+        'ctl': 4}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
