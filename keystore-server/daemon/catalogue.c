@@ -1,6 +1,7 @@
 /* The key process's side of the catalogue; see catalogue.h. */
 #include "catalogue.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,13 @@ static void *events_thread(void *arg)
             break;
         }
         free(frame);
+        /* the applied state is written once the pending records are in */
+        {
+            struct pollfd pfd = { ev_fd, POLLIN, 0 };
+
+            if (poll(&pfd, 1, 0) == 0)
+                ks_store_catalogue_flush();
+        }
     }
 }
 

@@ -1,12 +1,15 @@
 /* Catalogue records and the per-name state; see catalogue.h. */
 #include "catalogue.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
+#include "common/log.h"
+#include "keydir.h"
 #include "masterkey.h"
 #include "wire.h"
 
@@ -24,6 +27,13 @@ struct state {
 };
 
 static struct state *buckets[BUCKETS];
+static size_t nstates;
+static int dirty, state_dirfd = -1;
+
+#define STATE_FILE ".catalogue"
+#define STATE_TMP ".catalogue.tmp"
+#define STATE_MAGIC "KSCATST\1"
+#define STATE_HEADER 44
 
 void ks_catalogue_enable(ks_catalogue_put_fn put)
 {
@@ -65,13 +75,123 @@ int ks_catalogue_applied(const char *name, uint64_t seq, uint64_t mod_rev)
             return -1;
         snprintf(s->name, sizeof(s->name), "%s", name);
         *pp = s;
+        nstates++;
     }
-    if (seq > s->seq)
+    if (seq > s->seq) {
         s->seq = seq;
+        dirty = 1;
+    }
     if (mod_rev > s->mod_rev)
         s->mod_rev = mod_rev;
     ks_catalogue_saw_revision(mod_rev);
     return 0;
+}
+
+static void put_u32(uint8_t *p, uint32_t v);
+static uint32_t get_u32(const uint8_t *p);
+static void put_u64(uint8_t *p, uint64_t v);
+static uint64_t get_u64(const uint8_t *p);
+
+int ks_catalogue_state_flush(char *err, size_t errlen)
+{
+    uint8_t *pt, *file;
+    size_t i, off = 0, ptlen = 0;
+    struct state *s;
+    char why[256];
+    int rc = -1;
+
+    if (!dirty || state_dirfd < 0)
+        return 0;
+    for (i = 0; i < BUCKETS; i++)
+        for (s = buckets[i]; s != NULL; s = s->next)
+            ptlen += 1 + strlen(s->name) + 16;
+    pt = malloc(ptlen > 0 ? ptlen : 1);
+    file = malloc(STATE_HEADER + ptlen + KS_SEAL_TAG_LEN);
+    if (pt == NULL || file == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < BUCKETS; i++)
+        for (s = buckets[i]; s != NULL; s = s->next) {
+            size_t nl = strlen(s->name);
+
+            pt[off++] = (uint8_t)nl;
+            memcpy(pt + off, s->name, nl);
+            off += nl;
+            put_u64(pt + off, s->seq);
+            put_u64(pt + off + 8, s->mod_rev);
+            off += 16;
+        }
+    memcpy(file, STATE_MAGIC, 8);
+    put_u32(file + 8, (uint32_t)nstates);
+    put_u64(file + 12, max_revision);
+    randombytes_buf(file + 20, KS_SEAL_NONCE_LEN);
+    if (ks_master_seal(pt, ptlen, file, STATE_HEADER, file + 20, file + STATE_HEADER) != 0) {
+        snprintf(err, errlen, "cannot seal the catalogue state");
+        goto out;
+    }
+    if (ks_write_file_atomic_at(state_dirfd, STATE_FILE, STATE_TMP, file,
+                                STATE_HEADER + ptlen + KS_SEAL_TAG_LEN, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "cannot write the catalogue state %s: %s", STATE_FILE, why);
+        goto out;
+    }
+    dirty = 0;
+    rc = 0;
+out:
+    free(pt);
+    free(file);
+    return rc;
+}
+
+int ks_catalogue_state_load(int dirfd, char *err, size_t errlen)
+{
+    uint8_t *file = NULL, *pt = NULL;
+    size_t len, ptlen, off = 0, i;
+    char why[256];
+    uint32_t n;
+    int rc = -1;
+
+    state_dirfd = dirfd;
+    if (ks_read_file_at(dirfd, STATE_FILE, KS_CAT_RECORD_MAX, &file, &len, why,
+                        sizeof(why)) != 0)
+        return errno == ENOENT ? 0 : (snprintf(err, errlen, "%s: %s", STATE_FILE, why), -1);
+    if (len < STATE_HEADER + KS_SEAL_TAG_LEN || memcmp(file, STATE_MAGIC, 8) != 0) {
+        snprintf(err, errlen, "%s is not a catalogue state file", STATE_FILE);
+        goto out;
+    }
+    n = get_u32(file + 8);
+    ptlen = len - STATE_HEADER - KS_SEAL_TAG_LEN;
+    pt = malloc(ptlen > 0 ? ptlen : 1);
+    if (pt == NULL || ks_master_unseal(file + STATE_HEADER, len - STATE_HEADER, file,
+                                       STATE_HEADER, file + 20, pt) != 0) {
+        snprintf(err, errlen, "%s does not authenticate under the master key", STATE_FILE);
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        char name[KS_MAX_KEY_NAME + 1];
+        size_t nl;
+
+        if (off >= ptlen || (nl = pt[off++]) == 0 || nl > KS_MAX_KEY_NAME || ptlen - off < nl + 16)
+            goto bad;
+        memcpy(name, pt + off, nl);
+        name[nl] = '\0';
+        off += nl;
+        if (ks_catalogue_applied(name, get_u64(pt + off), get_u64(pt + off + 8)) != 0)
+            goto bad;
+        off += 16;
+    }
+    if (off != ptlen)
+        goto bad;
+    ks_catalogue_saw_revision(get_u64(file + 12));
+    dirty = 0;
+    rc = 0;
+    goto out;
+bad:
+    snprintf(err, errlen, "%s is malformed", STATE_FILE);
+out:
+    free(pt);
+    free(file);
+    return rc;
 }
 
 int ks_catalogue_check(const char *name, uint64_t seq, uint64_t *applied)
@@ -174,6 +294,13 @@ int ks_catalogue_publish(const char *name, const struct ks_cat_file *files, size
     if (rc == 1 && ks_catalogue_applied(name, seq, rev) != 0) {
         snprintf(err, errlen, "out of memory");
         rc = -1;
+    }
+    if (rc == 1) {
+        char why[512];
+
+        /* etcd has it already: a failure here costs only replay detection */
+        if (ks_catalogue_state_flush(why, sizeof(why)) != 0)
+            ks_log("error: catalogue: %s", why);
     }
     if (rc == 0 && rev > 0)
         ks_catalogue_saw_revision(rev);

@@ -73,6 +73,16 @@ int ks_catalogue_check(const char *name, uint64_t seq, uint64_t *applied);
 /* Record that `name` is at sequence seq, etcd revision mod_rev. */
 int ks_catalogue_applied(const char *name, uint64_t seq, uint64_t mod_rev);
 
+/* The applied state is kept in KEY_DIR/.catalogue (sealed: magic
+ * "KSCATST\1", u32 BE count, u64 BE highest revision, 24-byte nonce, then
+ * the AEAD of u8 name length, name, u64 BE sequence, u64 BE revision per
+ * name; the 44 header bytes are the associated data), so that a restarted
+ * replica still refuses what it refused before.  load: at start-up (a
+ * missing file is an empty state; one that does not authenticate stops the
+ * start).  flush: writes it if anything changed.  0 or -1 with err. */
+int ks_catalogue_state_load(int dirfd, char *err, size_t errlen);
+int ks_catalogue_state_flush(char *err, size_t errlen);
+
 /* The highest etcd revision seen (a range's header, a watch event). */
 void ks_catalogue_saw_revision(uint64_t rev);
 

@@ -785,7 +785,29 @@ int ks_store_open(const char *key_dir, const char *counter_path)
         ks_log("error: out of memory for the key table");
         return -1;
     }
-    return load_all(counter);
+    if (load_all(counter) != 0)
+        return -1;
+    if (ks_catalogue_enabled()) {
+        char err[512];
+
+        if (ks_catalogue_state_load(dir_fd, err, sizeof(err)) != 0) {
+            ks_log("error: %s/%s: move it away to start with an empty catalogue state "
+                   "(records replayed from etcd before would then be accepted once)",
+                   dir_path, err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void ks_store_catalogue_flush(void)
+{
+    char err[512];
+
+    pthread_mutex_lock(&write_lock);
+    if (ks_catalogue_state_flush(err, sizeof(err)) != 0)
+        ks_log("error: catalogue: %s", err);
+    pthread_mutex_unlock(&write_lock);
 }
 
 int ks_store_dir_fd(void)

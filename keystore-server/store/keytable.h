@@ -107,6 +107,10 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
  * refused. */
 int ks_store_apply_remote(const char *name, uint64_t mod_rev, const uint8_t *rec, size_t len);
 
+/* Write the catalogue state (store/catalogue.h) if records changed it:
+ * the applying thread calls it once it has no record waiting. */
+void ks_store_catalogue_flush(void);
+
 /* Reload of the certificate chains (keystorectl reload, SIGHUP): read every
  * key's NAME.crt again.  prepare checks them all and builds the new entries
  * without publishing anything; a file that does not parse or whose leaf
