@@ -54,17 +54,15 @@ etcd_wait_healthy() {
 
 # The member number (1..3) that is the leader now.
 etcd_leader() {
-    local i c
+    local i c st
     for i in 1 2 3; do
         c=ETCD_C$i
-        if ETCDCTL_API=3 etcdctl --endpoints="http://127.0.0.1:${!c}" endpoint status \
-               -w fields 2>/dev/null | grep -q '"Leader" : \(.*\)' ; then
-            local st
-            st=$(ETCDCTL_API=3 etcdctl --endpoints="http://127.0.0.1:${!c}" endpoint status -w fields 2>/dev/null)
-            local id leader
-            id=$(echo "$st" | sed -n 's/^"MemberID" : //p')
-            leader=$(echo "$st" | sed -n 's/^"Leader" : //p')
-            if [ -n "$id" ] && [ "$id" = "$leader" ]; then echo "$i"; return 0; fi
+        st=$(ETCDCTL_API=3 etcdctl --endpoints="http://127.0.0.1:${!c}" endpoint status -w json 2>/dev/null) || continue
+        if echo "$st" | /usr/bin/python3 -c '
+import json, sys
+s = json.load(sys.stdin)[0]["Status"]
+sys.exit(0 if s["header"]["member_id"] == s["leader"] else 1)'; then
+            echo "$i"; return 0
         fi
     done
     return 1
