@@ -110,3 +110,13 @@ put_record victim junk.rec
 wait_refused victim "$before"
 sign_on b victim || fail "b cannot sign with victim after the junk record"
 pass "a record not sealed under the master key is refused; the key keeps working"
+
+# 5. a record deleted in etcd without a tombstone
+etcd_ctl del /kst/keys/victim >/dev/null || fail "etcdctl del"
+for i in $(seq 1 50); do
+    grep -q "record of key victim was deleted in etcd" b/keystored.log && break
+    sleep 0.05
+done
+grep -q "record of key victim was deleted in etcd" b/keystored.log || fail "b did not notice the delete"
+sign_on b victim || fail "b lost key victim to a delete in etcd without a tombstone"
+pass "a delete in etcd without a sealed tombstone is ignored (the key stays)"
