@@ -61,3 +61,21 @@ doc_restart() {
         doc_serve "${entry%%$'\t'*}" "${entry#*$'\t'}"
     done
 }
+
+# doc_installed: where README.md's "Installing system-wide" leaves a reader
+# (a document other than the README starts there): the build of
+# tests/test_docs.sh installed, the accounts, directories, master key and
+# configuration made as the README's commands make them.
+doc_installed() {
+    tar -C "$DOC_STAGE" -cf - . | tar -C / -xf - --keep-directory-symlink
+    systemd-sysusers /usr/lib/sysusers.d/keystored.conf
+    systemd-tmpfiles --create /usr/lib/tmpfiles.d/keystored.conf
+    keystored --gen-master-key /etc/keystored/master.key >/dev/null
+    cp /etc/keystored/keystored.conf.sample /etc/keystored/keystored.conf
+}
+
+# doc_running: installed, and keystored started as the README starts it.
+doc_running() {
+    doc_installed
+    doc_serve README.md 'keystored -c /etc/keystored/keystored.conf'
+}
