@@ -26,7 +26,8 @@ nothing a reader would type escapes the test.
 
 A command that serves until stopped (`keystored -c ...`, `openssl s_server
 ...`) is started in the background by doc_serve (tests/doc_lib.sh), which
-waits until it is ready and stops it when the document ends.  The script
+waits until it is ready and stops it when the document ends (an s_server
+when its block ends).  The script
 prints "doc-block FILE:LINE" before each block, so a failure names the
 block, and at the end "doc-done FILE: N blocks ran, M skipped".  A document
 whose first line is <!-- doc-test: none: REASON --> (man: .\\" doc-test:
@@ -167,6 +168,7 @@ def main():
                 print(f'doc_serve {shlex.quote(where)} {shlex.quote(cmd.strip())}')
             else:
                 print(cmd)
+        print('doc_block_end')
         ran += 1
     if errors:
         sys.exit('\n'.join(errors))

@@ -12,10 +12,14 @@ trap doc_stop_served EXIT
 
 # doc_serve WHERE COMMAND: a command that serves until stopped (a reader
 # runs it in another terminal): start it, wait until it is ready, go on.
+# A keystored serves until the document ends; an s_server until the end of
+# its block (doc_block_end), so that a client in the same block can talk to
+# it and the port is free for the next example.
+DOC_BLOCK_SERVED=()
 doc_serve() {
     local where=$1 cmd=$2 log pid i
     log=$(mktemp "$DOC_WORK/serve.XXXXXX")
-    bash -c "exec $cmd" >"$log" 2>&1 &
+    bash -c "exec $cmd" >"$log" 2>&1 </dev/null &
     pid=$!
     DOC_SERVED+=("$pid")
     DOC_SERVED_CMDS+=("$where"$'\t'"$cmd")
@@ -27,9 +31,8 @@ doc_serve() {
             keystorectl list >/dev/null 2>&1 && return 0 ;;
         *s_server*)
             local port; port=$(sed -n 's/.*-accept \([0-9]*\).*/\1/p' <<<"$cmd")
-            # a reader tries it, then stops it: the port is free for the next example
             if ss -ltnH "sport = :$port" 2>/dev/null | grep -q .; then
-                kill "$pid"; wait "$pid" 2>/dev/null || true
+                DOC_BLOCK_SERVED+=("$pid")
                 return 0
             fi ;;
         *)
@@ -40,6 +43,18 @@ doc_serve() {
     cat "$log" >&2
     echo "doc-test: $where: '$cmd' did not become ready in 10 s" >&2
     return 1
+}
+
+# doc_block_end: the reader stops what the block started in another
+# terminal (an s_server), after checking it still ran.
+doc_block_end() {
+    local p
+    for p in "${DOC_BLOCK_SERVED[@]}"; do
+        kill -0 "$p" 2>/dev/null || { echo "doc-test: a server of this block exited early" >&2; return 1; }
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    DOC_BLOCK_SERVED=()
 }
 
 # doc_restart: what "restart keystored" means by hand: stop every served
@@ -78,4 +93,20 @@ doc_installed() {
 doc_running() {
     doc_installed
     doc_serve README.md 'keystored -c /etc/keystored/keystored.conf'
+}
+
+# Certificates the text takes for granted ("have it signed by your CA").
+# doc_ca NAME: a CA of one's own, NAME.key and NAME.crt, in the current directory.
+doc_ca() {
+    OPENSSL_CONF=/dev/null openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$1.key" -subj "/CN=$1" -days 30 -out "$1.crt" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+        -addext subjectKeyIdentifier=hash 2>/dev/null
+}
+# doc_issue KEY CA OUT: the keystore key KEY's certificate OUT, issued by doc_ca CA.
+doc_issue() {
+    OPENSSL_CONF=/dev/null openssl req -provider keystore -provider default -new \
+        -key "keystore:$1" -subj "/CN=$1" \
+        | OPENSSL_CONF=/dev/null openssl x509 -req -CA "$2.crt" -CAkey "$2.key" -CAcreateserial \
+            -days 30 -out "$3" 2>/dev/null
 }
