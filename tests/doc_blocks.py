@@ -12,6 +12,10 @@ say how:
                                          takes for granted, e.g. a file to sign)
   <!-- doc-test: file: PATH -->          the block (any language: ini, text)
                                          is a file the reader writes: write it
+  <!-- doc-test: fill: TEXT <- COMMAND --> TEXT in the block is a placeholder
+                                         (`...`, `<the key printed>`): put
+                                         COMMAND's output there, as the
+                                         reader pastes what it stands for
 
 Man pages: the .nf/.fi blocks of the EXAMPLES section are the command
 blocks; the same notes are roff comments on the lines just above the .nf
@@ -37,8 +41,8 @@ import shlex
 import sys
 
 FENCE = re.compile(r'^```\s*([A-Za-z0-9_+-]*)\s*$')
-NOTE_MD = re.compile(r'^<!--\s*doc-test:\s*(skip|setup|file|none):?\s*(.*?)\s*-->\s*$')
-NOTE_ROFF = re.compile(r'^\.\\"\s*doc-test:\s*(skip|setup|file|none):?\s*(.*?)\s*$')
+NOTE_MD = re.compile(r'^<!--\s*doc-test:\s*(skip|setup|file|fill|none):?\s*(.*?)\s*-->\s*$')
+NOTE_ROFF = re.compile(r'^\.\\"\s*doc-test:\s*(skip|setup|file|fill|none):?\s*(.*?)\s*$')
 SERVES = re.compile(r'^\s*(keystored\s+(-c|--config)\b|openssl\s+s_server\b)')
 # what a reader would type: a block of these is a command block
 COMMANDISH = re.compile(
@@ -119,6 +123,18 @@ def commands(text):
     return out
 
 
+def fills(notes, where):
+    """The fill notes: (placeholder, variable, command) each."""
+    out = []
+    for kind, value in notes:
+        if kind == 'fill':
+            text, sep, cmd = value.partition(' <- ')
+            if not sep or not text or not cmd:
+                sys.exit(f'{where}: doc-test: fill needs TEXT <- COMMAND')
+            out.append((text, f'DOC_FILL_{len(out)}', cmd))
+    return out
+
+
 def main():
     path = sys.argv[1]
     name = sys.argv[2] if len(sys.argv) > 2 else path
@@ -152,6 +168,10 @@ def main():
                     print(value)
             print(f'mkdir -p "$(dirname {shlex.quote(target)})"')
             print(f"cat > {shlex.quote(target)} <<'DOC_TEST_EOF'\n{text}\nDOC_TEST_EOF")
+            for ph, var, cmd in fills(notes, where):
+                if ph not in text:
+                    sys.exit(f'{where}: doc-test: fill: {ph!r} is not in the block')
+                print(f'doc_fill {shlex.quote(target)} {shlex.quote(ph)} "$({cmd})"')
             ran += 1
             continue
         if lang not in ('sh', 'bash'):
@@ -163,6 +183,11 @@ def main():
         for kind, value in notes:
             if kind == 'setup':
                 print(value)
+        for ph, var, cmd in fills(notes, where):
+            if ph not in text:
+                sys.exit(f'{where}: doc-test: fill: {ph!r} is not in the block')
+            print(f'{var}=$({cmd})')
+            text = text.replace(ph, '"$' + var + '"')
         for cmd in commands(text):
             if SERVES.match(cmd):
                 print(f'doc_serve {shlex.quote(where)} {shlex.quote(cmd.strip())}')

@@ -82,11 +82,17 @@ doc_restart() {
 # tests/test_docs.sh installed, the accounts, directories, master key and
 # configuration made as the README's commands make them.
 doc_installed() {
+    doc_meson_installed
+    keystored --gen-master-key /etc/keystored/master.key >/dev/null
+    cp /etc/keystored/keystored.conf.sample /etc/keystored/keystored.conf
+}
+
+# doc_meson_installed: only the packages, meson install, the accounts and
+# directories (operations.md section 1 before its master key).
+doc_meson_installed() {
     tar -C "$DOC_STAGE" -cf - . | tar -C / -xf - --keep-directory-symlink
     systemd-sysusers /usr/lib/sysusers.d/keystored.conf
     systemd-tmpfiles --create /usr/lib/tmpfiles.d/keystored.conf
-    keystored --gen-master-key /etc/keystored/master.key >/dev/null
-    cp /etc/keystored/keystored.conf.sample /etc/keystored/keystored.conf
 }
 
 # doc_running: installed, and keystored started as the README starts it.
@@ -109,4 +115,14 @@ doc_issue() {
         -key "keystore:$1" -subj "/CN=$1" \
         | OPENSSL_CONF=/dev/null openssl x509 -req -CA "$2.crt" -CAkey "$2.key" -CAcreateserial \
             -days 30 -out "$3" 2>/dev/null
+}
+
+# doc_fill FILE TEXT VALUE: the reader replaces the placeholder TEXT in FILE
+# by what it stands for (a fill note, tests/doc_blocks.py).
+doc_fill() {
+    local f=$1 ph=$2 val=$3
+    [ -n "$val" ] || { echo "doc-test: nothing to put in place of '$ph' in $f" >&2; return 1; }
+    PH=$ph VAL=$val awk '{ while ((i = index($0, ENVIRON["PH"])) > 0)
+        $0 = substr($0, 1, i - 1) ENVIRON["VAL"] substr($0, i + length(ENVIRON["PH"])); print }' \
+        "$f" > "$f.fill" && cat "$f.fill" > "$f" && rm -f "$f.fill"
 }

@@ -103,7 +103,7 @@ run_doc() {   # run_doc DOC: its blocks in fresh namespaces; output in $T/TAG.lo
     local u="$T/ns-$tag"
     python3 "$SRC/tests/doc_blocks.py" "$SRC/$doc" "$doc" > "$T/$tag.sh" 2> "$T/$tag.log" \
         || return 1
-    if [ -z "$DOC_STAGE" ] && grep -q 'doc_installed\|doc_running' "$T/$tag.sh"; then
+    if [ -z "$DOC_STAGE" ] && grep -q "doc_installed\\|doc_running\\|doc_meson_installed" "$T/$tag.sh"; then
         shared_install
     fi
     mkdir -p "$u/work" "$u/home"
