@@ -123,6 +123,14 @@ def commands(text):
     return out
 
 
+def setups(notes, where):
+    """Print the setup notes; one that fails stops the document there."""
+    for kind, value in notes:
+        if kind == 'setup':
+            msg = shlex.quote(f'doc-test: {where}: the setup "{value}" failed')
+            print(f'if ! {{ {value}\n}}; then echo {msg} >&2; exit 1; fi')
+
+
 def fills(notes, where):
     """The fill notes: (placeholder, variable, command) each."""
     out = []
@@ -163,9 +171,7 @@ def main():
         if 'file' in kinds:
             target = [v for k, v in notes if k == 'file'][0]
             print(f'echo {shlex.quote(f"doc-block {where} (writes {target})")}')
-            for kind, value in notes:
-                if kind == 'setup':
-                    print(value)
+            setups(notes, where)
             print(f'mkdir -p "$(dirname {shlex.quote(target)})"')
             print(f"cat > {shlex.quote(target)} <<'DOC_TEST_EOF'\n{text}\nDOC_TEST_EOF")
             for ph, var, cmd in fills(notes, where):
@@ -180,9 +186,7 @@ def main():
                               f'as sh (it then runs), or doc-test: skip: REASON, or file: PATH')
             continue
         print(f'echo {shlex.quote(f"doc-block {where}")}')
-        for kind, value in notes:
-            if kind == 'setup':
-                print(value)
+        setups(notes, where)
         for ph, var, cmd in fills(notes, where):
             if ph not in text:
                 sys.exit(f'{where}: doc-test: fill: {ph!r} is not in the block')
