@@ -10,6 +10,8 @@ say how:
   <!-- doc-test: skip: REASON -->        not run here; the reason is printed
   <!-- doc-test: setup: COMMAND -->      run COMMAND first (fixtures the text
                                          takes for granted, e.g. a file to sign)
+  <!-- doc-test: check: COMMAND -->      run COMMAND after the block: what the
+                                         text says the block prints or does
   <!-- doc-test: file: PATH -->          the block (any language: ini, text)
                                          is a file the reader writes: write it
   <!-- doc-test: fill: TEXT <- COMMAND --> TEXT in the block is a placeholder
@@ -40,9 +42,9 @@ import re
 import shlex
 import sys
 
-FENCE = re.compile(r'^```\s*([A-Za-z0-9_+-]*)\s*$')
-NOTE_MD = re.compile(r'^<!--\s*doc-test:\s*(skip|setup|file|fill|none):?\s*(.*?)\s*-->\s*$')
-NOTE_ROFF = re.compile(r'^\.\\"\s*doc-test:\s*(skip|setup|file|fill|none):?\s*(.*?)\s*$')
+FENCE = re.compile(r'^( *)```\s*([A-Za-z0-9_+-]*)\s*$')   # indented inside a list too
+NOTE_MD = re.compile(r'^\s*<!--\s*doc-test:\s*(skip|setup|check|file|fill|none):?\s*(.*?)\s*-->\s*$')
+NOTE_ROFF = re.compile(r'^\.\\"\s*doc-test:\s*(skip|setup|check|file|fill|none):?\s*(.*?)\s*$')
 SERVES = re.compile(r'^\s*(keystored\s+(-c|--config)\b|openssl\s+s_server\b)')
 # what a reader would type: a block of these is a command block
 COMMANDISH = re.compile(
@@ -70,11 +72,11 @@ def md_blocks(lines):
             i += 1
             continue
         m = FENCE.match(lines[i])
-        if m and not lines[i].startswith('````'):
-            lang, start, body = m.group(1), i + 1, []
+        if m and not lines[i].lstrip().startswith('````'):
+            indent, lang, start, body = len(m.group(1)), m.group(2), i + 1, []
             i += 1
-            while i < len(lines) and not lines[i].startswith('```'):
-                body.append(lines[i])
+            while i < len(lines) and not lines[i].lstrip().startswith('```'):
+                body.append(lines[i][indent:] if lines[i][:indent].strip() == '' else lines[i])
                 i += 1
             yield start, lang, '\n'.join(body), notes
             notes = []
@@ -194,10 +196,16 @@ def main():
             text = text.replace(ph, '"$' + var + '"')
         for cmd in commands(text):
             if SERVES.match(cmd):
-                print(f'doc_serve {shlex.quote(where)} {shlex.quote(cmd.strip())}')
+                # doc_serve puts it in the background anyway (`keystored ... &`)
+                cmd = re.sub(r'\s*&\s*(#.*)?$', '', cmd.strip())
+                print(f'doc_serve {shlex.quote(where)} {shlex.quote(cmd)}')
             else:
                 print(cmd)
         print('doc_block_end')
+        for kind, value in notes:
+            if kind == 'check':
+                msg = shlex.quote(f'doc-test: {where}: what the text says did not happen: {value}')
+                print(f'if ! {{ {value}\n}}; then echo {msg} >&2; exit 1; fi')
         ran += 1
     if errors:
         sys.exit('\n'.join(errors))

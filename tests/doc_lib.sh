@@ -7,7 +7,10 @@ doc_stop_served() {
     local p
     for p in "${DOC_SERVED[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${DOC_SERVED[@]}"; do wait "$p" 2>/dev/null || true; done
+    # one doc_no_systemd's systemctl started
+    p=$(cat "$DOC_PIDFILE" 2>/dev/null) && kill "$p" 2>/dev/null || true
 }
+DOC_PIDFILE=/run/keystore-doc-test/keystored.pid
 trap doc_stop_served EXIT
 
 # doc_serve WHERE COMMAND: a command that serves until stopped (a reader
@@ -28,7 +31,7 @@ doc_serve() {
         case $cmd in
         keystored*)
             # ready once its admin socket answers
-            keystorectl list >/dev/null 2>&1 && return 0 ;;
+            keystorectl list >/dev/null 2>&1 && { echo "$pid" > "$DOC_PIDFILE"; return 0; } ;;
         *s_server*)
             local port; port=$(sed -n 's/.*-accept \([0-9]*\).*/\1/p' <<<"$cmd")
             if ss -ltnH "sport = :$port" 2>/dev/null | grep -q .; then
@@ -90,9 +93,14 @@ doc_installed() {
 # doc_meson_installed: only the packages, meson install, the accounts and
 # directories (operations.md section 1 before its master key).
 doc_meson_installed() {
-    tar -C "$DOC_STAGE" -cf - . | tar -C / -xf - --keep-directory-symlink
+    doc_files_installed
     systemd-sysusers /usr/lib/sysusers.d/keystored.conf
     systemd-tmpfiles --create /usr/lib/tmpfiles.d/keystored.conf
+}
+
+# doc_files_installed: meson install's files only.
+doc_files_installed() {
+    tar -C "$DOC_STAGE" -cf - . | tar -C / -xf - --keep-directory-symlink
 }
 
 # doc_running: installed, and keystored started as the README starts it.
@@ -125,4 +133,57 @@ doc_fill() {
     PH=$ph VAL=$val awk '{ while ((i = index($0, ENVIRON["PH"])) > 0)
         $0 = substr($0, 1, i - 1) ENVIRON["VAL"] substr($0, i + length(ENVIRON["PH"])); print }' \
         "$f" > "$f.fill" && cat "$f.fill" > "$f" && rm -f "$f.fill"
+}
+
+# doc_no_systemd: there is no systemd in the test's namespace; what
+# "systemctl start|stop|restart|reload|status keystored" and "journalctl -u
+# keystored" do, done by hand as operations.md's "Start it without systemd"
+# does (stderr to /var/log/keystored.log).  The units themselves are tested
+# by test_install and test_socket_activation.
+doc_no_systemd() {
+    cat > /usr/local/sbin/systemctl <<'SHIM'
+#!/bin/bash
+# doc-test (tests/doc_lib.sh doc_no_systemd): systemctl for keystored, by hand
+set -eu
+pidf=/run/keystore-doc-test/keystored.pid
+alive() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+stop() {
+    local pid; pid=$(cat "$pidf" 2>/dev/null) || return 0
+    kill "$pid" 2>/dev/null || true
+    while alive "$pid"; do sleep 0.05; done
+    rm -f "$pidf" /run/keystored/keystored.sock /run/keystored/admin.sock
+}
+start() {
+    keystored -c /etc/keystored/keystored.conf 2>>/var/log/keystored.log </dev/null >/dev/null &
+    echo $! > "$pidf"
+    for _ in $(seq 200); do
+        alive "$!" || { tail -5 /var/log/keystored.log >&2; exit 1; }
+        keystorectl list >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    exit 1
+}
+[ $# -ge 2 ] || { echo "doc-test systemctl: $*: not done by hand" >&2; exit 1; }
+case "$1" in
+stop) stop ;;
+start) start ;;
+restart) stop; start ;;
+reload) kill -HUP "$(cat "$pidf")" ;;
+status) alive "$(cat "$pidf")" && echo "keystored (pid $(cat "$pidf")) is running" ;;
+*) echo "doc-test systemctl: $*: not done by hand" >&2; exit 1 ;;
+esac
+SHIM
+    cat > /usr/local/bin/journalctl <<'SHIM'
+#!/bin/bash
+# doc-test (tests/doc_lib.sh doc_no_systemd): keystored's log without a journal
+case " $* " in *" -f "*) echo "doc-test journalctl: -f follows forever" >&2; exit 1 ;; esac
+cat /var/log/keystored.log
+SHIM
+    chmod 0755 /usr/local/sbin/systemctl /usr/local/bin/journalctl
+}
+
+# doc_sign CSR CA OUT: "the CA returns OUT" (the CA of doc_ca CA).
+doc_sign() {
+    OPENSSL_CONF=/dev/null openssl x509 -req -in "$1" -CA "$2.crt" -CAkey "$2.key" -CAcreateserial \
+        -days 90 -out "$3" 2>/dev/null
 }

@@ -3,7 +3,7 @@
 # README.md).  Each document's command blocks (```sh; a man page's EXAMPLES)
 # run in order, as root, with the real paths they name (/etc/keystored,
 # /run/keystored, /var/lib/keystored, /usr/...), inside a private mount and
-# network namespace whose /usr, /etc, /var and /run are overlays of the
+# network namespace whose /usr, /etc, /var, /run and /root are overlays of the
 # machine's: the install, the users, the files and the ports the commands
 # make exist only there and vanish with it.  The README's own install command
 # builds and installs from a copy of this source tree; the other documents
@@ -103,16 +103,16 @@ run_doc() {   # run_doc DOC: its blocks in fresh namespaces; output in $T/TAG.lo
     local u="$T/ns-$tag"
     python3 "$SRC/tests/doc_blocks.py" "$SRC/$doc" "$doc" > "$T/$tag.sh" 2> "$T/$tag.log" \
         || return 1
-    if [ -z "$DOC_STAGE" ] && grep -q "doc_installed\\|doc_running\\|doc_meson_installed" "$T/$tag.sh"; then
+    if [ -z "$DOC_STAGE" ] && grep -q "doc_[a-z_]*installed\\|doc_running" "$T/$tag.sh"; then
         shared_install
     fi
     mkdir -p "$u/work" "$u/home"
-    for d in usr etc var run; do mkdir -p "$u/$d.up" "$u/$d.work"; done
+    for d in usr etc var run root; do mkdir -p "$u/$d.up" "$u/$d.work"; done
     unshare --mount --net --propagation private bash -c '
         set -e
         u=$1; script=$2; src=$3
         ip link set lo up
-        for d in usr etc var run; do
+        for d in usr etc var run root; do
             mount -t overlay overlay -o "lowerdir=/$d,upperdir=$u/$d.up,workdir=$u/$d.work" "/$d"
         done
         mkdir -p /run/keystore-doc-test
