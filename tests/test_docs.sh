@@ -66,6 +66,37 @@ check_web_servers() {
     pass "docs/web-servers.md: every command block is run by test_web_servers"
 }
 
+# --- the extraction catches what it must: a failing command anywhere in a
+# block, a failing setup, an untyped block of commands, a skip without reason
+check_self() {
+    local d="$T/self" out
+    mkdir -p "$d/work"
+    selfrun() {   # selfrun NAME TEXT: extract and run a document; its status
+        printf '%s\n' "$2" > "$d/$1.md"
+        python3 "$SRC/tests/doc_blocks.py" "$d/$1.md" "$1.md" > "$d/$1.sh" 2> "$d/$1.err" || return 2
+        (cd "$d/work" && DOC_WORK="$d/work" bash -c '. "$1"; . "$2"' x "$SRC/tests/doc_lib.sh" "$d/$1.sh") \
+            > "$d/$1.out" 2>&1
+    }
+    local fence='```'
+    selfrun good "$(printf '%ssh\ntrue\n%s' "$fence" "$fence")" || fail "self-test: a block of 'true' failed"
+    for body in 'false\ntrue' 'false | cat' 'cat missing-file\necho after'; do
+        if selfrun bad "$(printf "%ssh\n$body\n%s" "$fence" "$fence")"; then
+            fail "self-test: a block '$body' passed"
+        fi
+    done
+    if selfrun setup "$(printf '<!-- doc-test: setup: false -->\n%ssh\ntrue\n%s' "$fence" "$fence")"; then
+        fail "self-test: a failing setup passed"
+    fi
+    grep -q 'the setup "false" failed' "$d/setup.out" || fail "self-test: a failing setup is not named: $(cat "$d/setup.out")"
+    local rc=0
+    selfrun untyped "$(printf '%s\nkeystorectl list\n%s' "$fence" "$fence")" || rc=$?
+    [ $rc = 2 ] && grep -q 'reads like commands' "$d/untyped.err" || fail "self-test: an untyped block of commands was not refused"
+    rc=0
+    selfrun noreason "$(printf '<!-- doc-test: skip -->\n%ssh\ntrue\n%s' "$fence" "$fence")" || rc=$?
+    [ $rc = 2 ] || fail "self-test: a skip without a reason was accepted"
+    pass "self-test: failing commands, setups, untyped command blocks and skips without reason are caught"
+}
+
 # --- the build the documents other than the README start from: configured
 # as the README's install is (--prefix=/usr), shared by the doc tests (one
 # builds it, the others wait), installed into a staging directory
@@ -128,7 +159,7 @@ copy_source
 failed=0
 for doc in "$@"; do
     case $doc in
-    README.md) check_readme_head; check_ctl_man ;;
+    README.md) check_self; check_readme_head; check_ctl_man ;;
     docs/web-servers.md) check_web_servers; continue ;;
     esac
     log="$T/$(tag_of "$doc").log"
