@@ -97,6 +97,17 @@ check_self() {
     pass "self-test: failing commands, setups, untyped command blocks and skips without reason are caught"
 }
 
+# --- every document is one a doc test runs (a new one too)
+check_all_registered() {
+    local f missing=
+    for f in "$SRC"/docs/*.md "$SRC"/docs/man/*.[1-8]; do
+        f=${f#"$SRC/"}
+        grep -q "'$f'" "$SRC/tests/meson.build" || missing+=" $f"
+    done
+    [ -z "$missing" ] || fail "no doc test runs:$missing (add each to doc_tests in tests/meson.build)"
+    pass "every document in docs/ and docs/man/ is run by a doc test"
+}
+
 # --- the build the documents other than the README start from: configured
 # as the README's install is (--prefix=/usr), shared by the doc tests (one
 # builds it, the others wait), installed into a staging directory
@@ -159,7 +170,7 @@ copy_source
 failed=0
 for doc in "$@"; do
     case $doc in
-    README.md) check_self; check_readme_head; check_ctl_man ;;
+    README.md) check_self; check_all_registered; check_readme_head; check_ctl_man ;;
     docs/web-servers.md) check_web_servers; continue ;;
     esac
     log="$T/$(tag_of "$doc").log"
