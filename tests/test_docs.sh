@@ -108,26 +108,48 @@ check_all_registered() {
     pass "every document in docs/ and docs/man/ is run by a doc test"
 }
 
-# --- the build the documents other than the README start from: configured
-# as the README's install is (--prefix=/usr), shared by the doc tests (one
-# builds it, the others wait), installed into a staging directory
+# --- the install the documents other than the README start from: one build
+# configured as the README's install is (--prefix=/usr), installed into a
+# staging directory that the doc tests share.  The README's run makes it (its
+# own install command builds exactly that: no second build); a doc test run
+# without it, or after the source changed, builds it.  A lock orders them:
+# the README's run takes it first and holds it until it has published.
+SHARED=$KS_BUILD_ROOT/doc-test-system
+source_stamp() {
+    git -C "$SRC" ls-files -z --cached --others --exclude-standard \
+        | (cd "$SRC" && xargs -0 sha256sum 2>/dev/null) | sha256sum | cut -d' ' -f1
+}
+shared_lock() {
+    exec 8>"$SHARED.lock"
+    flock 8
+}
+shared_unlock() { flock -u 8; exec 8>&-; }
+publish_stage() {   # publish_stage BUILDDIR: its install becomes the shared stage
+    rm -rf "$SHARED/stage.new"
+    mkdir -p "$SHARED"
+    meson install --no-rebuild --quiet -C "$1" --destdir "$SHARED/stage.new" > "$T/publish.log" 2>&1 \
+        || { tail -20 "$T/publish.log" >&2; return 1; }
+    rm -rf "$SHARED/stage"
+    mv "$SHARED/stage.new" "$SHARED/stage"
+    echo "$STAMP" > "$SHARED/stage.stamp"
+}
 DOC_STAGE=
 shared_install() {
-    local b="$KS_BUILD_ROOT/doc-test-system"
-    exec 8>"$KS_BUILD_ROOT/doc-test-system.lock"
-    flock 8
-    {
-        [ -f "$b/build.ninja" ] || meson setup "$b" "$SRC" --prefix=/usr
-        # what meson install installs, not the tests' own programs
-        meson compile -C "$b" keystored keystorectl keystore
-        rm -rf "$b/stage"
-        meson install --no-rebuild --quiet -C "$b" --destdir "$b/stage.new"
-        mv "$b/stage.new" "$b/stage"
-    } > "$T/shared-build.log" 2>&1 || { flock -u 8; tail -30 "$T/shared-build.log" >&2; fail "building the install the documents start from"; }
+    local b="$SHARED/build"
+    # a README run started with this one goes first: it builds what we need
+    [ "${DOC_WAITED:-}" ] || { sleep 2; DOC_WAITED=1; }
+    shared_lock
+    if [ "$(cat "$SHARED/stage.stamp" 2>/dev/null)" != "$STAMP" ]; then
+        {
+            [ -f "$b/build.ninja" ] || meson setup "$b" "$SRC" --prefix=/usr
+            # what meson install installs, not the tests' own programs
+            meson compile -C "$b" keystored keystorectl keystore
+        } > "$T/shared-build.log" 2>&1 && publish_stage "$b" \
+            || { shared_unlock; tail -30 "$T/shared-build.log" >&2; fail "building the install the documents start from"; }
+    fi
     # a copy, so that a doc test starting later cannot change it under this one
-    cp -a "$b/stage" "$T/stage"
-    flock -u 8
-    exec 8>&-
+    cp -a "$SHARED/stage" "$T/stage"
+    shared_unlock
     DOC_STAGE=$T/stage
 }
 
@@ -166,6 +188,8 @@ run_doc() {   # run_doc DOC: its blocks in fresh namespaces; output in $T/TAG.lo
     ' ns "$u" "$T/$tag.sh" "$T/src" "$SRC/tests/doc_lib.sh" "$DOC_STAGE" >> "$T/$tag.log" 2>&1
 }
 
+STAMP=$(source_stamp)
+case " $* " in *" README.md "*) shared_lock ;; esac     # until its install is published
 copy_source
 failed=0
 for doc in "$@"; do
@@ -175,6 +199,10 @@ for doc in "$@"; do
     esac
     log="$T/$(tag_of "$doc").log"
     if run_doc "$doc"; then
+        if [ "$doc" = README.md ]; then
+            publish_stage "$T/src/build-system" || fail "installing README.md's build for the other doc tests"
+            shared_unlock
+        fi
         grep -E '^doc-(skip|done|none)' "$log" | sed 's/^/   /'
         pass "$doc: every command block ran as written"
     else
