@@ -23,6 +23,7 @@
 #include "client_limit.h"
 #include "common/log.h"
 #include "conn.h"
+#include "conn_shm.h"
 #include "conn_tcp.h"
 #include "ops/control.h"
 #include "ops/stats.h"
@@ -30,6 +31,7 @@
 #include "sandbox/harden.h"
 #include "sdnotify.h"
 #include "store/keytable.h"
+#include "shm_ring.h"
 #include "wire.h"
 
 #define WORKER_STACK (256 * 1024)   /* mlockall pins every stack: keep them small */
@@ -51,6 +53,7 @@ struct worker {
     int listeners_paused;           /* out of descriptors: listeners removed for a while */
     int64_t paused_at;
     int64_t alive_us;               /* last pass through the loop (systemd watchdog) */
+    int nshm;                       /* owned connections on shared-memory rings */
 };
 
 static struct worker *workers;
@@ -122,6 +125,8 @@ static void free_conn(struct ks_conn *c)
 
 static void close_conn(struct worker *w, struct ks_conn *c)
 {
+    if (c->shm_counted)
+        w->nshm--;
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     list_remove(&w->conns, c);
     ks_stats_conn_close(conn_kind(c));
@@ -303,6 +308,10 @@ static void conn_event(struct worker *w, struct ks_conn *c, uint32_t ev, int64_t
         close_conn(w, c);
         return;
     }
+    if (c->shm != NULL && !c->shm_counted) {
+        c->shm_counted = 1;
+        w->nshm++;
+    }
     want = ks_conn_wanted_events(c);
     if (want != c->events) {
         struct epoll_event e;
@@ -317,6 +326,52 @@ static void conn_event(struct worker *w, struct ks_conn *c, uint32_t ev, int64_t
         }
         c->events = want;
     }
+}
+
+/* Serve every ring of this worker's connections once (each up to its
+ * budget, so one client cannot hold the worker); returns requests served. */
+static int shm_poll(struct worker *w, int64_t now)
+{
+    struct ks_conn *c, *next;
+    int total = 0, served;
+
+    if (w->nshm == 0)
+        return 0;
+    for (c = w->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->shm == NULL)
+            continue;
+        if (ks_conn_shm_serve(w->cfg, c, now, &served) != KS_CONN_OK) {
+            close_conn(w, c);
+            continue;
+        }
+        total += served;
+    }
+    return total;
+}
+
+/* Before blocking in epoll_wait: tell every ring's client to ring the
+ * socket, then look once more (a request published before the client saw
+ * the flag would otherwise wait for the next wake-up).  1 if one is there. */
+static int shm_prepare_sleep(struct worker *w)
+{
+    struct ks_conn *c;
+    int pending = 0;
+
+    for (c = w->conns; c != NULL; c = c->next)
+        ks_conn_shm_sleeping(c, 1);
+    ks_shm_fence();
+    for (c = w->conns; c != NULL && !pending; c = c->next)
+        pending = ks_conn_shm_pending(c);
+    return pending;
+}
+
+static void shm_awake(struct worker *w)
+{
+    struct ks_conn *c;
+
+    for (c = w->conns; c != NULL; c = c->next)
+        ks_conn_shm_sleeping(c, 0);
 }
 
 static void sweep_timeouts(struct worker *w, int64_t now)
@@ -383,14 +438,25 @@ static void *worker_main(void *arg)
         if (spin_until != 0) {
             n = epoll_wait(w->epfd, evs, MAX_EVENTS, 0);
             if (n == 0) {
-                if (ks_mono_us() < spin_until)
+                /* requests in shared memory need no wake-up while we spin */
+                if (shm_poll(w, mono_now()) > 0)
+                    spin_until = ks_mono_us() + (w->cfg->spin_us > 0 ? w->cfg->spin_us : 1);
+                else if (ks_mono_us() < spin_until)
                     sched_yield();
                 else
                     spin_until = 0;
                 continue;
             }
         } else {
+            if (w->nshm > 0 && shm_prepare_sleep(w)) {
+                shm_awake(w);
+                shm_poll(w, mono_now());
+                spin_until = w->cfg->spin_us > 0 ? ks_mono_us() + w->cfg->spin_us : 0;
+                continue;
+            }
             n = epoll_wait(w->epfd, evs, MAX_EVENTS, SWEEP_MS);
+            if (w->nshm > 0)
+                shm_awake(w);
         }
         if (n < 0) {
             if (errno == EINTR)
@@ -410,6 +476,8 @@ static void *worker_main(void *arg)
             else
                 conn_event(w, evs[i].data.ptr, evs[i].events, now);
         }
+        if (shm_poll(w, now) > 0)
+            n = n > 0 ? n : 1;
         if (n > 0 && w->cfg->spin_us > 0)
             spin_until = ks_mono_us() + w->cfg->spin_us;
         if (now - last_sweep >= SWEEP_MS) {
