@@ -176,15 +176,16 @@ static int refused_case(const char *mode)
             close(fds[i]);
         return shm == 1 ? 0 : (fprintf(stderr, "FAIL: good first memfd refused\n"), 1);
     }
+    /* had it mapped them, this makes its next access fault (SIGBUS) */
+    (void)ftruncate(fds[0], 0);
+    (void)send(s, "x", 1, MSG_NOSIGNAL);
+    usleep(200000);
+    close(fds[0]);
+    close(s);
     if (shm != 0) {
         fprintf(stderr, "FAIL: %s: the server accepted the rings\n", mode);
         return 1;
     }
-    /* had it mapped them, this would make its next access fault (SIGBUS) */
-    (void)ftruncate(fds[0], 0);
-    (void)send(s, "x", 1, MSG_NOSIGNAL);
-    close(fds[0]);
-    close(s);
     return 0;
 }
 

@@ -307,7 +307,7 @@ enum ks_conn_state ks_conn_readable(const struct ks_config *cfg, struct ks_conn 
     if (c->in_len < c->in_cap) {
         do {
             /* until Hello, a Unix peer may send the memfd of its rings */
-            if (!c->s.hello_done && c->tcp == NULL && c->sink == NULL)
+            if (!c->s.hello_done && c->tcp == NULL && c->sink == NULL && cfg->shared_memory)
                 r = ks_conn_shm_recv(c, c->in + c->in_len, c->in_cap - c->in_len);
             else
                 r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
