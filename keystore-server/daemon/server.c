@@ -350,20 +350,29 @@ static int shm_poll(struct worker *w, int64_t now)
     return total;
 }
 
+static int shm_any_pending(struct worker *w)
+{
+    struct ks_conn *c;
+
+    if (w->nshm == 0)
+        return 0;
+    for (c = w->conns; c != NULL; c = c->next)
+        if (ks_conn_shm_pending(c))
+            return 1;
+    return 0;
+}
+
 /* Before blocking in epoll_wait: tell every ring's client to ring the
  * socket, then look once more (a request published before the client saw
  * the flag would otherwise wait for the next wake-up).  1 if one is there. */
 static int shm_prepare_sleep(struct worker *w)
 {
     struct ks_conn *c;
-    int pending = 0;
 
     for (c = w->conns; c != NULL; c = c->next)
         ks_conn_shm_sleeping(c, 1);
     ks_shm_fence();
-    for (c = w->conns; c != NULL && !pending; c = c->next)
-        pending = ks_conn_shm_pending(c);
-    return pending;
+    return shm_any_pending(w);
 }
 
 static void shm_awake(struct worker *w)
@@ -437,23 +446,19 @@ static void *worker_main(void *arg)
          * sched_yield lets a client that shares this core run meanwhile. */
         if (spin_until != 0) {
             n = epoll_wait(w->epfd, evs, MAX_EVENTS, 0);
-            if (n == 0) {
-                /* requests in shared memory need no wake-up while we spin */
-                if (shm_poll(w, mono_now()) > 0)
-                    spin_until = ks_mono_us() + (w->cfg->spin_us > 0 ? w->cfg->spin_us : 1);
-                else if (ks_mono_us() < spin_until)
+            /* requests in shared memory need no wake-up while we spin: they
+             * are served below, with the timeouts swept as after any event */
+            if (n == 0 && !shm_any_pending(w)) {
+                if (ks_mono_us() < spin_until)
                     sched_yield();
                 else
                     spin_until = 0;
                 continue;
             }
+        } else if (w->nshm > 0 && shm_prepare_sleep(w)) {
+            shm_awake(w);
+            n = 0;
         } else {
-            if (w->nshm > 0 && shm_prepare_sleep(w)) {
-                shm_awake(w);
-                shm_poll(w, mono_now());
-                spin_until = w->cfg->spin_us > 0 ? ks_mono_us() + w->cfg->spin_us : 0;
-                continue;
-            }
             n = epoll_wait(w->epfd, evs, MAX_EVENTS, SWEEP_MS);
             if (w->nshm > 0)
                 shm_awake(w);
