@@ -263,7 +263,7 @@ static int wait_reply(struct ks_shm *m, int fd, char *err, size_t errlen)
     uint32_t *head = ks_shm_word(m->base, KS_SHM_REP_HEAD);
     long long start = now_ns(), spin_ns = 2 * m->wait_avg_ns, cap = spin_cap_us() * 1000LL;
     uint32_t seen;
-    int spins = 0;
+    int spins = 0, timed_out = 0;
 
     /* spin only if replies usually come back within the cap */
     if (spin_ns > cap)
@@ -285,14 +285,18 @@ static int wait_reply(struct ks_shm *m, int fd, char *err, size_t errlen)
             SETERR("receiving from keystore server: timed out waiting for the server");
             return -1;
         }
-        if (!socket_alive(fd)) {
+        /* a server that died cannot wake us: look at the socket only after
+         * a wait ran out, not before every one (a system call each) */
+        if (timed_out && !socket_alive(fd)) {
             SETERR("keystore server closed the connection");
             return -1;
         }
         ks_shm_store(m->base, KS_SHM_CLI_SLEEP, 1);
         ks_shm_fence();
-        if (ks_shm_load(m->base, KS_SHM_REP_HEAD) == seen)
-            (void)futex_wait(head, seen, ms < SLICE_MS ? ms : SLICE_MS);
+        timed_out = 0;
+        if (ks_shm_load(m->base, KS_SHM_REP_HEAD) == seen
+            && futex_wait(head, seen, ms < SLICE_MS ? ms : SLICE_MS) != 0 && errno == ETIMEDOUT)
+            timed_out = 1;
         ks_shm_store(m->base, KS_SHM_CLI_SLEEP, 0);
         /* insurance: a worker that sleeps with our request unseen gets rung again */
         if (ks_shm_load(m->base, KS_SHM_REP_HEAD) == seen
