@@ -229,7 +229,8 @@ static long long now_ns(void)
 
 static int spin_cap_us(void)
 {
-    static int cap = -1;
+    static int cached = -1;
+    int cap = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     const char *e;
 
     if (cap < 0) {
@@ -243,7 +244,8 @@ static int spin_cap_us(void)
             if (*end == '\0' && t >= 0 && t <= 100000)
                 v = t;
         }
-        cap = (int)v;   /* a benign race: every thread computes the same value */
+        cap = (int)v;   /* every thread computes the same value */
+        __atomic_store_n(&cached, cap, __ATOMIC_RELAXED);
     }
     return cap;
 }
@@ -276,7 +278,7 @@ static int wait_reply(struct ks_shm *m, int fd, char *err, size_t errlen)
             if (++spins > 64)
                 sched_yield();
             else
-                __builtin_ia32_pause();
+                ks_shm_pause();
             continue;
         }
         int ms = ks_io_remaining_ms(KS_IO_TIMEOUT_MS);

@@ -54,6 +54,16 @@ static inline void ks_shm_fence(void)
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
+/* A spin-wait hint to the CPU (and to a sibling hyperthread). */
+static inline void ks_shm_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /* Copy len bytes out of / into a ring of size ring (a power of two) at
  * index pos, wrapping at its end.  len <= ring. */
 static inline void ks_shm_copy_out(void *dst, const uint8_t *ring, uint32_t size, uint32_t pos,
@@ -72,6 +82,18 @@ static inline void ks_shm_copy_in(uint8_t *ring, uint32_t size, uint32_t pos, co
 
     memcpy(ring + at, src, first);
     memcpy(ring, (const uint8_t *)src + first, len - first);
+}
+
+/* The largest ring a server maps for frames of up to max_frame bytes: twice
+ * the smallest power of two that holds one (the pages are the server's to
+ * populate: a client must not make it lock more than it needs). */
+static inline uint32_t ks_shm_max_ring(size_t max_frame)
+{
+    uint32_t r = KS_SHM_MIN_RING;
+
+    while (r < 4 + max_frame && r < KS_SHM_MAX_RING)
+        r *= 2;
+    return r < KS_SHM_MAX_RING ? 2 * r : r;
 }
 
 /* 1 if ring is a size this protocol allows. */

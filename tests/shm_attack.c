@@ -5,8 +5,8 @@
  *       ks_chan (the provider's path); prints "p50_us X"; fails unless the
  *       rings were (EXPECT_SHM=1) or were not (0) in use
  *   shm_attack MODE SOCKET KEY SECONDS          one attack, repeated
- *       noseal notmemfd file wrongsize growonly manyfds: a Hello with a
- *       descriptor the server must refuse (then the client shrinks it)
+ *       noseal notmemfd file wrongsize growonly bigring manyfds: a Hello with
+ *       a descriptor the server must refuse (then the client shrinks it)
  *       scribble lie noread nowake flood: rings the server accepted, abused
  * Exit 0 if the server behaved as it must, 1 otherwise (message on stderr).
  * The rings are built here from docs/protocol.md, not with proto/shm.c. */
@@ -144,8 +144,13 @@ static int refused_case(const char *mode)
 {
     size_t size = KS_SHM_HDR + 2 * (size_t)RING;
     int s = connect_server(), fds[10], n = 1, i, shm;
+    uint32_t ring = RING;
 
-    if (strcmp(mode, "noseal") == 0)
+    if (strcmp(mode, "bigring") == 0) {
+        /* a properly sealed memfd, but rings the server would have to populate for nothing */
+        ring = KS_SHM_MAX_RING;
+        fds[0] = make_memfd(KS_SHM_HDR + 2 * (size_t)ring, F_SEAL_SHRINK | F_SEAL_GROW);
+    } else if (strcmp(mode, "noseal") == 0)
         fds[0] = make_memfd(size, 0);
     else if (strcmp(mode, "growonly") == 0)
         fds[0] = make_memfd(size, F_SEAL_GROW);
@@ -169,7 +174,7 @@ static int refused_case(const char *mode)
         for (i = 0; i < n; i++)
             fds[i] = make_memfd(size, F_SEAL_SHRINK | F_SEAL_GROW);
     }
-    shm = hello(s, fds, n, RING);
+    shm = hello(s, fds, n, ring);
     if (strcmp(mode, "manyfds") == 0) {
         close(s);
         for (i = 0; i < n; i++)
@@ -396,7 +401,7 @@ int main(int argc, char **argv)
     key = argv[3];
     if (strcmp(argv[1], "legit") == 0)
         return legit(atoi(argv[4]), argc == 6 && strcmp(argv[5], "1") == 0);
-    if (strstr("noseal notmemfd file wrongsize growonly manyfds", argv[1]) != NULL)
+    if (strstr("noseal notmemfd file wrongsize growonly manyfds bigring", argv[1]) != NULL)
         return refused_case(argv[1]);
     return abuse(argv[1], atoi(argv[4]));
 }

@@ -16,7 +16,7 @@ base=$("$A" legit "$KEYSTORE_SERVER" p256 300 1) || fail "legit client over the 
 base=${base#p50_us }
 pass "a well-behaved client signs over the rings (p50 ${base} us)"
 
-for mode in noseal growonly wrongsize file notmemfd manyfds; do
+for mode in noseal growonly wrongsize file notmemfd bigring manyfds; do
     "$A" "$mode" "$KEYSTORE_SERVER" p256 1 || { alive "$mode"; fail "$mode"; }
     alive "$mode"
     pass "$mode: refused (or only the first descriptor kept), server up"

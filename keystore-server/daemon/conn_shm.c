@@ -68,6 +68,8 @@ static const char *check_memfd(const struct ks_config *cfg, int fd, uint32_t rin
         return "ring size is not a power of two in range";
     if (KS_FRAME_HEADER + cfg->max_frame > ring)
         return "rings smaller than this server's max_frame";
+    if (ring > ks_shm_max_ring(cfg->max_frame))
+        return "rings larger than this server's max_frame needs";
     /* F_GET_SEALS first: it fails at once on anything but a memfd, before
      * fstat could reach into another file system (FUSE) */
     seals = fcntl(fd, F_GET_SEALS);

@@ -449,7 +449,7 @@ static void *worker_main(void *arg)
             /* the rings first, a few microseconds without a system call:
              * epoll_wait costs more than that where system calls are dear */
             for (i = 0; i < SHM_PAUSES && w->nshm > 0 && !shm_any_pending(w); i++)
-                __builtin_ia32_pause();
+                ks_shm_pause();
             n = epoll_wait(w->epfd, evs, MAX_EVENTS, 0);
             /* requests in shared memory need no wake-up while we spin: they
              * are served below, with the timeouts swept as after any event */
