@@ -132,7 +132,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         st = ks_conn_shm_serve(&cfg, c, 1000, &served);
         if (served > KS_SHM_BUDGET)
             die("more requests served than the budget");
-        if (c->shm_req_tail - ks_shm_load(base, KS_SHM_REQ_TAIL) != 0)
+        /* (unless the input itself wrote over the server's word) */
+        if (!lied && served > 0 && c->shm_req_tail != ks_shm_load(base, KS_SHM_REQ_TAIL))
             die("the server's consumer index was not published");
     }
     ks_conn_free(c);
