@@ -294,7 +294,7 @@ static int abuse(const char *mode, int secs)
             closed++;
             /* the attack is the lie, not the reconnecting (which a socket
              * client can do as fast: connection churn is not rate-limited) */
-            usleep(2000);
+            usleep(5000);
         } else if (strcmp(mode, "noread") == 0) {
             /* requests until the reply ring is full; never consume a reply */
             long long until = now_us() + 2000000;

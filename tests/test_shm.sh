@@ -34,8 +34,8 @@ for mode in scribble lie noread nowake flood; do
     during=${during#p50_us }
     wait $apid || { cat "$T/$mode.out"; fail "$mode: the server did not behave"; }
     alive "$mode"
-    # a shared 2-core machine is noisy: catch a stall, not a few microseconds
-    [ "$during" -le $(( base * 5 + 2000 )) ] || fail "$mode: p50 ${during} us vs ${base} us before"
+    # a shared 2-core machine (and ASan) is noisy: catch a stall, not a few microseconds
+    [ "$during" -le $(( base * 10 + 10000 )) ] || fail "$mode: p50 ${during} us vs ${base} us before"
     pass "$mode: $(cat "$T/$mode.out" | tail -1); others served (p50 ${during} us vs ${base} us)"
 done
 
