@@ -40,6 +40,20 @@ for mode in scribble lie noread nowake flood; do
 done
 
 head -c 32 /dev/urandom > "$T/dgst"
+# the provider itself takes the rings by default: one memfd, Hello is the only
+# frame on the socket; after it only one-byte doorbells (the worker was asleep)
+strace -f -qq -e trace=memfd_create,sendmsg,sendto,write -o "$T/strace" \
+    openssl pkeyutl "${PROV[@]}" -sign -inkey keystore:p256 -in "$T/dgst" -out "$T/sig" \
+    || fail "sign through the provider"
+grep -q 'memfd_create("keystore-rings"' "$T/strace" || { cat "$T/strace"; fail "the provider made no rings"; }
+frames=$(grep -cE '^[0-9]+ +sendmsg\(' "$T/strace" || true)
+other=$(grep -E '^[0-9]+ +sendto\(' "$T/strace" | grep -cvE 'sendto\([0-9]+, "\\0", 1,' || true)
+[ "$frames" -eq 1 ] && [ "$other" -eq 0 ] \
+    || { cat "$T/strace"; fail "the provider sent requests on the socket ($frames sendmsg, $other other sends)"; }
+pass "the provider signs over the rings: one memfd, Hello the only frame on the socket, then doorbells"
+KEYSTORE_SHM=0 strace -f -qq -e trace=memfd_create -o "$T/strace0" \
+    openssl pkeyutl "${PROV[@]}" -sign -inkey keystore:p256 -in "$T/dgst" -out "$T/sig" || fail "sign"
+! grep -q memfd_create "$T/strace0" || fail "KEYSTORE_SHM=0 still made rings"
 KEYSTORE_SHM=0 openssl pkeyutl "${PROV[@]}" -sign -inkey keystore:p256 -in "$T/dgst" -out "$T/sig" \
     || fail "sign with KEYSTORE_SHM=0"
 expect_fail "KEYSTORE_SHM is 'maybe'" env KEYSTORE_SHM=maybe openssl pkeyutl "${PROV[@]}" -sign \
