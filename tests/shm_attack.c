@@ -296,8 +296,14 @@ static int abuse(const char *mode, int secs)
              * client can do as fast: connection churn is not rate-limited) */
             usleep(5000);
         } else if (strcmp(mode, "noread") == 0) {
-            /* requests until the reply ring is full; never consume a reply */
-            long long until = now_us() + 2000000;
+            /* requests until the reply ring is full; never consume a reply
+             * (for a key that does not exist: cheap replies fill it fast) */
+            long long until = now_us() + 5000000;
+            const char *k = key;
+
+            key = "no-such-key";
+            n = pack_sign(frame, sizeof(frame), 7);
+            key = k;
 
             while (now_us() < until && !server_closed(r.fd, 0)) {
                 if (head - ks_shm_load(r.base, KS_SHM_REQ_TAIL) + n <= RING) {
