@@ -59,7 +59,7 @@ echo "# sign speed with 1 key: $(sign_rate)"
 stop
 echo "# writing $n sealed EC P-256 key files (tests/bench/ksgenkeys)..."
 mkdir -p "$T/keys"
-"$build/tests/bench/ksgenkeys" "$T/master.key" "$T/keys" "$n"
+"$build/tests/ksgenkeys" "$T/master.key" "$T/keys" "$n"
 conf keys
 start
 echo "# first start (no manifest yet, writes it): ${STARTUP}s"
