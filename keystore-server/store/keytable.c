@@ -91,6 +91,19 @@ static void key_ref(struct ks_key *k)
     __atomic_add_fetch(&k->refs, 1, __ATOMIC_RELAXED);
 }
 
+void ks_key_hold(struct ks_key *k)
+{
+    key_ref(k);
+}
+
+/* Bumped under table_lock by every table_put and table_remove. */
+static uint64_t changes;
+
+uint64_t ks_store_changes(void)
+{
+    return __atomic_load_n(&changes, __ATOMIC_ACQUIRE);
+}
+
 static int copy_certs(struct ks_key *k, const struct ks_cert *certs, size_t n)
 {
     size_t i;
@@ -214,6 +227,7 @@ static void table_put(struct ks_key *k)
         nkeys++;
         table_maybe_grow();
     }
+    __atomic_add_fetch(&changes, 1, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&table_lock);
     ks_key_put(old);
 }
@@ -229,6 +243,7 @@ static struct ks_key *table_remove(const char *name)
         *slot = k->next;
         k->next = NULL;
         nkeys--;
+        __atomic_add_fetch(&changes, 1, __ATOMIC_RELEASE);
     }
     pthread_rwlock_unlock(&table_lock);
     return k;   /* caller owns the table's reference */
