@@ -129,10 +129,11 @@ EVP_MD *ks_op_fetch_md(struct ks_op *op, const char *name, const char *what)
         return NULL;
     }
     md = ks_prep_md(name);   /* fetched once per thread */
-    ERR_clear_error();
-    if (md == NULL)
+    if (md == NULL) {
+        ERR_clear_error();
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
                     "unknown %s '%s' (use an OpenSSL digest name such as SHA256)", what, name);
+    }
     return md;
 }
 
