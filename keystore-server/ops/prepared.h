@@ -34,7 +34,7 @@ EVP_PKEY_CTX *ks_prep_ecdsa(struct ks_key *k, const EVP_MD *md);
  * request sets padding, digests and salt length, so it must work on an
  * EVP_PKEY_CTX_dup of it: parameters never carry from one request to the
  * next.  Borrowed as above.  (RSA decryption is not prepared: its set-up
- * is well under 1% of the private-key operation.) */
+ * is about 1% of the private-key operation, a copy would save half.) */
 EVP_PKEY_CTX *ks_prep_rsa_sign(struct ks_key *k);
 
 /* EdDSA: an EVP_MD_CTX after EVP_DigestSignInit_ex, for EVP_DigestSign
