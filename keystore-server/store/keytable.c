@@ -37,10 +37,10 @@ static char dir_path[4096];
 static uint64_t generation;
 static struct ks_manifest carried;
 
-/* While load_all runs (single-threaded): the decoders, and one locked
+/* While load_all runs, in its thread only: the decoders, and one locked
  * buffer every key is unsealed into (keyload.h, ks_unseal_key_into). */
-static struct ks_loader *loader;
-static uint8_t *unseal_buf;
+static __thread struct ks_loader *loader;
+static __thread uint8_t *unseal_buf;
 
 /* Readers (every operation) take table_lock shared; publishing a new table
  * state takes it exclusively for a few pointer moves only. */
