@@ -508,6 +508,8 @@ int ks_backup_restore(const char *in_path, const char *key_dir, const char *coun
     size_t n = 0;
     int kfd = -1, rc = -1;
 
+    if (key_dir == NULL || in_path == NULL)   /* (and gcc's -fsanitize build wants to know) */
+        return -1;
     if (read_archive(in_path, &body, &e, &n, &agen) != 0 ||
         check_archive(in_path, e, n, &mf, agen) != 0)
         goto out;
