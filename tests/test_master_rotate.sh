@@ -71,7 +71,7 @@ for round in $(seq 1 "$ROUNDS"); do
     delay=$(( RANDOM % (ms * 12 / 10 + 2) ))
     "$KEYSTORED" --rotate-master-key "$T/new.key" -c "$T/keystored.conf" >"$T/rot.log" 2>&1 &
     rpid=$!
-    sleep "$(printf '0.%03d' "$delay")"
+    sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
     kill -9 "$rpid" 2>/dev/null || true
     wait "$rpid" 2>/dev/null || true
     if cmp -s "$T/master.key" "$T/new.key"; then cur=new other=old.key; new=$((new + 1))
