@@ -2,6 +2,7 @@
 #include "provider.h"
 #include "client.h"
 #include "errors.h"
+#include "servers.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -166,6 +167,7 @@ static void ks_teardown(void *provctx)
     if (pc == NULL)
         return;
     ks_client_cleanup(pc);
+    ks_servers_free(pc);
     OSSL_LIB_CTX_free(pc->libctx);
     free(pc);
 }
@@ -225,7 +227,7 @@ static int set_timeout(KS_PROVCTX *pc, const char *cfg)
     return 1;
 }
 
-/* "server" (KEYSTORE_SERVER), "timeout" (KEYSTORE_TIMEOUT), and for tcp:
+/* "server" (KEYSTORE_SERVER: one address or several, servers.h), "timeout" (KEYSTORE_TIMEOUT), and for tcp:
  * servers "server_public_key" (KEYSTORE_SERVER_PUBKEY) and "client_key"
  * (KEYSTORE_CLIENT_KEY). */
 static int configure_server(KS_PROVCTX *pc, OSSL_FUNC_core_get_params_fn *get_params)
@@ -250,7 +252,8 @@ static int configure_server(KS_PROVCTX *pc, OSSL_FUNC_core_get_params_fn *get_pa
                      "KEYSTORE_SERVER_PUBKEY", "", "server public key")
         && set_param(pc, pc->client_key, sizeof(pc->client_key), ckey,
                      "KEYSTORE_CLIENT_KEY", "", "client key path")
-        && set_timeout(pc, timeout);
+        && set_timeout(pc, timeout)
+        && ks_servers_configure(pc, pc->server, pc->server_pubkey);
 }
 
 __attribute__((visibility("default")))
@@ -301,6 +304,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     *provctx = pc;
     return 1;
 err:
+    ks_servers_free(pc);
     OSSL_LIB_CTX_free(pc->libctx);
     free(pc);
     return 0;
