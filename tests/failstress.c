@@ -1,4 +1,5 @@
 /* failstress URI STOPFILE LONG_PROCS SHORT_PROCS THREADS
+ * failstress --load-loop URI SECONDS THREADS
  *
  * Load for a provider with several servers (tests/test_failover.sh).  Loads
  * the key once, then forks LONG_PROCS processes that sign until STOPFILE
@@ -7,7 +8,12 @@
  * all along).  Every process runs THREADS threads.  Nothing is retried: a
  * failed call counts as failed.  Every signature is verified against its
  * own unique message.  Prints "ok=N failed=N bad=N forks=N" and the first
- * errors; exit 0 only if failed and bad are 0. */
+ * errors; exit 0 only if failed and bad are 0.
+ *
+ * --load-loop: THREADS threads load the key over and over for SECONDS, as
+ * a client does while its only server is down, and print
+ * "loads=N failed=N slowest_ms=N" (tests/test_failover_backoff.sh counts the
+ * connection attempts that cost the server). */
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -128,11 +134,52 @@ static pid_t spawn(int nthreads, double seconds)
     return pid;
 }
 
+static const char *loop_uri;
+static double loop_end;
+static long loop_loads, loop_failed, loop_slowest_ms;
+
+static void *load_thread(void *arg)
+{
+    (void)arg;
+    while (now() < loop_end) {
+        double t0 = now();
+        EVP_PKEY *k = tu_load_pkey(loop_uri);
+        long ms = (long)((now() - t0) * 1000);
+
+        __atomic_fetch_add(&loop_loads, 1, __ATOMIC_RELAXED);
+        if (k == NULL)
+            __atomic_fetch_add(&loop_failed, 1, __ATOMIC_RELAXED);
+        ERR_clear_error();
+        EVP_PKEY_free(k);
+        if (ms > __atomic_load_n(&loop_slowest_ms, __ATOMIC_RELAXED))
+            __atomic_store_n(&loop_slowest_ms, ms, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+static int load_loop(const char *uri, double seconds, int nthreads)
+{
+    pthread_t t[64];
+    int i, n = 0;
+
+    loop_uri = uri;
+    loop_end = now() + seconds;
+    for (i = 0; i < nthreads && i < 64; i++)
+        if (pthread_create(&t[n], NULL, load_thread, NULL) == 0)
+            n++;
+    for (i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+    printf("loads=%ld failed=%ld slowest_ms=%ld\n", loop_loads, loop_failed, loop_slowest_ms);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int nlong, nshort, nthreads, i, running_short = 0;
     long forks = 0;
 
+    if (argc == 5 && strcmp(argv[1], "--load-loop") == 0)
+        return load_loop(argv[2], atof(argv[3]), atoi(argv[4]));
     if (argc != 6) {
         fprintf(stderr, "usage: failstress URI STOPFILE LONG_PROCS SHORT_PROCS THREADS\n");
         return 2;
