@@ -1,10 +1,10 @@
-/* deadline URI
+/* deadline URI [--repeat]
  *
  * Loads a keystore key and signs once (the server is healthy), prints
  * "ready", then waits for a line on stdin (the test freezes the server
  * with SIGSTOP meanwhile) and signs again, printing
- * "elapsed_ms=N result=ok|failed" and the OpenSSL errors; once more for
- * every further line, until end of input.  The test
+ * "elapsed_ms=N result=ok|failed" and the OpenSSL errors (with --repeat,
+ * once more for every further line, until end of input).  The test
  * checks that the provider's `timeout` bounds the whole operation,
  * reconnects and retries included, not each receive. */
 #include <openssl/err.h>
@@ -43,8 +43,8 @@ int main(int argc, char **argv)
     long long t0;
     int ok;
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: deadline URI\n");
+    if (argc != 2 && !(argc == 3 && strcmp(argv[2], "--repeat") == 0)) {
+        fprintf(stderr, "usage: deadline URI [--repeat]\n");
         return 2;
     }
     key = tu_load_pkey(argv[1]);
@@ -68,7 +68,7 @@ int main(int argc, char **argv)
             ERR_print_errors_fp(stdout);
         ERR_clear_error();
         fflush(stdout);
-    } while (fgets(line, sizeof(line), stdin) != NULL);
+    } while (argc == 3 && fgets(line, sizeof(line), stdin) != NULL);
     EVP_PKEY_free(key);
     return 0;
 }

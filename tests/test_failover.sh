@@ -86,7 +86,7 @@ mkfifo "$fifo"
 ms_kill c
 # (KEYSTORE_SERVER, which wins over openssl.cnf, takes a list too)
 export KEYSTORE_SERVER="$(ms_addr a),$(ms_addr d),$(ms_addr c)"
-"$KS_BUILD_ROOT/tests/deadline" keystore:web <"$fifo" >>"$T/helper.out" 2>&1 &
+"$KS_BUILD_ROOT/tests/deadline" keystore:web --repeat <"$fifo" >>"$T/helper.out" 2>&1 &
 helper=$!
 exec 8>"$fifo"
 for i in $(seq 1 200); do grep -q '^ready$' "$T/helper.out" && break; sleep 0.05; done
@@ -114,3 +114,35 @@ for i in $(seq 1 100); do [ "$(grep -c '^elapsed_ms' "$T/helper.out")" -ge 5 ] &
 exec 8>&-
 wait "$helper" || true
 pass "with c back, the same handle signs on c (5 of 5), never on d"
+
+# --- a hung server (SIGSTOP) costs an operation only its share of the
+# timeout: with two servers and timeout = 4, 2 s on the hung one, then the other
+ms_start a
+a0=$(signs a) c0=$(signs c)
+rm -f "$fifo"; mkfifo "$fifo"
+: >"$T/helper.out"
+KEYSTORE_SERVER="$(ms_addr a) $(ms_addr c)" KEYSTORE_TIMEOUT=4 \
+    "$KS_BUILD_ROOT/tests/deadline" keystore:web --repeat <"$fifo" >>"$T/helper.out" 2>&1 &
+helper=$!
+exec 8>"$fifo"
+for i in $(seq 1 200); do grep -q '^ready$' "$T/helper.out" && break; sleep 0.05; done
+grep -q '^ready$' "$T/helper.out" || { cat "$T/helper.out"; fail "helper did not start"; }
+# freeze the server the helper's connection goes to
+if [ "$(signs a)" -gt "$a0" ]; then frozen=a; else frozen=c; fi
+[ "$frozen" = a ] || [ "$(signs c)" -gt "$c0" ] || fail "the helper's first signature is on neither server"
+pid=${MS_PID[$frozen]}
+kill -STOP "$pid"
+for i in $(seq 1 200); do
+    ! grep -qv '^State:\s*T' <(grep -h '^State:' /proc/"$pid"/task/*/status) && break
+    sleep 0.01
+done
+echo go >&8
+for i in $(seq 1 200); do grep -q '^elapsed_ms' "$T/helper.out" && break; sleep 0.05; done
+kill -CONT "$pid"
+exec 8>&-
+wait "$helper" || true
+line=$(grep '^elapsed_ms' "$T/helper.out" || true)
+[[ $line =~ ^elapsed_ms=([0-9]+)\ result=ok ]] || { cat "$T/helper.out"; fail "no failover from the hung server $frozen"; }
+ms=${BASH_REMATCH[1]}
+[ "$ms" -ge 1900 ] && [ "$ms" -le 3500 ] || fail "failover from a hung server took $ms ms (expected its 2 s share of timeout = 4)"
+pass "server $frozen hung (SIGSTOP): the operation moved to the other after $ms ms, within timeout = 4"
