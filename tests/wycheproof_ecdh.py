@@ -14,24 +14,18 @@ Expected: "valid" -> the server's secret equals "shared"; "invalid" -> an
 error and no secret; "acceptable" -> either, but a secret must be the right
 one.  Needs Debian's python3-cryptography (run with /usr/bin/python3).
 """
-import concurrent.futures, json, os, subprocess, sys
+import json, os, subprocess, sys
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, x25519, x448
+import wycheproof_common as wp
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "wycheproof")
-# file, how its private key becomes a key object, how its public becomes SPKI DER
+# file, key name prefix, kind of private key, how its public becomes SPKI DER
 X25519_SPKI = bytes.fromhex("302a300506032b656e032100")
 X448_SPKI = bytes.fromhex("3042300506032b656f033900")
 FILES = [
-    ("ecdh_secp256r1_test.json", "p256",
-     lambda h: ec.derive_private_key(int(h, 16), ec.SECP256R1()), bytes.fromhex),
-    ("x25519_test.json", "x25519",
-     lambda h: x25519.X25519PrivateKey.from_private_bytes(bytes.fromhex(h)),
-     lambda h: X25519_SPKI + bytes.fromhex(h)),
-    ("x448_test.json", "x448",
-     lambda h: x448.X448PrivateKey.from_private_bytes(bytes.fromhex(h)),
-     lambda h: X448_SPKI + bytes.fromhex(h)),
+    ("ecdh_secp256r1_test.json", "p256", "ec", bytes.fromhex),
+    ("x25519_test.json", "x25519", "x25519", lambda h: X25519_SPKI + bytes.fromhex(h)),
+    ("x448_test.json", "x448", "x448", lambda h: X448_SPKI + bytes.fromhex(h)),
 ]
 
 
@@ -50,14 +44,24 @@ def cases():
                 yield fname, name, t["private"], peer, t
 
 
+def private_key(kind, h):
+    # imported here: "run" needs no python3-cryptography
+    from cryptography.hazmat.primitives.asymmetric import ec, x25519, x448
+    if kind == "ec":
+        return ec.derive_private_key(int(h, 16), ec.SECP256R1())
+    cls = x25519.X25519PrivateKey if kind == "x25519" else x448.X448PrivateKey
+    return cls.from_private_bytes(bytes.fromhex(h))
+
+
 def keys(d):
+    from cryptography.hazmat.primitives import serialization
     seen = set()
     for fname, name, priv, _, _ in cases():
         if name in seen:
             continue
         seen.add(name)
-        make = next(f[2] for f in FILES if f[0] == fname)
-        der = make(priv).private_bytes(serialization.Encoding.DER,
+        kind = next(f[2] for f in FILES if f[0] == fname)
+        der = private_key(kind, priv).private_bytes(serialization.Encoding.DER,
                                        serialization.PrivateFormat.PKCS8,
                                        serialization.NoEncryption())
         p = os.path.join(d, name + ".der")
@@ -69,7 +73,7 @@ def keys(d):
 def one(d, derive_raw, addr, fname, name, peer, t):
     tag = "%s tcId %d (%s)" % (fname, t["tcId"], t["comment"] or ",".join(t["flags"]))
     if peer is None:   # not even hex of the right form: nothing to send
-        return t["result"] != "valid", t["result"], tag, "peer key not encodable"
+        return t["result"] != "valid", tag, "peer key not encodable", t["result"]
     p = os.path.join(d, "peer-%s-%d.der" % (name, t["tcId"]))
     with open(p, "wb") as fh:
         fh.write(peer)
@@ -80,7 +84,7 @@ def one(d, derive_raw, addr, fname, name, peer, t):
     refused = r.returncode == 3 and out.startswith("error ")
     res = t["result"]
     if got is None and not refused:
-        return False, res, tag, "derive_raw failed (exit %d): %s" % (r.returncode, out[-300:])
+        return False, tag, "derive_raw failed (exit %d): %s" % (r.returncode, out[-300:]), res
     if res == "valid":
         ok = got == t["shared"]
     elif res == "invalid":
@@ -89,21 +93,15 @@ def one(d, derive_raw, addr, fname, name, peer, t):
         ok = got is None or got == t["shared"]
     why = "" if ok else "expected %s (%s), got %s" % (
         res, t["shared"][:32], out[:200])
-    return ok, res, tag, why
+    return ok, tag, why, res
 
 
 def run(d, derive_raw, addr):
-    jobs = [(fname, name, peer, t) for fname, name, _, peer, t in cases()]
-    passed = failed = 0
+    jobs = [(d, derive_raw, addr, fname, name, peer, t) for fname, name, _, peer, t in cases()]
+    passed, failed, results = wp.check_all(jobs, one)
     counts = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as ex:
-        for ok, res, tag, why in ex.map(lambda a: one(d, derive_raw, addr, *a), jobs):
-            counts[res] = counts.get(res, 0) + 1
-            if ok:
-                passed += 1
-            else:
-                failed += 1
-                print("FAIL: %s: %s" % (tag, why))
+    for res in results:
+        counts[res] = counts.get(res, 0) + 1
     print("-- %d files, %d vectors (%s): %d passed, %d failed" % (
         len(FILES), len(jobs), ", ".join("%d %s" % (v, k) for k, v in sorted(counts.items())),
         passed, failed))

@@ -13,7 +13,9 @@ InvalidOaepPadding must also fail with one and the same error text: a message
 that differed by the check that failed would be Manger's oracle.  Python 3
 stdlib only.
 """
-import concurrent.futures, glob, json, os, re, subprocess, sys
+import glob, json, os, re, subprocess, sys
+
+import wycheproof_common as wp
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "wycheproof")
 FILES = sorted(glob.glob(os.path.join(DATA, "rsa_oaep_*_test.json")))
@@ -63,7 +65,7 @@ def one(d, name, fname, g, t):
         why = "expected %s, got %s; openssl: %s" % (
             res, "failure" if got is None else "plaintext " + got.hex()[:80],
             r.stdout.decode(errors="replace").strip()[-300:])
-    return ok, res, tag, why, t["flags"], server_error(r.stdout) if got is None else None
+    return ok, tag, why, (res, t["flags"], server_error(r.stdout) if got is None else None)
 
 
 def server_error(out):
@@ -82,26 +84,16 @@ def server_error(out):
 def main():
     mode, d = sys.argv[1], sys.argv[2]
     if mode == "keys":
-        for name, _, g in groups():
-            p = os.path.join(d, name + ".pem")
-            with open(p, "w") as fh:
-                fh.write(g["privateKeyPem"])
-            print(name, p)
+        wp.write_pem_keys(d, ((name, g) for name, _, g in groups()))
         return 0
-    jobs = [(name, fname, g, t) for name, fname, g in groups() for t in g["tests"]]
-    passed = failed = 0
+    jobs = [(d, name, fname, g, t) for name, fname, g in groups() for t in g["tests"]]
+    passed, failed, extras = wp.check_all(jobs, one)
     counts = {}
     padding_errors = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as ex:
-        for ok, res, tag, why, flags, err in ex.map(lambda a: one(d, *a), jobs):
-            counts[res] = counts.get(res, 0) + 1
-            if "InvalidOaepPadding" in flags and err is not None:
-                padding_errors.setdefault(err, []).append(tag)
-            if ok:
-                passed += 1
-            else:
-                failed += 1
-                print("FAIL: %s: %s" % (tag, why))
+    for (res, flags, err), (_, _, fname, _, t) in zip(extras, jobs):
+        counts[res] = counts.get(res, 0) + 1
+        if "InvalidOaepPadding" in flags and err is not None:
+            padding_errors.setdefault(err, []).append("%s tcId %d" % (fname, t["tcId"]))
     if len(padding_errors) != 1:
         failed += 1
         print("FAIL: bad OAEP padding gave %d different errors (an oracle):" % len(padding_errors))
