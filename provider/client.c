@@ -163,7 +163,7 @@ static struct ks_chan *conn_connect(KS_PROVCTX *pc, int s, size_t *max_frame, in
 {
     char err[KS_ERRLEN], name[96];
     const char *addr = ks_servers_addr(pc, s);
-    struct ks_chan_opts opts = { ks_servers_pubkey(pc, s), pc->client_key };
+    struct ks_chan_opts opts = { ks_servers_pubkey(pc, s), pc->client_key, pc->shm };
     struct ks_chan *ch;
     enum ks_chan_failure why;
     int ms = ks_io_remaining_ms(pc->timeout_ms);
