@@ -78,8 +78,8 @@ int ks_catalogue_applied(const char *name, uint64_t seq, uint64_t mod_rev);
  * the AEAD of u8 name length, name, u64 BE sequence, u64 BE revision per
  * name; the 44 header bytes are the associated data), so that a restarted
  * replica still refuses what it refused before.  load: at start-up (a
- * missing file is an empty state; one that does not authenticate stops the
- * start).  flush: writes it if anything changed.  0 or -1 with err. */
+ * missing file, or one that does not authenticate (a master-key rotation
+ * does not re-seal it), is an empty state, with a warning).  flush: writes it if anything changed.  0 or -1 with err. */
 int ks_catalogue_state_load(int dirfd, char *err, size_t errlen);
 int ks_catalogue_state_flush(char *err, size_t errlen);
 

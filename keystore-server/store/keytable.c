@@ -790,10 +790,7 @@ int ks_store_open(const char *key_dir, const char *counter_path)
     struct stat st;
 
     snprintf(dir_path, sizeof(dir_path), "%s", key_dir);
-    if (counter_path == NULL || counter_path[0] == '\0') {
-        snprintf(def, sizeof(def), "%s.generation", key_dir);
-        counter_path = def;
-    }
+    counter_path = ks_generation_default(key_dir, counter_path, def, sizeof(def));
     if (mkdir(key_dir, 0700) == 0)
         ks_log("created key directory %s", key_dir);
     else if (errno != EEXIST) {
@@ -819,12 +816,12 @@ int ks_store_open(const char *key_dir, const char *counter_path)
     if (ks_catalogue_enabled()) {
         char err[512];
 
-        if (ks_catalogue_state_load(dir_fd, err, sizeof(err)) != 0) {
-            ks_log("error: %s/%s: move it away to start with an empty catalogue state "
-                   "(records replayed from etcd before would then be accepted once)",
+        /* not fatal: removing the file has the same effect, and a master-key
+         * rotation (store/rotate.c) does not re-seal it */
+        if (ks_catalogue_state_load(dir_fd, err, sizeof(err)) != 0)
+            ks_log("warning: %s/%s: starting with an empty catalogue state (an old record "
+                   "replayed into etcd is accepted once more, until newer ones arrive)",
                    dir_path, err);
-            return -1;
-        }
     }
     return 0;
 }
