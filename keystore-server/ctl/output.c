@@ -212,7 +212,7 @@ static void json_key(const Keystore__KeyInfo *k)
 
 void ctl_print_key(const Keystore__KeyInfo *k, int json, const char *verb)
 {
-    char size[32], created[32], usage[KS_USAGE_TEXT_MAX];
+    char size[32], created[32], usage[KS_USAGE_TEXT_MAX], version[32];
     size_t i;
 
     if (json) {
@@ -222,10 +222,12 @@ void ctl_print_key(const Keystore__KeyInfo *k, int json, const char *verb)
     }
     size_column(k, size, sizeof(size));
     iso_time(k->created, created, sizeof(created));
-    printf("%s%skey %s: %s %s, created %s, %zu certificate%s, usage %s, version %u\n", verb,
+    /* the version only for keys that have had more than one (the line stays as it was) */
+    snprintf(version, sizeof(version), ", version %u", k->version);
+    printf("%s%skey %s: %s %s, created %s, %zu certificate%s, usage %s%s\n", verb,
            verb[0] != '\0' ? " " : "", k->name, ks_key_type_name(k->type), size, created,
            k->n_cert_chain_der, k->n_cert_chain_der == 1 ? "" : "s",
-           ks_usage_format(k->usage, usage), k->version);
+           ks_usage_format(k->usage, usage), k->version > 1 || k->n_versions > 1 ? version : "");
     for (i = 0; i < k->n_cert_chain_der; i++) {
         struct cert_facts f;
 
