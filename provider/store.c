@@ -70,7 +70,7 @@ static int split_query(KS_PROVCTX *pc, const char *uri, char base[KS_ADDR_MAX], 
         } else if (*version == 0 && parse_version(p + 1, len, version)) {
             continue;
         } else {
-            KS_RAISE(pc, KS_R_BAD_URI, "unknown or repeated query '%.*s' in keystore URI: use "
+            KS_RAISE(pc, KS_R_BAD_URI, "unknown query '%.*s' in keystore URI (or one given twice): use "
                      "'?chain' (the certificates after the leaf) and/or '?version=N' (a key "
                      "version, 1 or more)", (int)(len > 40 ? 40 : len), p + 1);
             return 0;
