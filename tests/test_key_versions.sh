@@ -104,6 +104,8 @@ openssl x509 -req -in web2.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 
     -out web2.pem 2>/dev/null || fail "CA signs the CSR"
 expect_fail "key .web. has no version 3" "$KEYSTORECTL" attach-cert web web2.pem ca.pem --version 3
 ks_ctl attach-cert web web2.pem ca.pem --version 2 >att.out || fail "attach-cert --version 2"
+openssl storeutl "${PROV[@]}" -certs 'keystore:web?version=2&chain' >chain.out 2>&1 || { cat chain.out; fail "storeutl ?version=2&chain"; }
+grep -q "Total found: 1" chain.out && sed -n "/BEGIN/,/END/p" chain.out | cmp -s - ca.pem || { cat chain.out; fail "?version=2&chain is not version 2's chain"; }
 tls_serve srv.log -key keystore:web -cert keystore:web -cert_chain 'keystore:web?chain'
 tls_get cli.out -CAfile ca.pem
 grep -q "CN *= *localhost" cli.out || { cat cli.out; fail "s_server did not serve the new certificate"; }
