@@ -1,5 +1,7 @@
 /* Client channels: unix sockets as before, TCP with the secure handshake. */
 #include "channel.h"
+#include "shm.h"
+#include "shm_ring.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -370,6 +372,7 @@ struct ks_chan *ks_chan_connect_ex(const char *addr, const struct ks_chan_opts *
         ch->io.fd = ch->fd;
         ch->io.write_frame = unix_write;
         ch->io.read_frame = unix_read;
+        ch->want_shm = opts != NULL && opts->shm;
     }
     return ch;
 }
@@ -377,19 +380,40 @@ struct ks_chan *ks_chan_connect_ex(const char *addr, const struct ks_chan_opts *
 int ks_chan_call(struct ks_chan *ch, size_t max_frame, const Keystore__Request *req,
                  Keystore__Response **resp, char *err, size_t errlen)
 {
+    if (ch->shm != NULL)
+        return ks_shm_call(ch->shm, ch->fd, max_frame, req, resp, err, errlen);
     return ks_call_io(&ch->io, max_frame, req, resp, err, errlen);
 }
 
+/* Unix: offer the rings; a server that does not map them (an older one,
+ * shared_memory = no, a frame limit above the ring) keeps the socket path. */
 int ks_chan_hello(struct ks_chan *ch, const char *client_name, size_t *server_max_frame,
                   char *err, size_t errlen)
 {
-    return ks_hello_io(&ch->io, client_name, server_max_frame, err, errlen);
+    struct ks_shm *m;
+    int accepted;
+
+    if (!ch->want_shm || ch->secure)
+        return ks_hello_io(&ch->io, client_name, server_max_frame, err, errlen);
+    m = ks_shm_create(KS_SHM_DEFAULT_RING, NULL, 0);
+    if (m == NULL)   /* no memfd here (old kernel, seccomp): the socket works */
+        return ks_hello_io(&ch->io, client_name, server_max_frame, err, errlen);
+    if (ks_shm_hello(ch->fd, m, client_name, server_max_frame, &accepted, err, errlen) != 0) {
+        ks_shm_free(m);
+        return -1;
+    }
+    if (accepted)
+        ch->shm = m;
+    else
+        ks_shm_free(m);
+    return 0;
 }
 
 void ks_chan_close(struct ks_chan *ch)
 {
     if (ch == NULL)
         return;
+    ks_shm_free(ch->shm);
     if (ch->fd >= 0)
         close(ch->fd);
     sodium_memzero(ch, sizeof(*ch));

@@ -14,6 +14,7 @@
 struct ks_chan_opts {
     const char *server_pubkey;     /* pinned server static key: base64 or hex */
     const char *client_key_path;   /* this client's private key file (mode 0600) */
+    int shm;                       /* unix: offer the shared-memory rings in Hello (shm.h) */
 };
 
 struct ks_chan {
@@ -21,6 +22,8 @@ struct ks_chan {
     int secure;                    /* TCP: frames go through sec */
     struct ks_sec sec;
     struct ks_io io;
+    int want_shm;                  /* offer the rings in ks_chan_hello */
+    struct ks_shm *shm;            /* non-NULL once the server maps them: calls use them */
 };
 
 /* Connect and, for TCP, run the handshake.  Returns NULL with a message a

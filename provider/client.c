@@ -136,7 +136,7 @@ static int conn_open(KS_PROVCTX *pc, struct ks_conn *c)
 {
     char err[KS_ERRLEN], name[96];
     size_t mf = KS_DEFAULT_MAX_FRAME;
-    struct ks_chan_opts opts = { pc->server_pubkey, pc->client_key };
+    struct ks_chan_opts opts = { pc->server_pubkey, pc->client_key, pc->shm };
     struct ks_chan *ch;
     enum ks_chan_failure why;
     int ms = ks_io_remaining_ms(pc->timeout_ms);

@@ -225,20 +225,44 @@ static int set_timeout(KS_PROVCTX *pc, const char *cfg)
     return 1;
 }
 
-/* "server" (KEYSTORE_SERVER), "timeout" (KEYSTORE_TIMEOUT), and for tcp:
+/* The shared-memory fast path to a local server: "shm" (KEYSTORE_SHM, which
+ * wins), yes/no, 1/0, on/off; default yes.  A malformed value is an error. */
+static int set_shm(KS_PROVCTX *pc, const char *cfg)
+{
+    const char *v = cfg, *from = "the 'shm' setting of the keystore provider section";
+    const char *env = secure_getenv("KEYSTORE_SHM");
+
+    if (env != NULL && env[0] != '\0') {
+        v = env;
+        from = "KEYSTORE_SHM";
+    }
+    pc->shm = 1;
+    if (v == NULL || v[0] == '\0' || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0
+        || strcmp(v, "on") == 0)
+        return 1;
+    if (strcmp(v, "no") == 0 || strcmp(v, "0") == 0 || strcmp(v, "off") == 0) {
+        pc->shm = 0;
+        return 1;
+    }
+    KS_RAISE(pc, KS_R_INVALID_PARAMETER, "%s is '%.40s': expected yes or no", from, v);
+    return 0;
+}
+
+/* "server" (KEYSTORE_SERVER), "timeout" (KEYSTORE_TIMEOUT), "shm" (KEYSTORE_SHM), and for tcp:
  * servers "server_public_key" (KEYSTORE_SERVER_PUBKEY) and "client_key"
  * (KEYSTORE_CLIENT_KEY). */
 static int configure_server(KS_PROVCTX *pc, OSSL_FUNC_core_get_params_fn *get_params)
 {
-    const char *server = NULL, *pubkey = NULL, *ckey = NULL, *timeout = NULL;
-    OSSL_PARAM params[5];
+    const char *server = NULL, *pubkey = NULL, *ckey = NULL, *timeout = NULL, *shm = NULL;
+    OSSL_PARAM params[6];
 
     if (get_params != NULL) {
         params[0] = OSSL_PARAM_construct_utf8_ptr("server", (char **)&server, 0);
         params[1] = OSSL_PARAM_construct_utf8_ptr("server_public_key", (char **)&pubkey, 0);
         params[2] = OSSL_PARAM_construct_utf8_ptr("client_key", (char **)&ckey, 0);
         params[3] = OSSL_PARAM_construct_utf8_ptr("timeout", (char **)&timeout, 0);
-        params[4] = OSSL_PARAM_construct_end();
+        params[4] = OSSL_PARAM_construct_utf8_ptr("shm", (char **)&shm, 0);
+        params[5] = OSSL_PARAM_construct_end();
         if (!get_params(pc->handle, params)) {
             KS_RAISE(pc, KS_R_INTERNAL, "cannot read the keystore provider configuration");
             return 0;
@@ -250,7 +274,8 @@ static int configure_server(KS_PROVCTX *pc, OSSL_FUNC_core_get_params_fn *get_pa
                      "KEYSTORE_SERVER_PUBKEY", "", "server public key")
         && set_param(pc, pc->client_key, sizeof(pc->client_key), ckey,
                      "KEYSTORE_CLIENT_KEY", "", "client key path")
-        && set_timeout(pc, timeout);
+        && set_timeout(pc, timeout)
+        && set_shm(pc, shm);
 }
 
 __attribute__((visibility("default")))

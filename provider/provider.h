@@ -24,6 +24,7 @@ typedef struct ks_provctx_st {
     char server_pubkey[KS_ADDR_MAX];
     char client_key[KS_ADDR_MAX];
     int timeout_ms;                 /* per send/receive on the server connection */
+    int shm;                        /* offer the shared-memory rings to a unix: server */
 
     OSSL_FUNC_core_new_error_fn *core_new_error;
     OSSL_FUNC_core_set_error_debug_fn *core_set_error_debug;

@@ -64,6 +64,16 @@ static void do_sendmsg(void)
     memset(&mh, 0, sizeof(mh));
     syscall(SYS_sendmsg, 1, &mh, 0);
 }
+/* the shared-memory rings need recvmsg, but only with exactly
+ * MSG_DONTWAIT | MSG_CMSG_CLOEXEC: a blocking or descriptor-leaking receive dies */
+static void do_recvmsg_blocking(void)
+{
+    struct msghdr mh;
+
+    memset(&mh, 0, sizeof(mh));
+    syscall(SYS_recvmsg, 0, &mh, 0);
+}
+static void do_fcntl_add_seals(void) { syscall(SYS_fcntl, 1, F_ADD_SEALS, F_SEAL_SEAL); }
 static void do_ftruncate(void) { syscall(SYS_ftruncate, 1, 0); }
 static void do_fcntl_setfl(void) { syscall(SYS_fcntl, 1, F_SETFL, 0); }
 static void do_mmap_exec(void)
@@ -163,6 +173,8 @@ int main(int argc, char **argv)
         { "openat relative to the key directory (the file helper's job)", do_openat_keydir },
         { "sendmsg (could pass descriptors)", do_sendmsg }, { "ftruncate", do_ftruncate },
         { "fcntl(F_SETFL)", do_fcntl_setfl }, { "mmap PROT_EXEC", do_mmap_exec },
+        { "recvmsg without MSG_DONTWAIT|MSG_CMSG_CLOEXEC", do_recvmsg_blocking },
+        { "fcntl(F_ADD_SEALS)", do_fcntl_add_seals },
         { "file helper: openat O_PATH", files_open_path, 1 },
         { "file helper: openat O_RDWR", files_open_rdwr, 1 },
         { "file helper: openat O_TRUNC", files_open_trunc, 1 },

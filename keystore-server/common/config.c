@@ -41,6 +41,7 @@ static void set_defaults(struct ks_config *cfg)
     snprintf(cfg->jail, sizeof(cfg->jail), "/var/empty/keystored");
     cfg->seccomp = 1;
     cfg->spin_us = 30;
+    cfg->shared_memory = 1;
     cfg->max_tcp_connections = 256;
     cfg->max_unauthenticated_per_address = 16;
     cfg->handshake_timeout = 5;
@@ -266,6 +267,7 @@ static const struct option_def {
     { "frame_timeout", set_int, F(frame_timeout), 1, 3600 },
     { "secure_heap_mb", set_heap_mb, F(secure_heap), 1, 1024 },
     { "spin_us", set_int, F(spin_us), 0, 100000 },
+    { "shared_memory", set_bool, F(shared_memory), 0, 0 },
     { "rng_reseed_seconds", set_int, F(rng_reseed_seconds), 0, 86400 },
     { "listen_tcp", set_tcp_list, F(listen_tcp), 0, 1024 },
     { "server_key", set_abspath, F(server_key), 0, KS_CONF_PATH_MAX },

@@ -24,6 +24,7 @@ struct ks_config {
     int frame_timeout;                    /* seconds a partial frame may linger */
     size_t secure_heap;                   /* bytes of OpenSSL secure heap (power of 2) */
     int spin_us;                          /* poll this long after a request before sleeping */
+    int shared_memory;                    /* map clients' request/reply rings (daemon/conn_shm.c) */
     int rng_reseed_seconds;               /* 0: OpenSSL's DRBG reseed intervals */
     /* Remote access (docs/remote.md): TCP listeners, the server's static
      * key, the authorized clients, the access list and the audit log. */

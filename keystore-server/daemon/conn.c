@@ -12,6 +12,7 @@
 
 #include "client_limit.h"
 #include "common/log.h"
+#include "conn_shm.h"
 #include "conn_tcp.h"
 #include "ops/dispatch.h"
 #include "server.h"
@@ -29,6 +30,7 @@ struct ks_conn *ks_conn_new(int fd, int is_admin, unsigned long id, int64_t now)
         return NULL;
     c->kind = KS_ITEM_CONN;
     c->fd = fd;
+    c->shm_fd = -1;
     c->s.id = id;
     c->s.is_admin = is_admin;
     c->last_request = now;
@@ -43,6 +45,7 @@ void ks_conn_free(struct ks_conn *c)
         close(c->fd);
     ks_limit_release(&c->s);
     ks_conn_tcp_free(c->tcp);
+    ks_conn_shm_free(c);
     ks_conn_wipe_free(&c->in, c->in_cap);
     ks_conn_wipe_free(&c->out, c->out_cap);
     free(c);
@@ -142,6 +145,8 @@ static enum ks_conn_state process_frames(const struct ks_config *cfg, struct ks_
             continue;
         }
         after = ks_handle_frame(cfg, &c->s, c->in + KS_FRAME_HEADER, len, &arena, &resp);
+        if (resp.body_case == KEYSTORE__RESPONSE__BODY_HELLO && resp.hello != NULL)
+            ks_conn_shm_accept(cfg, c, resp.hello);
         r = queue_reply(c, &resp);
         ks_arena_free(&arena);
         consume(c, KS_FRAME_HEADER + (size_t)len);
@@ -153,6 +158,13 @@ static enum ks_conn_state process_frames(const struct ks_config *cfg, struct ks_
         }
         if (after == KS_CLOSE_AFTER_REPLY)
             c->closing = 1;
+        if (c->shm != NULL) {
+            /* from now on requests come through the rings; the socket
+             * carries doorbell bytes only */
+            sodium_memzero(c->in, c->in_cap);
+            c->in_len = 0;
+            break;
+        }
     }
     if (c->closing) {
         /* nothing more is read or answered on this connection */
@@ -251,10 +263,41 @@ static void received(struct ks_conn *c, size_t r)
     }
 }
 
+/* A connection on the rings: the socket only rings the doorbell (any bytes)
+ * or reports the client's end. */
+static enum ks_conn_state shm_readable(const struct ks_config *cfg, struct ks_conn *c, int64_t now)
+{
+    uint8_t bell[256];
+    int served, i;
+
+    if (flush_out(c) != KS_CONN_OK)   /* the HelloReply may still be queued */
+        return KS_CONN_CLOSE;
+    for (i = 0; i < 4; i++) {
+        ssize_t r = recv(c->fd, bell, sizeof(bell), MSG_DONTWAIT);
+
+        if (r == 0)
+            return KS_CONN_CLOSE;
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            return KS_CONN_CLOSE;
+        }
+        if ((size_t)r < sizeof(bell))
+            break;
+    }
+    if (ks_conn_shm_serve(cfg, c, now, &served) != KS_CONN_OK)
+        return KS_CONN_CLOSE;
+    return flush_out(c);
+}
+
 enum ks_conn_state ks_conn_readable(const struct ks_config *cfg, struct ks_conn *c, int64_t now)
 {
     ssize_t r;
 
+    if (c->shm != NULL)
+        return shm_readable(cfg, c, now);
     if (c->eof || c->closing)
         return progress(cfg, c, now);
     if (ensure_in_space(cfg, c) != 0) {
@@ -263,7 +306,11 @@ enum ks_conn_state ks_conn_readable(const struct ks_config *cfg, struct ks_conn 
     }
     if (c->in_len < c->in_cap) {
         do {
-            r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+            /* until Hello, a Unix peer may send the memfd of its rings */
+            if (!c->s.hello_done && c->tcp == NULL && c->sink == NULL && cfg->shared_memory)
+                r = ks_conn_shm_recv(c, c->in + c->in_len, c->in_cap - c->in_len);
+            else
+                r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
         } while (r < 0 && errno == EINTR);
         if (r < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK) {

@@ -30,6 +30,13 @@ struct ks_conn {
     ks_conn_sink sink;        /* NULL: send on fd */
     void *sink_arg;
     struct ks_tcp *tcp;       /* TCP secure channel state (conn_tcp.c); NULL on Unix sockets */
+    int shm_fd;               /* memfd received with Hello, -1 if none (conn_shm.c) */
+    uint8_t *shm;             /* the mapped rings once accepted, else NULL */
+    size_t shm_len;
+    uint32_t shm_ring;
+    uint32_t shm_req_tail;    /* our own indices: never read back from shared memory */
+    uint32_t shm_rep_head;
+    int shm_counted;          /* counted in its worker's shared-memory connections */
     struct ks_conn *prev, *next;  /* the owning worker's list */
 };
 

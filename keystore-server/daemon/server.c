@@ -23,6 +23,7 @@
 #include "client_limit.h"
 #include "common/log.h"
 #include "conn.h"
+#include "conn_shm.h"
 #include "conn_tcp.h"
 #include "ops/control.h"
 #include "ops/stats.h"
@@ -30,12 +31,14 @@
 #include "sandbox/harden.h"
 #include "sdnotify.h"
 #include "store/keytable.h"
+#include "shm_ring.h"
 #include "wire.h"
 
 #define WORKER_STACK (256 * 1024)   /* mlockall pins every stack: keep them small */
 #define MAX_EVENTS 64
 #define ACCEPTS_PER_WAKEUP 64
 #define SWEEP_MS 250                /* how often timeouts are checked */
+#define SHM_PAUSES 128              /* ring polls between two epoll_wait(0) while spinning */
 
 struct worker {
     int index;
@@ -51,6 +54,7 @@ struct worker {
     int listeners_paused;           /* out of descriptors: listeners removed for a while */
     int64_t paused_at;
     int64_t alive_us;               /* last pass through the loop (systemd watchdog) */
+    int nshm;                       /* owned connections on shared-memory rings */
 };
 
 static struct worker *workers;
@@ -122,6 +126,8 @@ static void free_conn(struct ks_conn *c)
 
 static void close_conn(struct worker *w, struct ks_conn *c)
 {
+    if (c->shm_counted)
+        w->nshm--;
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     list_remove(&w->conns, c);
     ks_stats_conn_close(conn_kind(c));
@@ -303,6 +309,10 @@ static void conn_event(struct worker *w, struct ks_conn *c, uint32_t ev, int64_t
         close_conn(w, c);
         return;
     }
+    if (c->shm != NULL && !c->shm_counted) {
+        c->shm_counted = 1;
+        w->nshm++;
+    }
     want = ks_conn_wanted_events(c);
     if (want != c->events) {
         struct epoll_event e;
@@ -317,6 +327,61 @@ static void conn_event(struct worker *w, struct ks_conn *c, uint32_t ev, int64_t
         }
         c->events = want;
     }
+}
+
+/* Serve every ring of this worker's connections once (each up to its
+ * budget, so one client cannot hold the worker); returns requests served. */
+static int shm_poll(struct worker *w, int64_t now)
+{
+    struct ks_conn *c, *next;
+    int total = 0, served;
+
+    if (w->nshm == 0)
+        return 0;
+    for (c = w->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->shm == NULL)
+            continue;
+        if (ks_conn_shm_serve(w->cfg, c, now, &served) != KS_CONN_OK) {
+            close_conn(w, c);
+            continue;
+        }
+        total += served;
+    }
+    return total;
+}
+
+static int shm_any_pending(struct worker *w)
+{
+    struct ks_conn *c;
+
+    if (w->nshm == 0)
+        return 0;
+    for (c = w->conns; c != NULL; c = c->next)
+        if (ks_conn_shm_pending(c))
+            return 1;
+    return 0;
+}
+
+/* Before blocking in epoll_wait: tell every ring's client to ring the
+ * socket, then look once more (a request published before the client saw
+ * the flag would otherwise wait for the next wake-up).  1 if one is there. */
+static int shm_prepare_sleep(struct worker *w)
+{
+    struct ks_conn *c;
+
+    for (c = w->conns; c != NULL; c = c->next)
+        ks_conn_shm_sleeping(c, 1);
+    ks_shm_fence();
+    return shm_any_pending(w);
+}
+
+static void shm_awake(struct worker *w)
+{
+    struct ks_conn *c;
+
+    for (c = w->conns; c != NULL; c = c->next)
+        ks_conn_shm_sleeping(c, 0);
 }
 
 static void sweep_timeouts(struct worker *w, int64_t now)
@@ -381,16 +446,27 @@ static void *worker_main(void *arg)
          * cross-core wake-up that dominates a small operation's latency.
          * sched_yield lets a client that shares this core run meanwhile. */
         if (spin_until != 0) {
+            /* the rings first, a few microseconds without a system call:
+             * epoll_wait costs more than that where system calls are dear */
+            for (i = 0; i < SHM_PAUSES && w->nshm > 0 && !shm_any_pending(w); i++)
+                ks_shm_pause();
             n = epoll_wait(w->epfd, evs, MAX_EVENTS, 0);
-            if (n == 0) {
+            /* requests in shared memory need no wake-up while we spin: they
+             * are served below, with the timeouts swept as after any event */
+            if (n == 0 && !shm_any_pending(w)) {
                 if (ks_mono_us() < spin_until)
                     sched_yield();
                 else
                     spin_until = 0;
                 continue;
             }
+        } else if (w->nshm > 0 && shm_prepare_sleep(w)) {
+            shm_awake(w);
+            n = 0;
         } else {
             n = epoll_wait(w->epfd, evs, MAX_EVENTS, SWEEP_MS);
+            if (w->nshm > 0)
+                shm_awake(w);
         }
         if (n < 0) {
             if (errno == EINTR)
@@ -410,6 +486,8 @@ static void *worker_main(void *arg)
             else
                 conn_event(w, evs[i].data.ptr, evs[i].events, now);
         }
+        if (shm_poll(w, now) > 0)
+            n = n > 0 ? n : 1;
         if (n > 0 && w->cfg->spin_us > 0)
             spin_until = ks_mono_us() + w->cfg->spin_us;
         if (now - last_sweep >= SWEEP_MS) {

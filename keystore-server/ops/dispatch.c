@@ -36,6 +36,7 @@ static enum ks_after do_hello(struct ks_op *op, const Keystore__Hello *h)
     }
     ks_log_sanitize(h->client_name, op->s->client_name, sizeof(op->s->client_name));
     op->s->hello_done = 1;
+    op->s->shm_ring_size = h->shm_ring_size;
     hr = ks_arena_alloc(op->arena, sizeof(*hr));
     if (hr == NULL)
         return KS_CLOSE_AFTER_REPLY;

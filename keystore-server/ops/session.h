@@ -15,6 +15,7 @@ struct ks_session {
     gid_t gid;
     pid_t pid;
     int hello_done;
+    unsigned shm_ring_size;    /* Hello offered shared-memory rings of this size (daemon/conn_shm.c) */
     char client_name[64];      /* sanitized Hello.client_name */
     /* Identity for access control, limits and the audit log (acl.h):
      * Unix peers by uid/gids, TCP peers by their authorized-clients name. */

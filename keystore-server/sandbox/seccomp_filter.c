@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 
 struct allowed {
     int nr;
@@ -32,8 +33,9 @@ static const struct allowed ALLOW[] = {
     A(read, "socket reads"), A(write, "socket writes, log lines to stderr"),
     A(readv, "socket reads"), A(writev, "stderr log lines (stdio)"),
     A(recvfrom, "socket reads"), A(sendto, "socket writes"),
-    /* no sendmsg/recvmsg: SCM_RIGHTS would hand the audit log's descriptor
-     * to a colluding client outside every filter */
+    /* no sendmsg: SCM_RIGHTS would hand the audit log's descriptor to a
+     * colluding client outside every filter; recvmsg (for the memfd of the
+     * shared-memory rings) only with fixed flags, below */
     A(accept4, "new clients"), A(accept, "new clients"),
     A(getsockopt, "SO_PEERCRED, SO_PEERGROUPS: who the client is"),
     A(setsockopt, "TCP_NODELAY on accepted TCP clients"), A(shutdown, "closing clients"),
@@ -142,6 +144,14 @@ int ks_seccomp_install(char *err, size_t errlen)
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
                               SCMP_A1(SCMP_CMP_EQ, F_GETFD));
+    /* the shared-memory rings (daemon/conn_shm.c): is a received descriptor
+     * a sealed memfd; receive it (non-blocking, close-on-exec) with Hello */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                              SCMP_A1(SCMP_CMP_EQ, F_GET_SEALS));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(recvmsg), 1,
+                              SCMP_A2(SCMP_CMP_EQ, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
     return finish(ctx, rc, err, errlen);
 }
 
