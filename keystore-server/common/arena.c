@@ -17,6 +17,13 @@ struct ks_arena_chunk {
 void *ks_arena_alloc(struct ks_arena *a, size_t len)
 {
     struct ks_arena_chunk *c;
+    size_t align = _Alignof(max_align_t), at = (a->used + align - 1) & ~(align - 1);
+
+    if (len <= KS_ARENA_INLINE && at <= KS_ARENA_INLINE - len) {
+        memset(a->first + at, 0, len);   /* like calloc */
+        a->used = at + len;
+        return a->first + at;
+    }
 
     if (len > ((size_t)-1) / 2 || (c = calloc(1, sizeof(*c) + len)) == NULL) {
         a->failed = 1;
@@ -67,4 +74,24 @@ void ks_arena_free(struct ks_arena *a)
     }
     a->head = NULL;
     a->failed = 0;
+    sodium_memzero(a->first, a->used);
+    a->used = 0;
+}
+
+static void *pb_alloc(void *data, size_t size)
+{
+    return ks_arena_alloc(data, size > 0 ? size : 1);
+}
+
+static void pb_free(void *data, void *p)
+{
+    (void)data;
+    (void)p;
+}
+
+void ks_arena_protobuf(struct ks_arena *a, ProtobufCAllocator *out)
+{
+    out->alloc = pb_alloc;
+    out->free = pb_free;
+    out->allocator_data = a;
 }

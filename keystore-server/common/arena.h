@@ -6,11 +6,19 @@
 
 #include <stddef.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 struct ks_arena_chunk;
+
+#define KS_ARENA_INLINE 2048
 
 struct ks_arena {
     struct ks_arena_chunk *head;
     int failed;   /* an allocation failed: the reply is incomplete */
+    /* A small request and its reply (a signature) fit here without any
+     * malloc; larger allocations get chunks of their own. */
+    size_t used;
+    _Alignas(max_align_t) unsigned char first[KS_ARENA_INLINE];
 };
 
 #define KS_ARENA_INIT { NULL, 0 }
@@ -22,5 +30,9 @@ char *ks_arena_printf(struct ks_arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Wipe and free everything. */
 void ks_arena_free(struct ks_arena *a);
+
+/* A protobuf-c allocator that unpacks into a (its free does nothing: the
+ * message goes, wiped, with the arena). */
+void ks_arena_protobuf(struct ks_arena *a, ProtobufCAllocator *out);
 
 #endif

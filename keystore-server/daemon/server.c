@@ -26,6 +26,7 @@
 #include "conn_shm.h"
 #include "conn_tcp.h"
 #include "ops/control.h"
+#include "ops/prepared.h"
 #include "ops/stats.h"
 #include "reload.h"
 #include "sandbox/harden.h"
@@ -492,12 +493,14 @@ static void *worker_main(void *arg)
             spin_until = ks_mono_us() + w->cfg->spin_us;
         if (now - last_sweep >= SWEEP_MS) {
             sweep_timeouts(w, now);
+            ks_prep_sweep();   /* release contexts of keys deleted meanwhile */
             last_sweep = now;
             __atomic_store_n(&w->alive_us, ks_mono_us(), __ATOMIC_RELAXED);
             watchdog_tick();
         }
     }
 out:
+    ks_prep_thread_free();
     __atomic_add_fetch(&workers_exited, 1, __ATOMIC_RELAXED);
     return NULL;
 }

@@ -222,9 +222,12 @@ enum ks_after ks_handle_frame(const struct ks_config *cfg, struct ks_session *s,
     enum ks_after after = KS_KEEP_OPEN;
     int64_t t0 = ks_audit_clock();
     long long start_us = ks_mono_us();
+    ProtobufCAllocator in_arena;
     Keystore__Request *req;
 
-    req = keystore__request__unpack(NULL, len, frame);
+    /* unpacked into the arena: no malloc per field, wiped with the reply */
+    ks_arena_protobuf(arena, &in_arena);
+    req = keystore__request__unpack(&in_arena, len, frame);
     if (req == NULL) {
         resp->id = 0;
         ks_op_error(&op, KEYSTORE__ERROR_CODE__ERROR_BAD_REQUEST,
@@ -251,6 +254,5 @@ enum ks_after ks_handle_frame(const struct ks_config *cfg, struct ks_session *s,
     ensure_sendable(&op);
     ks_audit_request(s, req, resp, t0);
     record(req, resp, start_us);
-    keystore__request__free_unpacked(req, NULL);
-    return after;
+    return after;   /* req goes with the arena */
 }

@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 
 #include "common/log.h"
+#include "prepared.h"
 #include "session.h"
 
 static Keystore__Error oom_error = {
@@ -227,11 +228,12 @@ EVP_MD *ks_op_fetch_md(struct ks_op *op, const char *name, const char *what)
                     what);
         return NULL;
     }
-    md = EVP_MD_fetch(NULL, name, NULL);
-    ERR_clear_error();
-    if (md == NULL)
+    md = ks_prep_md(name);   /* fetched once per thread */
+    if (md == NULL) {
+        ERR_clear_error();
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
                     "unknown %s '%s' (use an OpenSSL digest name such as SHA256)", what, name);
+    }
     return md;
 }
 

@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "digest_policy.h"
+#include "prepared.h"
 
 /* Wire PSS salt length -> OpenSSL's.  The wire's -2 (max) and -3 (auto)
  * differ from OpenSSL's numbering; when signing, auto behaves as max. */
@@ -85,11 +86,11 @@ static void bad_param_ossl(struct ks_op *op, const struct ks_key *k, const char 
                 k->name, ks_key_type_name(k->type), what, ks_ossl_reason(reason, sizeof(reason)));
 }
 
-static void sign_eddsa(struct ks_op *op, const struct ks_key *k, const Keystore__SignRequest *r)
+static void sign_eddsa(struct ks_op *op, struct ks_key *k, const Keystore__SignRequest *r)
 {
     static const uint8_t empty[1];
     const uint8_t *msg = r->tbs.len > 0 ? r->tbs.data : empty;
-    EVP_MD_CTX *mctx;
+    EVP_MD_CTX *mctx = NULL, *prepared;
     uint8_t *sig;
     size_t siglen = 0;
 
@@ -100,22 +101,30 @@ static void sign_eddsa(struct ks_op *op, const struct ks_key *k, const Keystore_
                     k->name, ks_key_type_name(k->type));
         return;
     }
-    mctx = EVP_MD_CTX_new();
-    if (mctx == NULL || EVP_DigestSignInit_ex(mctx, NULL, NULL, NULL, NULL, k->pkey, NULL) != 1 ||
-        EVP_DigestSign(mctx, NULL, &siglen, msg, r->tbs.len) != 1) {
+    /* the prepared context if there is one, else a context of our own */
+    prepared = ks_prep_eddsa(k);
+    mctx = prepared != NULL ? prepared : EVP_MD_CTX_new();
+    if (mctx == NULL || (prepared == NULL &&
+                         EVP_DigestSignInit_ex(mctx, NULL, NULL, NULL, NULL, k->pkey, NULL) != 1)) {
         op_failed(op, k);
         goto out;
     }
+    siglen = (size_t)EVP_PKEY_get_size(k->pkey);
     sig = ks_arena_alloc(op->arena, siglen);
     if (sig == NULL)
         goto out;
     if (EVP_DigestSign(mctx, sig, &siglen, msg, r->tbs.len) != 1) {
         op_failed(op, k);
+        if (prepared != NULL) {
+            ks_prep_flush();   /* its state is unknown now; this frees it */
+            mctx = NULL;
+        }
         goto out;
     }
     reply_signature(op, sig, siglen);
 out:
-    EVP_MD_CTX_free(mctx);
+    if (prepared == NULL)
+        EVP_MD_CTX_free(mctx);
 }
 
 /* Padding checks that need no digest; returns 0 or replies with an error. */
@@ -193,7 +202,29 @@ static int setup_rsa(struct ks_op *op, const struct ks_key *k, const Keystore__S
     return rc;
 }
 
-static void sign_digest(struct ks_op *op, const struct ks_key *k, const Keystore__SignRequest *r)
+/* A context for this request: for ECDSA the prepared one itself (*borrowed
+ * set), for RSA a copy of the prepared one (the request's parameters go
+ * into the copy only), else, or if preparing failed, a new one. */
+static EVP_PKEY_CTX *sign_ctx(struct ks_key *k, int is_rsa, const EVP_MD *md, int *borrowed)
+{
+    EVP_PKEY_CTX *ctx, *base;
+
+    *borrowed = 0;
+    if (!is_rsa && (ctx = ks_prep_ecdsa(k, md)) != NULL) {
+        *borrowed = 1;
+        return ctx;
+    }
+    if (is_rsa && (base = ks_prep_rsa_sign(k)) != NULL && (ctx = EVP_PKEY_CTX_dup(base)) != NULL)
+        return ctx;
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+    if (ctx != NULL && EVP_PKEY_sign_init(ctx) != 1) {
+        EVP_PKEY_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static void sign_digest(struct ks_op *op, struct ks_key *k, const Keystore__SignRequest *r)
 {
     int is_rsa = k->type == KEYSTORE__KEY_TYPE__KEY_TYPE_RSA ||
                  k->type == KEYSTORE__KEY_TYPE__KEY_TYPE_RSA_PSS;
@@ -201,6 +232,7 @@ static void sign_digest(struct ks_op *op, const struct ks_key *k, const Keystore
     EVP_MD *md;
     uint8_t *sig;
     size_t siglen;
+    int borrowed;
 
     if (!is_rsa && r->padding != KEYSTORE__PADDING__PADDING_UNSPECIFIED) {
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
@@ -213,32 +245,34 @@ static void sign_digest(struct ks_op *op, const struct ks_key *k, const Keystore
     md = digest_for(op, k, r);
     if (md == NULL)
         return;
-    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-    if (ctx == NULL || EVP_PKEY_sign_init(ctx) != 1) {
+    ctx = sign_ctx(k, is_rsa, md, &borrowed);
+    if (ctx == NULL) {
         op_failed(op, k);
         goto out;
     }
     if (is_rsa) {
         if (setup_rsa(op, k, r, ctx, md) != 0)
             goto out;
-    } else if (EVP_PKEY_CTX_set_signature_md(ctx, md) != 1) {
+    } else if (!borrowed && EVP_PKEY_CTX_set_signature_md(ctx, md) != 1) {
         bad_param_ossl(op, k, "this digest");
         goto out;
     }
-    if (EVP_PKEY_sign(ctx, NULL, &siglen, r->tbs.data, r->tbs.len) != 1) {
-        op_failed(op, k);
-        goto out;
-    }
+    siglen = (size_t)EVP_PKEY_get_size(k->pkey);   /* the largest signature */
     sig = ks_arena_alloc(op->arena, siglen);
     if (sig == NULL)
         goto out;
     if (EVP_PKEY_sign(ctx, sig, &siglen, r->tbs.data, r->tbs.len) != 1) {
         op_failed(op, k);
+        if (borrowed) {
+            ks_prep_flush();   /* its state is unknown now; this frees it */
+            ctx = NULL;
+        }
         goto out;
     }
     reply_signature(op, sig, siglen);
 out:
-    EVP_PKEY_CTX_free(ctx);
+    if (!borrowed)
+        EVP_PKEY_CTX_free(ctx);
     EVP_MD_free(md);
 }
 

@@ -20,7 +20,9 @@
 #include "certchain.h"
 #include "common/log.h"
 #include "generation.h"
+#include "keyload.h"
 #include "manifest.h"
+#include "masterkey.h"
 #include "sealed_file.h"
 #include "secure_heap.h"
 
@@ -34,6 +36,11 @@ static char dir_path[4096];
  * not match): every manifest keeps them, so they stay vouched for. */
 static uint64_t generation;
 static struct ks_manifest carried;
+
+/* While load_all runs, in its thread only: the decoders, and one locked
+ * buffer every key is unsealed into (keyload.h, ks_unseal_key_into). */
+static __thread struct ks_loader *loader;
+static __thread uint8_t *unseal_buf;
 
 /* Readers (every operation) take table_lock shared; publishing a new table
  * state takes it exclusively for a few pointer moves only. */
@@ -88,6 +95,19 @@ static void key_ref(struct ks_key *k)
     __atomic_add_fetch(&k->refs, 1, __ATOMIC_RELAXED);
 }
 
+void ks_key_hold(struct ks_key *k)
+{
+    key_ref(k);
+}
+
+/* Bumped under table_lock by every table_put and table_remove. */
+static uint64_t changes;
+
+uint64_t ks_store_changes(void)
+{
+    return __atomic_load_n(&changes, __ATOMIC_ACQUIRE);
+}
+
 static int copy_certs(struct ks_key *k, const struct ks_cert *certs, size_t n)
 {
     size_t i;
@@ -115,8 +135,6 @@ static struct ks_key *key_new(const char *name, EVP_PKEY *pkey, uint64_t created
                               uint32_t usage, char *why, size_t whylen)
 {
     struct ks_key *k = calloc(1, sizeof(*k));
-    unsigned char *p;
-    int len;
 
     if (k == NULL) {
         snprintf(why, whylen, "out of memory");
@@ -129,22 +147,12 @@ static struct ks_key *key_new(const char *name, EVP_PKEY *pkey, uint64_t created
         free(k);
         return NULL;
     }
-    len = i2d_PUBKEY(pkey, NULL);
-    if (len <= 0 || (k->spki = malloc((size_t)len)) == NULL) {
+    if (ks_loader_spki(loader, pkey, k->type, k->group, &k->spki, &k->spki_len) != 0) {
         snprintf(why, whylen, "cannot encode the public key");
         ERR_clear_error();
         free(k);
         return NULL;
     }
-    p = k->spki;
-    if (i2d_PUBKEY(pkey, &p) != len) {
-        snprintf(why, whylen, "cannot encode the public key");
-        ERR_clear_error();
-        free(k->spki);
-        free(k);
-        return NULL;
-    }
-    k->spki_len = (size_t)len;
     if (EVP_PKEY_up_ref(pkey) != 1) {
         snprintf(why, whylen, "EVP_PKEY_up_ref failed");
         free(k->spki);
@@ -224,6 +232,7 @@ static void table_put(struct ks_key *k)
         nkeys++;
         table_maybe_grow();
     }
+    __atomic_add_fetch(&changes, 1, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&table_lock);
     ks_key_put(old);
 }
@@ -239,6 +248,7 @@ static struct ks_key *table_remove(const char *name)
         *slot = k->next;
         k->next = NULL;
         nkeys--;
+        __atomic_add_fetch(&changes, 1, __ATOMIC_RELEASE);
     }
     pthread_rwlock_unlock(&table_lock);
     return k;   /* caller owns the table's reference */
@@ -554,7 +564,13 @@ static struct ks_key *load_key_image(const char *name, const char *fname, uint8_
 
     *auth_failed = 0;
     *authentic = 0;
-    st = ks_unseal_key(name, file, filelen, &meta, &der, &derlen, why, sizeof(why));
+    if (unseal_buf != NULL) {
+        der = unseal_buf;
+        st = ks_unseal_key_into(name, file, filelen, &meta, der, KS_KEYFILE_MAX, &derlen,
+                                why, sizeof(why));
+    } else {
+        st = ks_unseal_key(name, file, filelen, &meta, &der, &derlen, why, sizeof(why));
+    }
     free(file);
     if (st != KS_UNSEAL_OK) {
         if (st == KS_UNSEAL_INTERNAL)
@@ -564,8 +580,11 @@ static struct ks_key *load_key_image(const char *name, const char *fname, uint8_
         return NULL;
     }
     *authentic = 1;
-    pkey = ks_pkey_from_der(der, derlen);
-    sodium_free(der);   /* wipes the plaintext PKCS#8 */
+    pkey = ks_loader_decode(loader, meta.key_type, der, derlen);
+    if (der == unseal_buf)
+        sodium_memzero(der, derlen);   /* the plaintext PKCS#8 */
+    else
+        sodium_free(der);   /* wipes it */
     if (pkey == NULL) {
         ks_log("error: skipping key %s: %s/%s authenticates but the key inside does not "
                "parse (%s)%s", name, dir_path, fname, ks_ossl_reason(why, sizeof(why)),
@@ -817,12 +836,16 @@ static int load_all(uint64_t counter)
     unsigned loaded = 0, auth_failed = 0, skipped = 0;
     struct ks_manifest mf = { 0 };
     char err[512];
-    int fd, have, rc = -1;
+    int fd, have, held, rc = -1;
     DIR *d;
 
     if (open_manifest(counter, &mf, &have) != 0)
         return -1;
     generation = have ? mf.gen : counter;
+    /* Without them (out of memory) every key takes the general, slower path. */
+    loader = ks_loader_new();
+    unseal_buf = sodium_malloc(KS_KEYFILE_MAX);
+    held = ks_master_hold() == 0;
     fd = dup(dir_fd);
     if (fd < 0 || (d = fdopendir(fd)) == NULL) {
         ks_log("error: cannot list key directory %s: %s", dir_path, strerror(errno));
@@ -882,6 +905,12 @@ static int load_all(uint64_t counter)
            (unsigned long long)generation);
     rc = 0;
 out:
+    if (held)
+        ks_master_release();
+    ks_loader_free(loader);
+    loader = NULL;
+    sodium_free(unseal_buf);   /* wipes it */
+    unseal_buf = NULL;
     ks_manifest_free(&mf);
     return rc;
 }

@@ -93,6 +93,14 @@ void ks_store_release_dir(void);
 struct ks_key *ks_store_get(const char *name);
 void ks_key_put(struct ks_key *k);
 
+/* One more reference to an entry the caller holds (ks_key_put releases it). */
+void ks_key_hold(struct ks_key *k);
+
+/* A counter that changes whenever an entry is published or removed (add,
+ * delete, certificates, reload): caches of per-key state (ops/prepared.h)
+ * compare it to drop what they hold. */
+uint64_t ks_store_changes(void);
+
 /* Call fn for every key (in no particular order) under the read lock;
  * stops and returns fn's value if non-zero. */
 int ks_store_foreach(int (*fn)(const struct ks_key *k, void *arg), void *arg);

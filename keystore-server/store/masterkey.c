@@ -95,6 +95,9 @@ void ks_master_unload(void)
     }
 }
 
+/* Set while ks_master_hold() keeps the page readable (master_lock). */
+static int held;
+
 /* Open the readable window, or fail without touching the key. */
 static int open_window(void)
 {
@@ -102,7 +105,7 @@ static int open_window(void)
         return -1;
     if (pthread_mutex_lock(&master_lock) != 0)
         return -1;
-    if (sodium_mprotect_readonly(master) != 0) {
+    if (!held && sodium_mprotect_readonly(master) != 0) {
         pthread_mutex_unlock(&master_lock);
         ks_log("error: cannot unprotect the master key page: %s", strerror(errno));
         return -1;
@@ -112,9 +115,26 @@ static int open_window(void)
 
 static void close_window(void)
 {
-    if (sodium_mprotect_noaccess(master) != 0)
+    if (!held && sodium_mprotect_noaccess(master) != 0)
         ks_log("warning: cannot re-protect the master key page: %s", strerror(errno));
     pthread_mutex_unlock(&master_lock);
+}
+
+int ks_master_hold(void)
+{
+    if (open_window() != 0)
+        return -1;
+    held = 1;
+    pthread_mutex_unlock(&master_lock);
+    return 0;
+}
+
+void ks_master_release(void)
+{
+    if (master == NULL || pthread_mutex_lock(&master_lock) != 0)
+        return;
+    held = 0;
+    close_window();
 }
 
 int ks_master_seal(const uint8_t *pt, size_t ptlen, const uint8_t *ad, size_t adlen,

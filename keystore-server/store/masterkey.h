@@ -20,6 +20,12 @@ void ks_master_unload(void);
 int ks_master_seal(const uint8_t *pt, size_t ptlen, const uint8_t *ad, size_t adlen,
                    const uint8_t nonce[KS_SEAL_NONCE_LEN], uint8_t *ct);
 
+/* Keep the page readable from hold to release, for the start-up load that
+ * unseals every key file (two mprotect calls per file were a fifth of the
+ * start-up time with many keys).  Only before any client is served. */
+int ks_master_hold(void);
+void ks_master_release(void);
+
 /* pt must hold ctlen - KS_SEAL_TAG_LEN bytes.  Returns 0, -1 if the
  * ciphertext does not authenticate (wrong key, tampering, renamed file), or
  * -2 on an internal failure (already logged). */

@@ -81,11 +81,32 @@ enum ks_unseal_status ks_unseal_key(const char *name, const uint8_t *file, size_
                                     struct ks_keyfile_meta *meta,
                                     uint8_t **der, size_t *derlen, char *why, size_t whylen)
 {
-    size_t ctlen, adlen, hdrlen;
-    uint8_t *ad, *pt;
-    int r;
+    enum ks_unseal_status st;
+    uint8_t *pt;
 
     *der = NULL;
+    if (filelen < KS_KEYFILE_HEADER_V1 + KS_SEAL_TAG_LEN + 1)   /* says why */
+        return ks_unseal_key_into(name, file, filelen, meta, NULL, 0, derlen, why, whylen);
+    pt = sodium_malloc(filelen);
+    if (pt == NULL)
+        return KS_UNSEAL_INTERNAL;
+    st = ks_unseal_key_into(name, file, filelen, meta, pt, filelen, derlen, why, whylen);
+    if (st != KS_UNSEAL_OK) {
+        sodium_free(pt);
+        return st;
+    }
+    *der = pt;
+    return KS_UNSEAL_OK;
+}
+
+enum ks_unseal_status ks_unseal_key_into(const char *name, const uint8_t *file, size_t filelen,
+                                         struct ks_keyfile_meta *meta, uint8_t *pt,
+                                         size_t ptcap, size_t *derlen, char *why, size_t whylen)
+{
+    size_t ctlen, adlen, hdrlen;
+    uint8_t *ad;
+    int r;
+
     if (filelen < KS_KEYFILE_HEADER_V1 + KS_SEAL_TAG_LEN + 1) {
         snprintf(why, whylen, "file is too short (%zu bytes) to be a sealed key", filelen);
         return KS_UNSEAL_FORMAT;
@@ -109,24 +130,20 @@ enum ks_unseal_status ks_unseal_key(const char *name, const uint8_t *file, size_
     meta->created = get_be64(file + 16);
     meta->usage = meta->version == 1 ? 0 : ks_get_be32(file + 48);
     ctlen = filelen - hdrlen;
+    if (ctlen - KS_SEAL_TAG_LEN > ptcap)
+        return KS_UNSEAL_INTERNAL;
     ad = make_ad(file, hdrlen, name, &adlen);
     if (ad == NULL)
         return KS_UNSEAL_INTERNAL;
-    pt = sodium_malloc(ctlen - KS_SEAL_TAG_LEN);
-    if (pt == NULL) {
-        free(ad);
-        return KS_UNSEAL_INTERNAL;
-    }
     r = ks_master_unseal(file + hdrlen, ctlen, ad, adlen, file + 24, pt);
     free(ad);
     if (r != 0) {
-        sodium_free(pt);
+        sodium_memzero(pt, ctlen - KS_SEAL_TAG_LEN);
         if (r == -1)
             snprintf(why, whylen, "does not authenticate under the master key "
                      "(tampered, renamed, or sealed with another master key)");
         return r == -1 ? KS_UNSEAL_AUTH : KS_UNSEAL_INTERNAL;
     }
-    *der = pt;
     *derlen = ctlen - KS_SEAL_TAG_LEN;
     return KS_UNSEAL_OK;
 }

@@ -57,6 +57,14 @@ enum ks_unseal_status ks_unseal_key(const char *name, const uint8_t *file, size_
                                     struct ks_keyfile_meta *meta,
                                     uint8_t **der, size_t *derlen, char *why, size_t whylen);
 
+/* The same into pt (ptcap bytes, locked memory the caller wipes): start-up
+ * unseals every key into one buffer instead of a sodium_malloc each (an
+ * mmap, mprotect and munmap per key).  KS_UNSEAL_INTERNAL if it does not
+ * fit; pt is wiped on failure. */
+enum ks_unseal_status ks_unseal_key_into(const char *name, const uint8_t *file, size_t filelen,
+                                         struct ks_keyfile_meta *meta, uint8_t *pt,
+                                         size_t ptcap, size_t *derlen, char *why, size_t whylen);
+
 /* Reading and writing the files: keydir.h. */
 #include "keydir.h"
 
