@@ -305,8 +305,8 @@ static int enc_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t ou
     req.decrypt = &dr;
     if (tls)
         ERR_set_mark();
-    if (!ks_client_call(ctx->pc, &req, KEYSTORE__RESPONSE__BODY_DECRYPT, "decrypt", ctx->key->name,
-                        &resp, &code)) {
+    if (!ks_client_call_key(ctx->pc, ctx->key, &req, KEYSTORE__RESPONSE__BODY_DECRYPT, "decrypt",
+                            &resp, &code)) {
         /* The server never fails a TLS block for its content (its
          * substitute is deterministic), but should one ever say "decryption
          * failed", the caller must still see no error: a random premaster,

@@ -18,6 +18,17 @@ int ks_client_call(KS_PROVCTX *pc, Keystore__Request *req,
                    const char *keyname, Keystore__Response **resp,
                    Keystore__ErrorCode *server_code);
 
+/* The same for an operation with key k: on a server other than the one k
+ * was loaded from, the server's public key for k's name is checked first
+ * (and the request goes elsewhere if it differs). */
+struct ks_key_st;
+int ks_client_call_key(KS_PROVCTX *pc, struct ks_key_st *k, Keystore__Request *req,
+                       Keystore__Response__BodyCase expect, const char *op,
+                       Keystore__Response **resp, Keystore__ErrorCode *server_code);
+
+/* Index (servers.h) of the server this thread's last answer came from, -1 none. */
+int ks_client_server(KS_PROVCTX *pc);
+
 /* Wipes replies that may carry secrets (plaintext, shared secrets) before freeing. */
 void ks_client_free_response(Keystore__Response *resp);
 

@@ -27,6 +27,7 @@ static const OSSL_ITEM reason_strings[] = {
     { KS_R_SERVER_NOT_AUTHENTIC, "keystore server is not the one whose key is pinned" },
     { KS_R_NO_CERTIFICATE, "key has no certificate in the keystore" },
     { KS_R_WRONG_USAGE, "the keystore key's usage does not allow this operation" },
+    { KS_R_KEY_MISMATCH, "keystore servers hold different keys under this name" },
     { 0, NULL }
 };
 

@@ -31,6 +31,7 @@ enum {
     KS_R_SERVER_NOT_AUTHENTIC,
     KS_R_NO_CERTIFICATE,
     KS_R_WRONG_USAGE,
+    KS_R_KEY_MISMATCH,
 };
 
 /* The reason strings handed to the core by get_reason_strings. */

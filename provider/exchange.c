@@ -226,8 +226,8 @@ static Keystore__Response *server_derive(KS_EXCH_CTX *ctx)
     dr.peer_public_key_der.len = (size_t)len;
     req.body_case = KEYSTORE__REQUEST__BODY_DERIVE;
     req.derive = &dr;
-    if (!ks_client_call(ctx->pc, &req, KEYSTORE__RESPONSE__BODY_DERIVE, "derive", ctx->key->name,
-                        &resp, NULL))
+    if (!ks_client_call_key(ctx->pc, ctx->key, &req, KEYSTORE__RESPONSE__BODY_DERIVE, "derive",
+                            &resp, NULL))
         resp = NULL;
     OPENSSL_free(spki);
     if (resp != NULL && (resp->derive == NULL || resp->derive->secret.len != raw_size(ctx))) {

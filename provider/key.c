@@ -38,6 +38,7 @@ KS_KEY *ks_key_new(KS_PROVCTX *pc, int type)
     k->pc = pc;
     k->refs = 1;
     k->type = type;
+    k->origin = -1;
     return k;
 }
 
@@ -54,6 +55,7 @@ void ks_key_free(KS_KEY *k)
     if (k == NULL || __atomic_sub_fetch(&k->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     EVP_PKEY_free(k->pub);
+    free(k->pub_der);
     for (i = 0; i < k->ncerts; i++)
         free(k->certs[i]);
     free(k);
@@ -144,6 +146,14 @@ KS_KEY *ks_key_from_info(KS_PROVCTX *pc, const char *name, const Keystore__KeyIn
         return NULL;
     strcpy(k->name, name); /* length checked by ks_valid_key_name */
     k->version = info->version;
+    /* the server that just answered this thread: the key's own */
+    k->origin = ks_client_server(pc);
+    if ((k->pub_der = malloc(info->public_key_der.len)) == NULL) {
+        KS_RAISE(pc, KS_R_INTERNAL, "out of memory for the public key of '%s'", name);
+        goto err;
+    }
+    memcpy(k->pub_der, info->public_key_der.data, info->public_key_der.len);
+    k->pub_der_len = info->public_key_der.len;
     pub = decode_spki(pc, tname, name, info->public_key_der.data, info->public_key_der.len);
     if (pub == NULL)
         goto err;

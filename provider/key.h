@@ -40,6 +40,14 @@ typedef struct ks_key_st {
     unsigned char *certs[KS_MAX_CERTS];
     size_t certlens[KS_MAX_CERTS];
     uint32_t version;                 /* the key version loaded; sent with every operation */
+    /* Several servers (servers.h): the key is used by name on any of them,
+     * but only where that server's public key for the name is this one. */
+    int origin;                       /* index of the server it came from, -1 none */
+    unsigned char *pub_der;           /* its SubjectPublicKeyInfo as that server sent it */
+    size_t pub_der_len;
+    unsigned servers_ok;              /* bit i: server i checked, same key (atomic) */
+    long long servers_bad_until[KS_MAX_SERVERS]; /* checked, not the same: until then */
+    int servers_bad_why[KS_MAX_SERVERS];
 } KS_KEY;
 
 /* An empty key of the given type (filled later by import). */

@@ -2,6 +2,7 @@
 #include "provider.h"
 #include "client.h"
 #include "errors.h"
+#include "servers.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -166,6 +167,7 @@ static void ks_teardown(void *provctx)
     if (pc == NULL)
         return;
     ks_client_cleanup(pc);
+    ks_servers_free(pc);
     OSSL_LIB_CTX_free(pc->libctx);
     free(pc);
 }
@@ -248,7 +250,8 @@ static int set_shm(KS_PROVCTX *pc, const char *cfg)
     return 0;
 }
 
-/* "server" (KEYSTORE_SERVER), "timeout" (KEYSTORE_TIMEOUT), "shm" (KEYSTORE_SHM), and for tcp:
+/* "server" (KEYSTORE_SERVER: one address or several, servers.h), "timeout"
+ * (KEYSTORE_TIMEOUT), "shm" (KEYSTORE_SHM), and for tcp:
  * servers "server_public_key" (KEYSTORE_SERVER_PUBKEY) and "client_key"
  * (KEYSTORE_CLIENT_KEY). */
 static int configure_server(KS_PROVCTX *pc, OSSL_FUNC_core_get_params_fn *get_params)
@@ -275,7 +278,8 @@ static int configure_server(KS_PROVCTX *pc, OSSL_FUNC_core_get_params_fn *get_pa
         && set_param(pc, pc->client_key, sizeof(pc->client_key), ckey,
                      "KEYSTORE_CLIENT_KEY", "", "client key path")
         && set_timeout(pc, timeout)
-        && set_shm(pc, shm);
+        && set_shm(pc, shm)
+        && ks_servers_configure(pc, pc->server, pc->server_pubkey);
 }
 
 __attribute__((visibility("default")))
@@ -326,6 +330,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     *provctx = pc;
     return 1;
 err:
+    ks_servers_free(pc);
     OSSL_LIB_CTX_free(pc->libctx);
     free(pc);
     return 0;

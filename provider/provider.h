@@ -13,13 +13,18 @@
 #define KS_CHILD_PROPQ "provider!=keystore"
 
 #define KS_ADDR_MAX 256
+/* `server` may list several addresses (servers.h) */
+#define KS_SERVER_LIST_MAX 4096
+#define KS_MAX_SERVERS 16
 
 struct ks_conn;
+struct ks_servers;
 
 typedef struct ks_provctx_st {
     const OSSL_CORE_HANDLE *handle;
     OSSL_LIB_CTX *libctx;           /* child of the application's context */
-    char server[KS_ADDR_MAX];       /* "unix:/path" or "tcp:HOST:PORT" */
+    char server[KS_SERVER_LIST_MAX]; /* "unix:/path", "tcp:HOST:PORT", or a list */
+    struct ks_servers *servers;     /* the list parsed, and its backoff state */
     /* TCP only: pinned server key (base64/hex) and this client's key file */
     char server_pubkey[KS_ADDR_MAX];
     char client_key[KS_ADDR_MAX];

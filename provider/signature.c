@@ -443,8 +443,8 @@ static int remote_sign(KS_SIG_CTX *ctx, const unsigned char *tbs, size_t tbslen,
     sr.tbs.len = tbslen;
     req.body_case = KEYSTORE__REQUEST__BODY_SIGN;
     req.sign = &sr;
-    if (!ks_client_call(ctx->pc, &req, KEYSTORE__RESPONSE__BODY_SIGN, "sign", ctx->key->name,
-                        &resp, NULL))
+    if (!ks_client_call_key(ctx->pc, ctx->key, &req, KEYSTORE__RESPONSE__BODY_SIGN, "sign",
+                            &resp, NULL))
         return 0;
     s = resp->sign != NULL ? &resp->sign->signature : NULL;
     if (s == NULL || s->len == 0 || s->len > (size_t)ctx->key->max_size) {

@@ -1,9 +1,10 @@
-/* deadline URI
+/* deadline URI [--repeat]
  *
  * Loads a keystore key and signs once (the server is healthy), prints
  * "ready", then waits for a line on stdin (the test freezes the server
  * with SIGSTOP meanwhile) and signs again, printing
- * "elapsed_ms=N result=ok|failed" and the first OpenSSL error.  The test
+ * "elapsed_ms=N result=ok|failed" and the OpenSSL errors (with --repeat,
+ * once more for every further line, until end of input).  The test
  * checks that the provider's `timeout` bounds the whole operation,
  * reconnects and retries included, not each receive. */
 #include <openssl/err.h>
@@ -42,8 +43,8 @@ int main(int argc, char **argv)
     long long t0;
     int ok;
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: deadline URI\n");
+    if (argc != 2 && !(argc == 3 && strcmp(argv[2], "--repeat") == 0)) {
+        fprintf(stderr, "usage: deadline URI [--repeat]\n");
         return 2;
     }
     key = tu_load_pkey(argv[1]);
@@ -56,16 +57,18 @@ int main(int argc, char **argv)
     fflush(stdout);
     if (fgets(line, sizeof(line), stdin) == NULL)
         return 1;
-    t0 = now_ms();
-    ok = sign_once(key);
-    errbuf[0] = '\0';
-    if (!ok)
-        ERR_error_string_n(ERR_peek_error(), errbuf, sizeof(errbuf));
-    printf("elapsed_ms=%lld result=%s\n", now_ms() - t0, ok ? "ok" : "failed");
-    if (!ok) {
-        ERR_print_errors_fp(stdout);
-    }
-    fflush(stdout);
+    do {
+        t0 = now_ms();
+        ok = sign_once(key);
+        errbuf[0] = '\0';
+        if (!ok)
+            ERR_error_string_n(ERR_peek_error(), errbuf, sizeof(errbuf));
+        printf("elapsed_ms=%lld result=%s\n", now_ms() - t0, ok ? "ok" : "failed");
+        if (!ok)
+            ERR_print_errors_fp(stdout);
+        ERR_clear_error();
+        fflush(stdout);
+    } while (argc == 3 && fgets(line, sizeof(line), stdin) != NULL);
     EVP_PKEY_free(key);
     return 0;
 }

@@ -14,6 +14,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "confhelper.h"
+#include "offline.h"
 #include "ops/acl.h"
 #include "ops/audit.h"
 #include "ops/dispatch.h"
@@ -25,6 +26,7 @@
 #include "server.h"
 #include "store/keytable.h"
 #include "store/masterkey.h"
+#include "store/rotate.h"
 #include "store/secure_heap.h"
 #include "tcp_identity.h"
 
@@ -34,6 +36,9 @@ static void usage(FILE *f)
             "usage: keystored -c CONFIG [--dev] [--foreground]\n"
             "       keystored --gen-master-key PATH\n"
             "       keystored --gen-server-key PATH\n"
+            "       keystored --rotate-master-key NEW.key -c CONFIG\n"
+            "       keystored --backup FILE -c CONFIG\n"
+            "       keystored --restore FILE -c CONFIG [--allow-rollback]\n"
             "\n"
             "  -c, --config CONFIG     configuration file (see keystored.conf.sample)\n"
             "      --dev               development mode: failing to lock memory or to\n"
@@ -43,6 +48,15 @@ static void usage(FILE *f)
             "                          never overwrites) and exit\n"
             "      --gen-server-key P  write a new X25519 key for the TCP listener to P (mode\n"
             "                          0600; never overwrites), print its public key, exit\n"
+            "      --rotate-master-key NEW  re-seal every file of key_dir under the master key\n"
+            "                          in NEW and make NEW the master_key (keystored stopped;\n"
+            "                          crash-safe: the next start finishes or undoes it)\n"
+            "      --backup FILE       write a sealed archive of key_dir that matches its\n"
+            "                          manifest (the server may be running); never overwrites\n"
+            "      --restore FILE      check the archive, then replace key_dir with it\n"
+            "                          (keystored stopped)\n"
+            "      --allow-rollback    let --restore put back an archive older than the\n"
+            "                          rollback counter (the counter still only goes up)\n"
             "  -h, --help              this help\n"
             "  -V, --version           print the version\n"
             "\n"
@@ -112,6 +126,10 @@ int main(int argc, char **argv)
         { "foreground", no_argument, NULL, 'f' },
         { "gen-master-key", required_argument, NULL, 'g' },
         { "gen-server-key", required_argument, NULL, 'k' },
+        { "rotate-master-key", required_argument, NULL, 'R' },
+        { "backup", required_argument, NULL, 'B' },
+        { "restore", required_argument, NULL, 'S' },
+        { "allow-rollback", no_argument, NULL, 'A' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -119,7 +137,9 @@ int main(int argc, char **argv)
     struct ks_listener listeners[2 + KS_MAX_TCP_LISTENERS];
     static struct ks_config cfg;
     const char *config_path = NULL, *master_out = NULL, *server_key_out = NULL;
-    int dev = 0, opt, rc = 1, nls = 2, i;
+    const char *offline_arg = NULL;
+    enum ks_offline_cmd offline = KS_OFFLINE_ROTATE;
+    int dev = 0, opt, rc = 1, nls = 2, i, allow_rollback = 0, noffline = 0;
 
     for (i = 0; i < 2 + KS_MAX_TCP_LISTENERS; i++)
         listeners[i] = (struct ks_listener){ .fd = -1 };
@@ -132,6 +152,10 @@ int main(int argc, char **argv)
         case 'f': break;
         case 'g': master_out = optarg; break;
         case 'k': server_key_out = optarg; break;
+        case 'R': offline = KS_OFFLINE_ROTATE; offline_arg = optarg; noffline++; break;
+        case 'B': offline = KS_OFFLINE_BACKUP; offline_arg = optarg; noffline++; break;
+        case 'S': offline = KS_OFFLINE_RESTORE; offline_arg = optarg; noffline++; break;
+        case 'A': allow_rollback = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("%s\n", KS_SERVER_VERSION); return 0;
         default: usage(stderr); return 1;
@@ -140,6 +164,15 @@ int main(int argc, char **argv)
     if (optind != argc) {
         fprintf(stderr, "keystored: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
+        return 1;
+    }
+    if (noffline > 1 || (noffline == 1 && (master_out != NULL || server_key_out != NULL))) {
+        fprintf(stderr, "keystored: --rotate-master-key, --backup, --restore, --gen-master-key "
+                "and --gen-server-key exclude each other\n");
+        return 1;
+    }
+    if (allow_rollback && offline != KS_OFFLINE_RESTORE) {
+        fprintf(stderr, "keystored: --allow-rollback goes with --restore\n");
         return 1;
     }
     if (server_key_out != NULL) {
@@ -170,6 +203,8 @@ int main(int argc, char **argv)
     /* 1. Configuration. */
     if (ks_config_load(&cfg, config_path) != 0)
         return 1;
+    if (noffline == 1)
+        return ks_offline_run(&cfg, offline, offline_arg, allow_rollback);
     if (dev)
         ks_log("development mode (--dev): memory locking problems are not fatal");
 
@@ -216,8 +251,12 @@ int main(int argc, char **argv)
     if (ks_seed_rng() != 0 || ks_rng_set_reseed(cfg.rng_reseed_seconds) != 0)
         goto out;
 
-    /* 6. Master key: sodium_malloc'd, PROT_NONE except while (un)sealing. */
-    if (ks_master_load(cfg.master_key) != 0)
+    /* 6. An interrupted master-key rotation is finished or undone first
+     *    (store/rotate.h; this also takes the rollback counter's lock), so
+     *    that master_key and key_dir match.  Then the master key:
+     *    sodium_malloc'd, PROT_NONE except while (un)sealing. */
+    if (ks_rotation_recover(cfg.master_key, cfg.key_dir, cfg.rollback_counter) != 0 ||
+        ks_master_load(cfg.master_key) != 0)
         goto out;
 
     /* 7. Keys.  The key directory stays open as an fd for later writes. */

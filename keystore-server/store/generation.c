@@ -6,6 +6,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,6 +66,9 @@ int ks_generation_open(const char *path, uint64_t *gen)
     int created = 0, i;
 
     *gen = 0;
+    if (counter_fd >= 0 && strcmp(path, counter_path) == 0)
+        goto read;   /* already open and locked (store/rotate.c recovered first) */
+    ks_generation_close();
     snprintf(counter_path, sizeof(counter_path), "%s", path);
     counter_fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (counter_fd < 0 && errno == ENOENT) {
@@ -81,6 +85,19 @@ int ks_generation_open(const char *path, uint64_t *gen)
         ks_log("error: the rollback counter %s is not a regular file", path);
         return -1;
     }
+    /* One writer of the key directory at a time: a running server holds the
+     * lock for its lifetime, so an offline rotation or restore (store/rotate.c,
+     * store/backup.c) cannot run under it, nor a second server. */
+    if (flock(counter_fd, LOCK_EX | LOCK_NB) != 0) {
+        ks_log("error: the rollback counter %s is locked by another process: a keystored "
+               "(or a keystored --rotate-master-key / --restore) is using this key directory; "
+               "stop it first", path);
+        if (errno != EWOULDBLOCK)
+            ks_log("error: flock %s: %s", path, strerror(errno));
+        close(counter_fd);
+        counter_fd = -1;
+        return -1;
+    }
     if ((st.st_mode & 077) != 0)
         ks_log("warning: the rollback counter %s is accessible by group or others (mode %04o); "
                "fix with: chmod 600 %s", path, (unsigned)(st.st_mode & 07777), path);
@@ -89,6 +106,7 @@ int ks_generation_open(const char *path, uint64_t *gen)
         ks_log("created the rollback counter %s", path);
         return 0;
     }
+read:
     n = pread(counter_fd, buf, sizeof(buf), 0);
     if (n < 0) {
         ks_log("error: reading the rollback counter %s: %s", path, strerror(errno));
@@ -101,6 +119,15 @@ int ks_generation_open(const char *path, uint64_t *gen)
         ks_log("warning: the rollback counter %s holds no valid generation (%zd bytes); "
                "treating it as new", path, n);
     return 0;
+}
+
+const char *ks_generation_default(const char *key_dir, const char *cfg_path, char *buf,
+                                  size_t buflen)
+{
+    if (cfg_path != NULL && cfg_path[0] != '\0')
+        return cfg_path;
+    snprintf(buf, buflen, "%s.generation", key_dir);
+    return buf;
 }
 
 int ks_generation_set(uint64_t gen, char *err, size_t errlen)

@@ -16,11 +16,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Open (creating it 0600 if missing) and read.  *gen is the highest valid
+/* Open (creating it 0600 if missing), lock (flock, exclusive, for as long
+ * as it is open: one process writes a key directory) and read.  Called
+ * again with the same path while open, it only reads again.  *gen is the highest valid
  * slot, 0 for a new or empty file.  Returns 0 or -1 after logging. */
 int ks_generation_open(const char *path, uint64_t *gen);
 
 /* Durably record gen.  Returns 0 or -1 with err. */
+/* The counter's path: cfg_path, or KEY_DIR.generation when empty/NULL. */
+const char *ks_generation_default(const char *key_dir, const char *cfg_path, char *buf,
+                                  size_t buflen);
+
 int ks_generation_set(uint64_t gen, char *err, size_t errlen);
 
 const char *ks_generation_path(void);

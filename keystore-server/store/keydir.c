@@ -134,9 +134,14 @@ static int read_direct(int dirfd, const char *fname, size_t maxlen,
     return 0;
 }
 
+/* 0 in the file helper, which never runs as root (and whose seccomp filter
+ * has no geteuid); see write_direct. */
+static int may_chown = 1;
+
 static int write_direct(int dirfd, const char *fname, const char *tmpname,
                         const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
+    struct stat st;
     size_t off = 0;
     int fd;
 
@@ -153,6 +158,13 @@ static int write_direct(int dirfd, const char *fname, const char *tmpname,
     if (fd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", tmpname, strerror(errno));
         return -1;
+    }
+    /* root writing (start-up, an offline restore): the file belongs to the
+     * directory's owner, so the file helper (running as that user) can read it */
+    if (may_chown && geteuid() == 0 && (fstat(dirfd, &st) != 0 || fchown(fd, st.st_uid, st.st_gid) != 0)) {
+        snprintf(err, errlen, "cannot give %s to the key directory's owner: %s", tmpname,
+                 strerror(errno));
+        goto fail;
     }
     while (off < len) {
         ssize_t w = write(fd, buf + off, len - off);
@@ -441,6 +453,7 @@ int ks_keydir_serve(int sock, int dirfd)
 {
     int r;
 
+    may_chown = 0;
     while ((r = serve_one(sock, dirfd)) > 0)
         ;
     return r;

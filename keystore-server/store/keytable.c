@@ -922,10 +922,7 @@ int ks_store_open(const char *key_dir, const char *counter_path)
     struct stat st;
 
     snprintf(dir_path, sizeof(dir_path), "%s", key_dir);
-    if (counter_path == NULL || counter_path[0] == '\0') {
-        snprintf(def, sizeof(def), "%s.generation", key_dir);
-        counter_path = def;
-    }
+    counter_path = ks_generation_default(key_dir, counter_path, def, sizeof(def));
     if (mkdir(key_dir, 0700) == 0)
         ks_log("created key directory %s", key_dir);
     else if (errno != EEXIST) {

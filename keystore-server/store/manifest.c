@@ -150,11 +150,10 @@ int ks_manifest_write(int dirfd, const struct ks_manifest *m, char *err, size_t 
 
 enum ks_mf_status ks_manifest_read(int dirfd, struct ks_manifest *m, char *why, size_t whylen)
 {
-    uint8_t *file = NULL, *body = NULL;
-    size_t len, bodylen, off = 0, i, count;
-    enum ks_mf_status st = KS_MF_FORMAT;
+    enum ks_mf_status st;
+    uint8_t *file = NULL;
     char err[256];
-    int r;
+    size_t len;
 
     memset(m, 0, sizeof(*m));
     if (ks_read_file_at(dirfd, KS_MANIFEST_FILE, FILE_MAX, &file, &len, err, sizeof(err)) != 0) {
@@ -163,6 +162,20 @@ enum ks_mf_status ks_manifest_read(int dirfd, struct ks_manifest *m, char *why, 
         snprintf(why, whylen, "%s", err);
         return KS_MF_INTERNAL;
     }
+    st = ks_manifest_parse(file, len, m, why, whylen);
+    free(file);
+    return st;
+}
+
+enum ks_mf_status ks_manifest_parse(const uint8_t *file, size_t len, struct ks_manifest *m,
+                                    char *why, size_t whylen)
+{
+    size_t bodylen, off = 0, i, count;
+    enum ks_mf_status st = KS_MF_FORMAT;
+    uint8_t *body = NULL;
+    int r;
+
+    memset(m, 0, sizeof(*m));
     if (len < HEADER + KS_SEAL_TAG_LEN || memcmp(file, MAGIC, 8) != 0 ||
         ks_get_be32(file + 8) != VERSION) {
         snprintf(why, whylen, "not a version %d keystore manifest", VERSION);
@@ -208,7 +221,6 @@ enum ks_mf_status ks_manifest_read(int dirfd, struct ks_manifest *m, char *why, 
     st = KS_MF_OK;
 out:
     free(body);
-    free(file);
     if (st != KS_MF_OK) {
         free(m->e);
         m->e = NULL;

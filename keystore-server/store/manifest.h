@@ -70,6 +70,10 @@ int ks_manifest_vouches(const struct ks_manifest *m, const char *file,
 /* Read and authenticate dirfd/.manifest into *m (zeroed first). */
 enum ks_mf_status ks_manifest_read(int dirfd, struct ks_manifest *m, char *why, size_t whylen);
 
+/* The same from a file image already in memory (a backup archive). */
+enum ks_mf_status ks_manifest_parse(const uint8_t *file, size_t len, struct ks_manifest *m,
+                                    char *why, size_t whylen);
+
 /* Seal m and replace dirfd/.manifest atomically.  0 or -1 with err. */
 int ks_manifest_write(int dirfd, const struct ks_manifest *m, char *err, size_t errlen);
 

@@ -17,12 +17,15 @@ _Static_assert(KS_SEAL_TAG_LEN == crypto_aead_xchacha20poly1305_ietf_ABYTES, "ta
 _Static_assert(KS_MASTER_KEY_LEN == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "key size");
 
 static unsigned char *master;   /* sodium_malloc'd, PROT_NONE when idle */
+static unsigned char *next;     /* the new key of a rotation, likewise */
 /* Serializes the readable window: one thread must not re-protect the page
  * while another is still using it. */
 static pthread_mutex_t master_lock = PTHREAD_MUTEX_INITIALIZER;
 
-int ks_master_load(const char *path)
+/* Read and check a key file into a new protected page *into. */
+static int load_into(const char *path, unsigned char **into)
 {
+    unsigned char *k = NULL;
     struct stat st;
     size_t got = 0;
     int fd;
@@ -53,13 +56,13 @@ int ks_master_load(const char *path)
                path, (long long)st.st_size, KS_MASTER_KEY_LEN);
         goto fail;
     }
-    master = sodium_malloc(KS_MASTER_KEY_LEN);
-    if (master == NULL) {
+    k = sodium_malloc(KS_MASTER_KEY_LEN);
+    if (k == NULL) {
         ks_log("error: cannot allocate protected memory for the master key");
         goto fail;
     }
     while (got < KS_MASTER_KEY_LEN) {
-        ssize_t r = read(fd, master + got, KS_MASTER_KEY_LEN - got);
+        ssize_t r = read(fd, k + got, KS_MASTER_KEY_LEN - got);
 
         if (r < 0 && errno == EINTR)
             continue;
@@ -71,19 +74,35 @@ int ks_master_load(const char *path)
         got += (size_t)r;
     }
     close(fd);
-    if (sodium_mprotect_noaccess(master) != 0) {
+    if (sodium_mprotect_noaccess(k) != 0) {
         ks_log("error: cannot protect the master key page (mprotect): %s", strerror(errno));
-        ks_master_unload();
+        sodium_free(k);
         return -1;
     }
+    *into = k;
     return 0;
 fail:
     close(fd);
-    if (master != NULL) {
-        sodium_free(master);
-        master = NULL;
-    }
+    if (k != NULL)
+        sodium_free(k);
     return -1;
+}
+
+int ks_master_load(const char *path)
+{
+    if (master != NULL)
+        return -1;
+    return load_into(path, &master);
+}
+
+int ks_master_load_next(const char *path)
+{
+    if (next != NULL) {
+        sodium_mprotect_readwrite(next);
+        sodium_free(next);
+        next = NULL;
+    }
+    return load_into(path, &next);
 }
 
 void ks_master_unload(void)
@@ -93,6 +112,25 @@ void ks_master_unload(void)
         sodium_free(master);   /* wipes */
         master = NULL;
     }
+    if (next != NULL) {
+        sodium_mprotect_readwrite(next);
+        sodium_free(next);
+        next = NULL;
+    }
+}
+
+void ks_master_switch(void)
+{
+    unsigned char *n = next;
+
+    next = NULL;
+    pthread_mutex_lock(&master_lock);
+    if (master != NULL) {
+        sodium_mprotect_readwrite(master);
+        sodium_free(master);
+    }
+    master = n;
+    pthread_mutex_unlock(&master_lock);
 }
 
 /* Set while ks_master_hold() keeps the page readable (master_lock). */
@@ -166,3 +204,38 @@ int ks_master_unseal(const uint8_t *ct, size_t ctlen, const uint8_t *ad, size_t 
     close_window();
     return r == 0 ? 0 : -1;
 }
+
+int ks_master_reseal(const uint8_t *ct, size_t ctlen, const uint8_t *ad, size_t adlen,
+                     const uint8_t nonce[KS_SEAL_NONCE_LEN], const uint8_t *new_ad,
+                     size_t new_adlen, const uint8_t new_nonce[KS_SEAL_NONCE_LEN],
+                     uint8_t *out)
+{
+    unsigned long long ptlen, outlen;
+    unsigned char *pt;
+    int r;
+
+    if (ctlen < KS_SEAL_TAG_LEN || next == NULL)
+        return -2;
+    pt = sodium_malloc(ctlen - KS_SEAL_TAG_LEN + 1);
+    if (pt == NULL)
+        return -2;
+    if (open_window() != 0) {
+        sodium_free(pt);
+        return -2;
+    }
+    r = crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &ptlen, NULL, ct, ctlen, ad, adlen,
+                                                   nonce, master);
+    if (r == 0 && sodium_mprotect_readonly(next) == 0) {
+        r = crypto_aead_xchacha20poly1305_ietf_encrypt(out, &outlen, pt, ptlen, new_ad,
+                                                       new_adlen, NULL, new_nonce, next)
+            == 0 ? 0 : -2;
+        sodium_mprotect_noaccess(next);
+    } else if (r != 0)
+        r = -1;
+    else
+        r = -2;
+    close_window();
+    sodium_free(pt);   /* wipes */
+    return r;
+}
+

@@ -32,4 +32,19 @@ void ks_master_release(void);
 int ks_master_unseal(const uint8_t *ct, size_t ctlen, const uint8_t *ad, size_t adlen,
                      const uint8_t nonce[KS_SEAL_NONCE_LEN], uint8_t *pt);
 
+/* Master-key rotation (store/rotate.c): a second key, loaded like the first
+ * (same checks), that ks_master_reseal seals to; ks_master_switch makes it
+ * the master key and wipes the old one. */
+int ks_master_load_next(const char *path);
+void ks_master_switch(void);
+
+/* Unseal ct (under the master key, with ad/nonce) and seal the plaintext
+ * under the next key with new_ad/new_nonce into out (ctlen bytes).  The
+ * plaintext exists only in a sodium_malloc'd buffer, wiped before return.
+ * Returns 0, -1 if ct does not authenticate, -2 on an internal failure. */
+int ks_master_reseal(const uint8_t *ct, size_t ctlen, const uint8_t *ad, size_t adlen,
+                     const uint8_t nonce[KS_SEAL_NONCE_LEN], const uint8_t *new_ad,
+                     size_t new_adlen, const uint8_t new_nonce[KS_SEAL_NONCE_LEN],
+                     uint8_t *out);
+
 #endif

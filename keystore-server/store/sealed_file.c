@@ -147,3 +147,54 @@ enum ks_unseal_status ks_unseal_key_into(const char *name, const uint8_t *file, 
     *derlen = ctlen - KS_SEAL_TAG_LEN;
     return KS_UNSEAL_OK;
 }
+
+int ks_reseal_key(const char *name, const uint8_t *file, size_t filelen,
+                  uint8_t **out, char *why, size_t whylen)
+{
+    uint8_t *buf, *ad, *new_ad;
+    size_t hdrlen, adlen, new_adlen;
+    uint32_t version;
+    int r;
+
+    *out = NULL;
+    if (filelen < KS_KEYFILE_HEADER_V1 + KS_SEAL_TAG_LEN + 1 || filelen > KS_KEYFILE_MAX ||
+        memcmp(file, KS_KEYFILE_MAGIC, KS_KEYFILE_MAGIC_LEN) != 0) {
+        snprintf(why, whylen, "not a keystore key file");
+        return -1;
+    }
+    version = ks_get_be32(file + 8);
+    if (version != 1 && version != KS_KEYFILE_VERSION) {
+        snprintf(why, whylen, "key file format version %u is not supported", version);
+        return -1;
+    }
+    hdrlen = version == 1 ? KS_KEYFILE_HEADER_V1 : KS_KEYFILE_HEADER;
+    if (filelen < hdrlen + KS_SEAL_TAG_LEN + 1) {
+        snprintf(why, whylen, "file is too short to be a sealed key");
+        return -1;
+    }
+    buf = malloc(filelen);
+    if (buf == NULL)
+        return -2;
+    memcpy(buf, file, hdrlen);   /* same header but for the nonce */
+    randombytes_buf(buf + 24, KS_SEAL_NONCE_LEN);
+    ad = make_ad(file, hdrlen, name, &adlen);
+    new_ad = make_ad(buf, hdrlen, name, &new_adlen);
+    if (ad == NULL || new_ad == NULL) {
+        free(ad);
+        free(new_ad);
+        free(buf);
+        return -2;
+    }
+    r = ks_master_reseal(file + hdrlen, filelen - hdrlen, ad, adlen, file + 24, new_ad,
+                         new_adlen, buf + 24, buf + hdrlen);
+    free(ad);
+    free(new_ad);
+    if (r != 0) {
+        if (r == -1)
+            snprintf(why, whylen, "does not authenticate under the current master key");
+        free(buf);
+        return r;
+    }
+    *out = buf;
+    return 0;
+}

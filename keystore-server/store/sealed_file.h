@@ -57,6 +57,13 @@ enum ks_unseal_status ks_unseal_key(const char *name, const uint8_t *file, size_
                                     struct ks_keyfile_meta *meta,
                                     uint8_t **der, size_t *derlen, char *why, size_t whylen);
 
+/* Master-key rotation: the same file (header, key type, usage, created)
+ * sealed under the next master key (ks_master_load_next) with a new nonce.
+ * name is the file name without ".key".  Returns 0, -1 if the file does not
+ * authenticate or is not a key file (why says which), -2 internal. */
+int ks_reseal_key(const char *name, const uint8_t *file, size_t filelen,
+                  uint8_t **out, char *why, size_t whylen);
+
 /* The same into pt (ptcap bytes, locked memory the caller wipes): start-up
  * unseals every key into one buffer instead of a sodium_malloc each (an
  * mmap, mprotect and munmap per key).  KS_UNSEAL_INTERNAL if it does not
