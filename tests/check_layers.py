@@ -3,7 +3,7 @@
 from its own folder and from folders strictly below its own, never from a
 folder above it or beside it.  The order, top first:
 
-    daemon, ctl  ->  ops, sandbox  ->  store  ->  common  ->  proto
+    daemon, ctl  ->  ops, sandbox, catalogue  ->  store  ->  common  ->  proto
 
 Usage: check_layers.py [SOURCE_ROOT]       check the tree (exit 1 on a violation)
        check_layers.py --self-test [ROOT]  also prove that an upward and a
@@ -15,7 +15,8 @@ import shutil
 import sys
 import tempfile
 
-RANK = {'proto': 0, 'common': 1, 'store': 2, 'sandbox': 3, 'ops': 3, 'daemon': 4, 'ctl': 4}
+RANK = {'proto': 0, 'common': 1, 'store': 2, 'sandbox': 3, 'ops': 3, 'catalogue': 3, 'daemon': 4,
+        'ctl': 4}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 

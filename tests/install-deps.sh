@@ -4,7 +4,8 @@ set -eu
 PKGS="meson ninja-build pkg-config gcc clang libc6-dev openssl libssl-dev \
 protobuf-c-compiler libprotobuf-c-dev libsodium-dev libseccomp-dev python3 python3-cryptography procps strace util-linux passwd \
 systemd man-db groff-base binutils \
-nginx haproxy apache2 curl gnutls-bin"
+nginx haproxy apache2 curl gnutls-bin \
+libcurl4-openssl-dev libjson-c-dev etcd-server etcd-client"
 # keystored drops to this user after start-up (like a package's postinst would)
 if [ "$(id -u)" = 0 ] && ! id -u keystored >/dev/null 2>&1; then
     useradd --system --no-create-home --shell /usr/sbin/nologin keystored
@@ -37,3 +38,11 @@ fi
 trap '[ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# the catalogue tests start etcd members of their own on free loopback ports;
+# the packaged etcd service (2379/2380) is not wanted on a build machine
+case " $missing " in
+*" etcd-server "*)
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl disable --now etcd >/dev/null 2>&1 || true
+    fi ;;
+esac

@@ -35,6 +35,41 @@ static void install(void)
     }
 }
 
+static void install_agent(void)
+{
+    char err[256];
+
+    if (ks_seccomp_install_agent(err, sizeof(err)) != 0) {
+        fprintf(stderr, "seccomp_test: %s\n", err);
+        _exit(3);
+    }
+}
+
+/* The catalogue agent: no file at all (opens fail, the key directory's
+ * files included), TCP sockets work. */
+static void agent_unlinkat(void) { syscall(SYS_unlinkat, keydir, "k.key", 0); }
+static void agent_renameat(void) { syscall(SYS_renameat, keydir, "k.key", keydir, "x.key"); }
+static void agent_packet(void) { syscall(SYS_socket, AF_PACKET, SOCK_RAW, 0); }
+static void agent_netlink(void) { syscall(SYS_socket, AF_NETLINK, SOCK_RAW, 0); }
+
+static int allowed_agent_calls(void)
+{
+    int fd, s;
+
+    install_agent();
+    fd = (int)syscall(SYS_openat, keydir, "k.key", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0 || errno != EACCES)
+        return 10;   /* the key directory's file must stay out of reach */
+    fd = (int)syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY);
+    if (fd >= 0 || errno != EACCES)
+        return 11;
+    s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return 12;
+    close(s);
+    return 0;
+}
+
 static void install_files(void)
 {
     char err[256];
@@ -184,6 +219,14 @@ int main(int argc, char **argv)
         { "file helper: symlinkat", files_symlinkat, 1 },
         { "file helper: socket", files_socket, 1 },
         { "file helper: mmap PROT_EXEC", do_mmap_exec, 1 },
+        { "catalogue agent: execve", do_execve, 2 },
+        { "catalogue agent: fork", do_fork, 2 },
+        { "catalogue agent: ptrace", do_ptrace, 2 },
+        { "catalogue agent: unlinkat in the key directory", agent_unlinkat, 2 },
+        { "catalogue agent: renameat in the key directory", agent_renameat, 2 },
+        { "catalogue agent: packet socket", agent_packet, 2 },
+        { "catalogue agent: netlink socket", agent_netlink, 2 },
+        { "catalogue agent: mmap PROT_EXEC", do_mmap_exec, 2 },
     };
     size_t i;
     int failures = 0, st;
@@ -210,7 +253,9 @@ int main(int argc, char **argv)
                 install();
                 pthread_join(t, NULL);
             } else {
-                if (kills[i].files)
+                if (kills[i].files == 2)
+                    install_agent();
+                else if (kills[i].files)
                     install_files();
                 else
                     install();
@@ -248,6 +293,19 @@ int main(int argc, char **argv)
         printf("ok: the calls the file helper needs succeed under its filter\n");
     } else {
         printf("FAIL: file helper calls: status %d (exit %d, signal %d)\n", st,
+               WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+        failures++;
+    }
+    pid = fork();
+    if (pid == 0)
+        _exit(allowed_agent_calls());
+    if (pid < 0 || waitpid(pid, &st, 0) < 0)
+        return 2;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        printf("ok: under the agent's filter every open fails with EACCES (the key directory's "
+               "file too) and TCP sockets work\n");
+    } else {
+        printf("FAIL: agent calls: status %d (exit %d, signal %d)\n", st,
                WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
         failures++;
     }

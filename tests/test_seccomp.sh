@@ -4,4 +4,6 @@
 # calls keystored needs succeed.
 . "$(dirname "$0")/lib.sh"
 mkdir "$T/keydir"
+# a real key file name: the catalogue agent's filter must keep it out of reach
+printf x > "$T/keydir/k.key"
 "$KS_BUILD_ROOT/tests/seccomp_test" "$T/keydir" || fail "seccomp filter"

@@ -40,6 +40,7 @@ static void set_defaults(struct ks_config *cfg)
     snprintf(cfg->user, sizeof(cfg->user), "keystored");
     snprintf(cfg->jail, sizeof(cfg->jail), "/var/empty/keystored");
     cfg->seccomp = 1;
+    snprintf(cfg->catalogue_prefix, sizeof(cfg->catalogue_prefix), "/keystore/");
     cfg->spin_us = 30;
     cfg->shared_memory = 1;
     cfg->max_tcp_connections = 256;
@@ -244,6 +245,64 @@ static const char *set_audit(struct ks_config *cfg, const char *val, void *field
     return set_abspath(cfg, val, field, lo, hi, msg, msglen);
 }
 
+static const char *set_catalogue(struct ks_config *cfg, const char *val, void *field,
+                                 long lo, long hi, char *msg, size_t msglen)
+{
+    (void)cfg;
+    (void)lo;
+    (void)hi;
+    if (strcmp(val, "embedded") == 0 || strcmp(val, "none") == 0)
+        *(int *)field = 0;
+    else if (strcmp(val, "etcd") == 0)
+        *(int *)field = 1;
+    else {
+        snprintf(msg, msglen, "'%s' is not embedded or etcd", val);
+        return msg;
+    }
+    return NULL;
+}
+
+/* "http://HOST:PORT https://HOST:PORT ...": at most 8, no path. */
+static const char *set_endpoints(struct ks_config *cfg, const char *val, void *field,
+                                 long lo, long hi, char *msg, size_t msglen)
+{
+    char copy[1024], *tok, *save = NULL;
+    int n = 0;
+
+    if (strlen(val) >= sizeof(copy)) {
+        snprintf(msg, msglen, "value is longer than %zu characters", sizeof(copy) - 1);
+        return msg;
+    }
+    strcpy(copy, val);
+    for (tok = strtok_r(copy, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
+        const char *rest = strncmp(tok, "http://", 7) == 0 ? tok + 7 :
+                           strncmp(tok, "https://", 8) == 0 ? tok + 8 : NULL;
+
+        if (rest == NULL || *rest == '\0' || strchr(rest, '/') != NULL || strlen(tok) > 200) {
+            snprintf(msg, msglen, "'%s' is not http://HOST:PORT or https://HOST:PORT", tok);
+            return msg;
+        }
+        if (++n > 8) {
+            snprintf(msg, msglen, "at most 8 etcd endpoints");
+            return msg;
+        }
+    }
+    return set_string(cfg, val, field, lo, hi, msg, msglen);
+}
+
+static const char *set_prefix(struct ks_config *cfg, const char *val, void *field,
+                              long lo, long hi, char *msg, size_t msglen)
+{
+    size_t n = strlen(val);
+
+    if (n == 0 || val[n - 1] != '/' || strspn(val, "abcdefghijklmnopqrstuvwxyz"
+                                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-") != n) {
+        snprintf(msg, msglen, "'%s' is not a prefix of A-Z a-z 0-9 / . _ - ending in '/'", val);
+        return msg;
+    }
+    return set_string(cfg, val, field, lo, hi, msg, msglen);
+}
+
 #define F(name) offsetof(struct ks_config, name)
 
 static const struct option_def {
@@ -282,6 +341,14 @@ static const struct option_def {
     { "tcp_max_clock_skew", set_int, F(tcp_max_clock_skew), 1, 86400 },
     { "tcp_rekey_frames", set_long, F(tcp_rekey_frames), 1, 1L << 40 },
     { "tcp_rekey_seconds", set_int, F(tcp_rekey_seconds), 1, 86400 },
+    { "catalogue", set_catalogue, F(catalogue), 0, 0 },
+    { "catalogue_endpoints", set_endpoints, F(catalogue_endpoints), 0, 1024 },
+    { "catalogue_prefix", set_prefix, F(catalogue_prefix), 0, 200 },
+    { "catalogue_cacert", set_abspath, F(catalogue_cacert), 0, KS_CONF_PATH_MAX },
+    { "catalogue_cert", set_abspath, F(catalogue_cert), 0, KS_CONF_PATH_MAX },
+    { "catalogue_key", set_abspath, F(catalogue_key), 0, KS_CONF_PATH_MAX },
+    { "catalogue_user", set_string, F(catalogue_user), 0, 128 },
+    { "catalogue_password_file", set_abspath, F(catalogue_password_file), 0, KS_CONF_PATH_MAX },
     { "user", set_string, F(user), 0, 256 },
     { "jail", set_abspath, F(jail), 0, KS_CONF_PATH_MAX },
     { "seccomp", set_bool, F(seccomp), 0, 0 },
@@ -386,6 +453,17 @@ int ks_config_load(struct ks_config *cfg, const char *path)
                    cfg->rollback_counter, cfg->key_dir);
             goto out;
         }
+    }
+    if (cfg->catalogue && cfg->catalogue_endpoints[0] == '\0') {
+        ks_log("error: %s: catalogue = etcd needs catalogue_endpoints (e.g. "
+               "http://127.0.0.1:2379 http://10.0.0.2:2379)", path);
+        goto out;
+    }
+    if ((cfg->catalogue_user[0] != '\0') != (cfg->catalogue_password_file[0] != '\0') ||
+        (cfg->catalogue_cert[0] != '\0') != (cfg->catalogue_key[0] != '\0')) {
+        ks_log("error: %s: catalogue_user and catalogue_password_file go together, and so do "
+               "catalogue_cert and catalogue_key", path);
+        goto out;
     }
     if (strcmp(cfg->socket, cfg->admin_socket) == 0) {
         ks_log("error: %s: socket and admin_socket must be different paths", path);

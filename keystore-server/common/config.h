@@ -42,6 +42,16 @@ struct ks_config {
     int tcp_max_clock_skew;               /* seconds a handshake timestamp may differ */
     long tcp_rekey_frames;                /* rekey our sending key after this many frames */
     int tcp_rekey_seconds;                /* ... or this many seconds */
+    /* The shared key catalogue (catalogue = etcd; docs/scaling.md): the
+     * agent process (daemon/catalogue_agent.c) talks to these. */
+    int catalogue;                        /* 0 embedded (default), 1 etcd */
+    char catalogue_endpoints[1024];       /* space-separated http(s)://HOST:PORT */
+    char catalogue_prefix[200];           /* etcd key prefix, ends in '/' */
+    char catalogue_cacert[KS_CONF_PATH_MAX];
+    char catalogue_cert[KS_CONF_PATH_MAX];
+    char catalogue_key[KS_CONF_PATH_MAX];
+    char catalogue_user[128];
+    char catalogue_password_file[KS_CONF_PATH_MAX];
     /* Reserved for confinement (confine.c). */
     char user[256];
     char jail[KS_CONF_PATH_MAX];

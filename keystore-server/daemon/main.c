@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <sodium.h>
 
+#include "catalogue.h"
 #include "channel.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -214,6 +215,11 @@ int main(int argc, char **argv)
     if (ks_confhelper_start(&cfg) != 0)
         return 1;
 
+    /* 1c. catalogue = etcd: the agent that talks to etcd (catalogue_agent.c),
+     *     forked for the same reason: it never holds the master key or a key. */
+    if (ks_catalogue_start(&cfg) != 0)
+        return 1;
+
     /* 2. No core dumps or ptrace by same-uid processes, before any secret exists.
      *    malloc must not need /proc once confined (see harden.h).
      *    While root, lift RLIMIT_MEMLOCK so steps 3 and 4 can lock everything. */
@@ -295,7 +301,7 @@ int main(int argc, char **argv)
      *    ks_store_dir_fd().  Implemented in confine.c. */
     if (ks_confine_jail(&cfg) != 0)
         goto out;
-    if (ks_serve_prepare(&cfg, listeners, nls) != 0)
+    if (ks_serve_prepare(&cfg, listeners, nls) != 0 || ks_catalogue_thread_start() != 0)
         goto out;
     if (ks_confine_syscalls(&cfg) != 0) {
         ks_serve_stop();

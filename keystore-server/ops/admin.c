@@ -40,6 +40,18 @@ static int check_new_name(struct ks_op *op, const char *name)
     return 0;
 }
 
+/* catalogue = etcd: the write did not reach etcd, so nothing changed here either. */
+static void catalogue_error(struct ks_op *op, enum ks_store_status st, const char *err)
+{
+    if (st == KS_STORE_CONFLICT) {
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_CATALOGUE_CONFLICT, "%s", err);
+        return;
+    }
+    ks_log("error: %s", err);
+    ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_CATALOGUE_UNAVAILABLE,
+                "the key catalogue did not take the change, so nothing changed: %s", err);
+}
+
 /* Store pkey under name and reply KeyInfo; frees pkey in every case. */
 static void store_and_reply(struct ks_op *op, const char *name, EVP_PKEY *pkey, uint32_t usage,
                             const char *how)
@@ -59,6 +71,10 @@ static void store_and_reply(struct ks_op *op, const char *name, EVP_PKEY *pkey, 
         return;   /* the store owns pkey now */
     case KS_STORE_EXISTS:
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_KEY_EXISTS, "%s (delete it first)", err);
+        break;
+    case KS_STORE_UNAVAILABLE:
+    case KS_STORE_CONFLICT:
+        catalogue_error(op, st, err);
         break;
     default:
         ks_log("error: %s", err);
@@ -221,6 +237,10 @@ void ks_op_delete(struct ks_op *op, const Keystore__DeleteKeyRequest *r)
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_NO_SUCH_KEY, "%s", err);
         return;
     }
+    if (st == KS_STORE_UNAVAILABLE || st == KS_STORE_CONFLICT) {
+        catalogue_error(op, st, err);
+        return;
+    }
     if (st != KS_STORE_OK) {
         ks_log("error: %s", err);
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_INTERNAL,
@@ -271,6 +291,10 @@ void ks_op_attach_cert(struct ks_op *op, const Keystore__AttachCertRequest *r)
     st = ks_store_set_certs(k, certs, r->n_cert_chain_der, &nk, err, sizeof(err));
     if (st == KS_STORE_NO_SUCH_KEY) {
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_NO_SUCH_KEY, "%s", err);
+        goto out;
+    }
+    if (st == KS_STORE_UNAVAILABLE || st == KS_STORE_CONFLICT) {
+        catalogue_error(op, st, err);
         goto out;
     }
     if (st != KS_STORE_OK) {

@@ -34,7 +34,7 @@ int ks_confined(void)
 }
 
 /* mkdir -p for the jail: parents 0755, the jail itself 0555 (nobody writes). */
-static int make_jail(const char *dir)
+int ks_confine_make_jail(const char *dir)
 {
     char path[KS_CONF_PATH_MAX];
     size_t i;
@@ -123,7 +123,7 @@ int ks_confine_jail(const struct ks_config *cfg)
     }
     if (hand_off_key_dir() != 0)
         return -1;
-    if (make_jail(cfg->jail) != 0)
+    if (ks_confine_make_jail(cfg->jail) != 0)
         return -1;
     if (ks_enter_jail(cfg->jail, err, sizeof(err)) != 0) {
         ks_log("error: %s", err);

@@ -21,6 +21,10 @@ int ks_confine_start(const struct ks_config *cfg);
  * what it could not apply).  Call before any worker thread exists. */
 int ks_confine_jail(const struct ks_config *cfg);
 
+/* mkdir -p for the jail (the jail 0555, parents 0755); 0 or -1 logged.
+ * Also used by the catalogue agent, which may start before ks_confine_jail. */
+int ks_confine_make_jail(const char *dir);
+
 /* The seccomp filter on every thread; call after the last thread is made. */
 int ks_confine_syscalls(const struct ks_config *cfg);
 

@@ -17,4 +17,7 @@ int ks_seccomp_install(char *err, size_t errlen);
  * renameat within it.  Returns 0, or -1 with a message in err. */
 int ks_seccomp_install_files(int dirfd, char *err, size_t errlen);
 
+/* The catalogue agent's filter (network only, no files), on all its threads. */
+int ks_seccomp_install_agent(char *err, size_t errlen);
+
 #endif

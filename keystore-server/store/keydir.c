@@ -40,6 +40,10 @@ static const struct {
 } FIXED_NAMES[] = {
     { ".manifest", KS_NAME_FINAL },       /* the rollback manifest (store/manifest.c) */
     { ".manifest.tmp", KS_NAME_TEMP },
+    /* catalogue = etcd: what this replica applied (store/catalogue.c); its
+     * temporary file .catalogue.tmp is a NAME_PATTERNS name, written under
+     * the store's write lock like every other */
+    { ".catalogue", KS_NAME_FINAL },
 };
 
 enum ks_name_class ks_keydir_name_class(const char *fname)

@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 #include <sodium.h>
 
+#include "catalogue.h"
 #include "certchain.h"
 #include "common/log.h"
 #include "generation.h"
@@ -943,7 +944,29 @@ int ks_store_open(const char *key_dir, const char *counter_path)
         ks_log("error: out of memory for the key table");
         return -1;
     }
-    return load_all(counter);
+    if (load_all(counter) != 0)
+        return -1;
+    if (ks_catalogue_enabled()) {
+        char err[512];
+
+        /* not fatal: removing the file has the same effect, and a master-key
+         * rotation (store/rotate.c) does not re-seal it */
+        if (ks_catalogue_state_load(dir_fd, err, sizeof(err)) != 0)
+            ks_log("warning: %s/%s: starting with an empty catalogue state (an old record "
+                   "replayed into etcd is accepted once more, until newer ones arrive)",
+                   dir_path, err);
+    }
+    return 0;
+}
+
+void ks_store_catalogue_flush(void)
+{
+    char err[512];
+
+    pthread_mutex_lock(&write_lock);
+    if (ks_catalogue_state_flush(err, sizeof(err)) != 0)
+        ks_log("error: catalogue: %s", err);
+    pthread_mutex_unlock(&write_lock);
 }
 
 int ks_store_dir_fd(void)
@@ -1052,6 +1075,23 @@ enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usa
         rc = KS_STORE_EXISTS;
         goto out;
     }
+    /* The catalogue first: one replica wins a name, and an etcd that does
+     * not take the write leaves this replica unchanged too. */
+    if (ks_catalogue_enabled()) {
+        struct ks_cat_file f = { .data = file, .len = filelen };
+        int pr;
+
+        snprintf(f.name, sizeof(f.name), "%s", keyf);
+        pr = ks_catalogue_publish(name, &f, 1, err, errlen);
+        if (pr != 1) {
+            pthread_mutex_unlock(&write_lock);
+            if (pr == 0)
+                snprintf(err, errlen, "a key named '%s' already exists (another replica "
+                         "created it; the catalogue in etcd has it)", name);
+            rc = pr == 0 ? KS_STORE_EXISTS : KS_STORE_UNAVAILABLE;
+            goto out;
+        }
+    }
     /* A .crt left behind by a manual key file deletion must not attach to the new key. */
     if (ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT) {
         pthread_mutex_unlock(&write_lock);
@@ -1138,6 +1178,17 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
     }
     version_file_names(k, keyf, keytmp, crtf, crttmp);
     ks_key_put(k);
+    if (ks_catalogue_enabled()) {
+        int pr = ks_catalogue_publish(name, NULL, 0, err, errlen);   /* the tombstone */
+
+        if (pr != 1) {
+            pthread_mutex_unlock(&write_lock);
+            if (pr == 0)
+                snprintf(err, errlen, "key '%s' was changed on another replica meanwhile; "
+                         "nothing was deleted: try again", name);
+            return pr == 0 ? KS_STORE_CONFLICT : KS_STORE_UNAVAILABLE;
+        }
+    }
     if (ks_unlink_at(dir_fd, keyf) != 0 && errno != ENOENT) {
         snprintf(err, errlen, "cannot delete %s/%s: %s", dir_path, keyf, strerror(errno));
         pthread_mutex_unlock(&write_lock);
@@ -1155,6 +1206,40 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
     }
     pthread_mutex_unlock(&write_lock);
     return KS_STORE_OK;
+}
+
+/* The record of a key after a certificate change: its key file as on disk
+ * and the new chain (none: the key file alone).  write_lock held. */
+static enum ks_store_status publish_with_key_file(const char *name, const char *keyf,
+                                                  const char *crtf, const uint8_t *blob,
+                                                  size_t total, int has_crt, char *err,
+                                                  size_t errlen)
+{
+    struct ks_cat_file f[2];
+    uint8_t *kfile;
+    size_t klen;
+    char why[256];
+    int pr;
+
+    if (ks_read_file_at(dir_fd, keyf, KS_KEYFILE_MAX, &kfile, &klen, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "cannot read %s/%s for the catalogue: %s", dir_path, keyf, why);
+        return KS_STORE_INTERNAL;
+    }
+    memset(f, 0, sizeof(f));
+    snprintf(f[0].name, sizeof(f[0].name), "%s", keyf);
+    f[0].data = kfile;
+    f[0].len = klen;
+    snprintf(f[1].name, sizeof(f[1].name), "%s", crtf);
+    f[1].data = blob;
+    f[1].len = total;
+    pr = ks_catalogue_publish(name, f, has_crt ? 2 : 1, err, errlen);
+    free(kfile);
+    if (pr == 1)
+        return KS_STORE_OK;
+    if (pr == 0)
+        snprintf(err, errlen, "key '%s' was changed on another replica meanwhile; its "
+                 "certificates were not changed: try again", name);
+    return pr == 0 ? KS_STORE_CONFLICT : KS_STORE_UNAVAILABLE;
 }
 
 /* Fill the blank entry k as a copy of expected with another chain (the
@@ -1292,6 +1377,16 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    if (ks_catalogue_enabled()) {
+        enum ks_store_status pst = publish_with_key_file(expected->name, keyf, crtf, blob, total,
+                                                         ncerts > 0, err, errlen);
+
+        if (pst != KS_STORE_OK) {
+            pthread_mutex_unlock(&write_lock);
+            rc = pst;
+            goto out;
+        }
+    }
     /* Either file may be current until the new one is in place. */
     version_stem(expected->name, expected->version, stem);
     uncarry_files(stem, 0);
@@ -1338,6 +1433,172 @@ out:
     ks_manifest_free(&extra);
     free(blob);
     return rc;
+}
+
+/* ---- the catalogue (catalogue = etcd) ---------------------------------- */
+
+/* Drop key `name` here after its tombstone.  write_lock held. */
+static int apply_tombstone(const char *name, char *err, size_t errlen)
+{
+    char keyf[80], keytmp[80], crtf[80], crttmp[80];
+    struct ks_key *k = ks_store_get(name);
+
+    if (k == NULL)
+        return 0;
+    ks_key_put(k);
+    file_names(name, keyf, keytmp, crtf, crttmp);
+    if (ks_unlink_at(dir_fd, keyf) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "cannot delete %s/%s: %s", dir_path, keyf, strerror(errno));
+        return -1;
+    }
+    ks_key_put(table_remove(name));
+    uncarry(name);
+    if (ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT)
+        ks_log("warning: %s/%s could not be removed: %s", dir_path, crtf, strerror(errno));
+    if (fsync_dir(err, errlen) != 0 || commit(NULL, err, errlen) != 0)
+        return -1;
+    return 1;
+}
+
+/* Make the files of record r current for key `name`: the same order as a
+ * local write (manifest first, the files, then the manifest of the new
+ * state), after the key file unsealed and the chain matched.  write_lock held. */
+static int apply_files(const char *name, const struct ks_cat_record *r, char *err, size_t errlen)
+{
+    char keyf[80], keytmp[80], crtf[80], crttmp[80], why[512];
+    const struct ks_cat_file *kf = NULL, *cf = NULL;
+    struct ks_manifest extra = { 0 };
+    struct ks_cert *certs = NULL;
+    struct ks_key *k, *cur;
+    uint8_t *copy;
+    size_t i, n = 0, bad;
+    int auth_failed, authentic, rc = -1;
+
+    file_names(name, keyf, keytmp, crtf, crttmp);
+    for (i = 0; i < r->n; i++) {
+        if (strcmp(r->f[i].name, keyf) == 0)
+            kf = &r->f[i];
+        else if (strcmp(r->f[i].name, crtf) == 0)
+            cf = &r->f[i];
+        else
+            ks_log("warning: catalogue: key %s: ignoring file %s (not a file this keystored "
+                   "knows)", name, r->f[i].name);
+    }
+    if (kf == NULL || kf->len > KS_KEYFILE_MAX || (cf != NULL && cf->len > KS_CERTFILE_MAX)) {
+        snprintf(err, errlen, "the record has no usable %s", keyf);
+        return -1;
+    }
+    copy = malloc(kf->len > 0 ? kf->len : 1);
+    if (copy == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(copy, kf->data, kf->len);
+    k = load_key_image(name, keyf, copy, kf->len, &auth_failed, &authentic);
+    if (k == NULL) {
+        snprintf(err, errlen, "its %s does not unseal or parse (see above)", keyf);
+        return -1;
+    }
+    ks_file_hash(kf->data, kf->len, k->key_hash);
+    if (cf != NULL) {
+        if (ks_cert_split(cf->data, cf->len, &certs, &n) != 0 ||
+            ks_cert_chain_check(k->pkey, k->name, certs, n, 0, &bad, why, sizeof(why)) != 0 ||
+            copy_certs(k, certs, n) != 0) {
+            ERR_clear_error();
+            snprintf(err, errlen, "its %s is not a chain for the key", crtf);
+            goto out;
+        }
+        k->has_crt = 1;
+        ks_file_hash(cf->data, cf->len, k->crt_hash);
+    }
+    cur = ks_store_get(name);
+    if (cur != NULL && memcmp(cur->key_hash, k->key_hash, KS_FILE_HASH_LEN) == 0 &&
+        cur->has_crt == k->has_crt &&
+        (!k->has_crt || memcmp(cur->crt_hash, k->crt_hash, KS_FILE_HASH_LEN) == 0)) {
+        ks_key_put(cur);
+        rc = 0;   /* this replica has these files already */
+        goto out;
+    }
+    ks_key_put(cur);
+    uncarry(name);
+    if (ks_manifest_add(&extra, keyf, k->key_hash, KS_MF_OPTIONAL) != 0 ||
+        (cf != NULL && ks_manifest_add(&extra, crtf, k->crt_hash, KS_MF_OPTIONAL) != 0)) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (commit(&extra, err, errlen) != 0)
+        goto out;
+    if (ks_write_file_atomic_at(dir_fd, keyf, keytmp, kf->data, kf->len, why, sizeof(why)) != 0 ||
+        (cf != NULL &&
+         ks_write_file_atomic_at(dir_fd, crtf, crttmp, cf->data, cf->len, why, sizeof(why)) != 0)) {
+        snprintf(err, errlen, "cannot write it to %s: %s", dir_path, why);
+        goto out;
+    }
+    if (cf == NULL && ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "cannot remove %s/%s: %s", dir_path, crtf, strerror(errno));
+        goto out;
+    }
+    table_put(k);
+    k = NULL;
+    if (commit(NULL, why, sizeof(why)) != 0)
+        ks_log("warning: %s", why);
+    rc = 1;
+out:
+    free(certs);
+    ks_key_put(k);
+    ks_manifest_free(&extra);
+    return rc;
+}
+
+int ks_store_apply_remote(const char *name, uint64_t mod_rev, const uint8_t *rec, size_t len)
+{
+    struct ks_cat_record r;
+    char why[4700];   /* paths of up to 4 KiB */
+    uint64_t applied;
+    int rc, chk;
+
+    if (!ks_valid_key_name(name)) {
+        ks_log("error: catalogue: refusing a record from etcd (revision %llu): not a valid "
+               "key name", (unsigned long long)mod_rev);
+        return -1;
+    }
+    if (ks_catalogue_open(name, rec, len, &r, why, sizeof(why)) != 0) {
+        ks_log("error: catalogue: refusing the record of key %s from etcd (revision %llu): %s",
+               name, (unsigned long long)mod_rev, why);
+        return -1;
+    }
+    pthread_mutex_lock(&write_lock);
+    ks_catalogue_saw_revision(mod_rev);
+    chk = ks_catalogue_check(name, r.seq, &applied);
+    if (chk < 0) {
+        pthread_mutex_unlock(&write_lock);
+        ks_log("error: catalogue: refusing the record of key %s from etcd (revision %llu): its "
+               "sequence %llu is older than the %llu this replica applied: an old record put "
+               "back (replayed or rolled back); the key stays as it is", name,
+               (unsigned long long)mod_rev, (unsigned long long)r.seq,
+               (unsigned long long)applied);
+        ks_catalogue_record_free(&r);
+        return -1;
+    }
+    if (chk == 0) {
+        ks_catalogue_applied(name, r.seq, mod_rev);
+        pthread_mutex_unlock(&write_lock);
+        ks_catalogue_record_free(&r);
+        return 0;
+    }
+    rc = r.n == 0 ? apply_tombstone(name, why, sizeof(why)) : apply_files(name, &r, why, sizeof(why));
+    if (rc >= 0)
+        ks_catalogue_applied(name, r.seq, mod_rev);
+    pthread_mutex_unlock(&write_lock);
+    if (rc < 0)
+        ks_log("error: catalogue: refusing the record of key %s from etcd (revision %llu): %s",
+               name, (unsigned long long)mod_rev, why);
+    else if (rc > 0)
+        ks_log("catalogue: key %s %s (etcd revision %llu)", name,
+               r.n == 0 ? "deleted on another replica" : "updated from the catalogue",
+               (unsigned long long)mod_rev);
+    ks_catalogue_record_free(&r);
+    return rc > 0 ? 1 : rc;
 }
 
 /* ---- certificate reload ----------------------------------------------- */
@@ -1581,6 +1842,13 @@ enum ks_store_status ks_store_rotate(const char *name, EVP_PKEY *pkey, uint32_t 
     }
     pthread_mutex_lock(&write_lock);
     cur = ks_store_get(name);
+    if (ks_catalogue_enabled()) {
+        /* the catalogue's replicas would not see the new version */
+        snprintf(err, errlen, "key versions are not available with catalogue = etcd yet: "
+                 "generate a key under a new name instead");
+        rc = KS_STORE_REFUSED;
+        goto unlock;
+    }
     if (cur == NULL) {
         snprintf(err, errlen, "no key named '%s'", name);
         rc = KS_STORE_NO_SUCH_KEY;

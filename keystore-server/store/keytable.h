@@ -67,6 +67,8 @@ enum ks_store_status {
     KS_STORE_NO_SUCH_VERSION,
     KS_STORE_RETIRED,
     KS_STORE_REFUSED,    /* err says why (retire the current version, a name too long) */
+    KS_STORE_UNAVAILABLE,   /* catalogue = etcd: etcd did not take the write (err names it) */
+    KS_STORE_CONFLICT,      /* catalogue = etcd: another replica changed the key meanwhile */
 };
 
 /* Open key_dir (created 0700 if missing) and the rollback counter
@@ -149,6 +151,20 @@ int ks_key_name_reserved(const char *name);
 enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
                                         const struct ks_cert *certs, size_t ncerts,
                                         struct ks_key **out, char *err, size_t errlen);
+
+/* catalogue = etcd (store/catalogue.h): a record for key `name` that
+ * etcd holds at revision mod_rev, from the catalogue agent, so hostile
+ * until proven otherwise.  It is applied (written to the key directory
+ * under the manifest's rules and published) only if it authenticates under
+ * the master key, is newer than what this replica applied for that name,
+ * and its NAME.key unseals and its NAME.crt matches the key; else one log
+ * line says why it was refused.  Returns 1 applied, 0 nothing to do, -1
+ * refused. */
+int ks_store_apply_remote(const char *name, uint64_t mod_rev, const uint8_t *rec, size_t len);
+
+/* Write the catalogue state (store/catalogue.h) if records changed it:
+ * the applying thread calls it once it has no record waiting. */
+void ks_store_catalogue_flush(void);
 
 /* Reload of the certificate chains (keystorectl reload, SIGHUP): read every
  * key's NAME.crt again.  prepare checks them all and builds the new entries

@@ -1,0 +1,490 @@
+/* etcd v3 JSON gateway client; see etcd.h.  One struct ks_etcd per thread. */
+#include "etcd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <sodium.h>
+
+#define RESPONSE_MAX (64u * 1024 * 1024)
+#define CONNECT_TIMEOUT_MS 500L
+#define REQUEST_TIMEOUT_MS 3000L
+
+struct ks_etcd {
+    const struct ks_etcd_opts *o;
+    CURL *curl;
+    int cur;                      /* the endpoint that answered last */
+    char token[512];              /* etcd auth token, "" without user */
+};
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+static size_t collect(char *data, size_t size, size_t n, void *arg)
+{
+    struct buf *b = arg;
+    size_t len = size * n;
+    char *np;
+
+    if (len > RESPONSE_MAX - b->len)
+        return 0;   /* curl fails the transfer */
+    if (b->len + len + 1 > b->cap) {
+        size_t cap = (b->len + len + 1) * 2;
+
+        np = realloc(b->p, cap);
+        if (np == NULL)
+            return 0;
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+    b->p[b->len] = '\0';
+    return len;
+}
+
+struct ks_etcd *ks_etcd_new(const struct ks_etcd_opts *o)
+{
+    struct ks_etcd *e = calloc(1, sizeof(*e));
+
+    if (e == NULL)
+        return NULL;
+    e->o = o;
+    e->curl = curl_easy_init();
+    if (e->curl == NULL) {
+        free(e);
+        return NULL;
+    }
+    return e;
+}
+
+void ks_etcd_free(struct ks_etcd *e)
+{
+    if (e == NULL)
+        return;
+    curl_easy_cleanup(e->curl);
+    sodium_memzero(e->token, sizeof(e->token));
+    free(e);
+}
+
+static char *b64(const uint8_t *p, size_t len)
+{
+    size_t n = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+    char *s = malloc(n);
+
+    if (s != NULL)
+        sodium_bin2base64(s, n, p, len, sodium_base64_VARIANT_ORIGINAL);
+    return s;
+}
+
+/* Decoded base64 of a JSON string member (malloc'd, NUL-terminated), or NULL. */
+static uint8_t *unb64(json_object *o, const char *member, size_t *len)
+{
+    json_object *v;
+    const char *s;
+    size_t slen;
+    uint8_t *out;
+
+    *len = 0;
+    if (!json_object_object_get_ex(o, member, &v)) {
+        out = malloc(1);   /* absent = empty (the gateway omits empty values) */
+        if (out != NULL)
+            out[0] = 0;
+        return out;
+    }
+    s = json_object_get_string(v);
+    slen = s != NULL ? strlen(s) : 0;
+    if (slen / 4 * 3 > KS_ETCD_MAX_VALUE + 3)
+        return NULL;
+    out = malloc(slen / 4 * 3 + 4);
+    if (out == NULL)
+        return NULL;
+    if (slen > 0 && sodium_base642bin(out, slen / 4 * 3 + 3, s, slen, NULL, len, NULL,
+                                      sodium_base64_VARIANT_ORIGINAL) != 0) {
+        free(out);
+        return NULL;
+    }
+    out[*len] = 0;
+    return out;
+}
+
+/* int64 fields are JSON strings in the gateway's output. */
+static uint64_t get_u64(json_object *o, const char *member)
+{
+    json_object *v;
+    const char *s;
+
+    if (!json_object_object_get_ex(o, member, &v))
+        return 0;
+    s = json_object_get_string(v);
+    return s != NULL ? strtoull(s, NULL, 10) : 0;
+}
+
+static void prefix_range(const struct ks_etcd_opts *o, char **key, char **end)
+{
+    char k[300];
+    size_t n;
+
+    snprintf(k, sizeof(k), "%skeys/", o->prefix);
+    n = strlen(k);
+    *key = b64((const uint8_t *)k, n);
+    k[n - 1]++;   /* "keys/" -> "keys0": the end of the prefix range */
+    *end = b64((const uint8_t *)k, n);
+}
+
+static void setup(struct ks_etcd *e, const char *url, const char *body, struct curl_slist **hdr,
+                  long timeout_ms)
+{
+    CURL *c = e->curl;
+    char auth[600];
+
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");   /* loopback and cluster peers: never a proxy */
+    if (e->o->cacert != NULL) {
+        struct curl_blob b = { e->o->cacert, e->o->cacert_len, CURL_BLOB_NOCOPY };
+
+        curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
+    }
+    if (e->o->cert != NULL) {
+        struct curl_blob b = { e->o->cert, e->o->cert_len, CURL_BLOB_NOCOPY };
+
+        curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &b);
+        curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+    }
+    if (e->o->key != NULL) {
+        struct curl_blob b = { e->o->key, e->o->key_len, CURL_BLOB_NOCOPY };
+
+        curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &b);
+        curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    if (e->token[0] != '\0') {
+        snprintf(auth, sizeof(auth), "Authorization: %s", e->token);
+        *hdr = curl_slist_append(*hdr, auth);
+        sodium_memzero(auth, sizeof(auth));
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdr);
+}
+
+static void add_why(char *err, size_t errlen, const char *endpoint, const char *why)
+{
+    size_t n = strlen(err);
+
+    if (n < errlen)
+        snprintf(err + n, errlen - n, "%s%s: %s", n > 0 ? "; " : "", endpoint, why);
+}
+
+/* One POST to endpoint i; parsed JSON reply or NULL with the reason added to err. */
+static json_object *post_one(struct ks_etcd *e, int i, const char *path, const char *body,
+                             char *err, size_t errlen)
+{
+    char url[400], why[300];
+    struct curl_slist *hdr = NULL;
+    struct buf b = { 0 };
+    json_object *j = NULL, *v;
+    long status = 0;
+    CURLcode rc;
+
+    snprintf(url, sizeof(url), "%s%s", e->o->endpoints[i], path);
+    setup(e, url, body, &hdr, REQUEST_TIMEOUT_MS);
+    curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &b);
+    rc = curl_easy_perform(e->curl);
+    curl_slist_free_all(hdr);
+    curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (rc != CURLE_OK) {
+        add_why(err, errlen, e->o->endpoints[i], curl_easy_strerror(rc));
+        goto out;
+    }
+    j = b.p != NULL ? json_tokener_parse(b.p) : NULL;
+    if (j == NULL || !json_object_is_type(j, json_type_object)) {
+        snprintf(why, sizeof(why), "HTTP %ld, not a JSON object", status);
+        add_why(err, errlen, e->o->endpoints[i], why);
+        json_object_put(j);
+        j = NULL;
+        goto out;
+    }
+    if (status != 200 || json_object_object_get_ex(j, "error", &v)) {
+        snprintf(why, sizeof(why), "HTTP %ld: %.200s", status,
+                 json_object_object_get_ex(j, "message", &v) ||
+                 json_object_object_get_ex(j, "error", &v) ? json_object_get_string(v) : "?");
+        add_why(err, errlen, e->o->endpoints[i], why);
+        json_object_put(j);
+        j = NULL;
+    }
+out:
+    free(b.p);
+    return j;
+}
+
+/* With catalogue_user: a token from /v3/auth/authenticate on endpoint i. */
+static int authenticate(struct ks_etcd *e, int i, char *err, size_t errlen)
+{
+    json_object *req, *j, *v;
+    int rc = -1;
+
+    if (e->o->user[0] == '\0')
+        return 0;
+    req = json_object_new_object();
+    json_object_object_add(req, "name", json_object_new_string(e->o->user));
+    json_object_object_add(req, "password", json_object_new_string(e->o->password));
+    e->token[0] = '\0';
+    j = post_one(e, i, "/v3/auth/authenticate", json_object_to_json_string(req), err, errlen);
+    json_object_put(req);
+    if (j != NULL && json_object_object_get_ex(j, "token", &v) &&
+        strlen(json_object_get_string(v)) < sizeof(e->token)) {
+        snprintf(e->token, sizeof(e->token), "%s", json_object_get_string(v));
+        rc = 0;
+    } else if (j != NULL) {
+        add_why(err, errlen, e->o->endpoints[i], "no token in the authentication reply");
+    }
+    json_object_put(j);
+    return rc;
+}
+
+/* POST to each endpoint in turn, starting with the last that answered. */
+static json_object *post(struct ks_etcd *e, const char *path, const char *body, char *err,
+                         size_t errlen)
+{
+    int k;
+
+    err[0] = '\0';
+    for (k = 0; k < e->o->nendpoints; k++) {
+        int i = (e->cur + k) % e->o->nendpoints;
+        json_object *j;
+
+        if (authenticate(e, i, err, errlen) != 0)
+            continue;
+        j = post_one(e, i, path, body, err, errlen);
+        if (j != NULL) {
+            e->cur = i;
+            err[0] = '\0';
+            return j;
+        }
+    }
+    return NULL;
+}
+
+static int deliver_kv(json_object *kv, const struct ks_etcd_opts *o, int deleted,
+                      ks_etcd_kv_fn fn, void *arg)
+{
+    char want[300];
+    size_t klen, vlen, pl;
+    uint8_t *key = unb64(kv, "key", &klen), *val = NULL;
+    int r = 0;
+
+    snprintf(want, sizeof(want), "%skeys/", o->prefix);
+    pl = strlen(want);
+    if (key == NULL || klen <= pl || memcmp(key, want, pl) != 0)
+        goto out;   /* outside our range: not ours */
+    val = deleted ? NULL : unb64(kv, "value", &vlen);
+    if (!deleted && val == NULL)
+        goto out;
+    r = fn(arg, (const char *)key + pl, klen - pl, val, deleted ? 0 : vlen,
+           get_u64(kv, "mod_revision"), deleted);
+out:
+    free(key);
+    free(val);
+    return r;
+}
+
+int ks_etcd_range_all(struct ks_etcd *e, ks_etcd_kv_fn fn, void *arg, uint64_t *rev,
+                      char *err, size_t errlen)
+{
+    json_object *req = json_object_new_object(), *j, *h, *kvs;
+    char *key, *end;
+    size_t i;
+    int rc = 0;
+
+    prefix_range(e->o, &key, &end);
+    json_object_object_add(req, "key", json_object_new_string(key));
+    json_object_object_add(req, "range_end", json_object_new_string(end));
+    free(key);
+    free(end);
+    j = post(e, "/v3/kv/range", json_object_to_json_string(req), err, errlen);
+    json_object_put(req);
+    if (j == NULL)
+        return -1;
+    *rev = json_object_object_get_ex(j, "header", &h) ? get_u64(h, "revision") : 0;
+    if (json_object_object_get_ex(j, "kvs", &kvs) && json_object_is_type(kvs, json_type_array))
+        for (i = 0; rc == 0 && i < json_object_array_length(kvs); i++)
+            rc = deliver_kv(json_object_array_get_idx(kvs, i), e->o, 0, fn, arg);
+    json_object_put(j);
+    return rc == 0 ? 0 : -1;
+}
+
+int ks_etcd_txn_put(struct ks_etcd *e, const char *name, uint64_t expect, const uint8_t *value,
+                    size_t vlen, uint64_t *rev, char *err, size_t errlen)
+{
+    json_object *req = json_object_new_object(), *cmp = json_object_new_object(), *arr, *put,
+                *op, *j, *h, *v;
+    char k[400], num[24], *kb, *vb;
+    int rc;
+
+    snprintf(k, sizeof(k), "%skeys/%s", e->o->prefix, name);
+    kb = b64((const uint8_t *)k, strlen(k));
+    vb = b64(value, vlen);
+    if (kb == NULL || vb == NULL) {
+        snprintf(err, errlen, "out of memory");
+        free(kb);
+        free(vb);
+        json_object_put(req);
+        json_object_put(cmp);
+        return -1;
+    }
+    /* mod_revision 0 = the key does not exist: a create has one winner */
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)expect);
+    json_object_object_add(cmp, "key", json_object_new_string(kb));
+    json_object_object_add(cmp, "target", json_object_new_string("MOD"));
+    json_object_object_add(cmp, "result", json_object_new_string("EQUAL"));
+    json_object_object_add(cmp, "mod_revision", json_object_new_string(num));
+    arr = json_object_new_array();
+    json_object_array_add(arr, cmp);
+    json_object_object_add(req, "compare", arr);
+    put = json_object_new_object();
+    json_object_object_add(put, "key", json_object_new_string(kb));
+    json_object_object_add(put, "value", json_object_new_string(vb));
+    op = json_object_new_object();
+    json_object_object_add(op, "request_put", put);
+    arr = json_object_new_array();
+    json_object_array_add(arr, op);
+    json_object_object_add(req, "success", arr);
+    free(kb);
+    free(vb);
+    j = post(e, "/v3/kv/txn", json_object_to_json_string(req), err, errlen);
+    json_object_put(req);
+    if (j == NULL)
+        return -1;
+    *rev = json_object_object_get_ex(j, "header", &h) ? get_u64(h, "revision") : 0;
+    rc = json_object_object_get_ex(j, "succeeded", &v) && json_object_get_boolean(v) ? 1 : 0;
+    json_object_put(j);
+    return rc;
+}
+
+/* ---- watch -------------------------------------------------------------- */
+
+struct watch {
+    struct ks_etcd *e;
+    ks_etcd_kv_fn fn;
+    void *arg;
+    struct buf line;
+    uint64_t last;
+    int stop, failed;
+    char why[256];
+};
+
+/* One streamed JSON message: {"result":{"header":..,"events":[..]}} or an error. */
+static void watch_message(struct watch *w, const char *text)
+{
+    json_object *j = json_tokener_parse(text), *res, *evs, *v;
+    size_t i;
+
+    if (j == NULL)
+        return;
+    if (json_object_object_get_ex(j, "error", &v)) {
+        snprintf(w->why, sizeof(w->why), "watch error: %.200s", json_object_to_json_string(v));
+        w->failed = 1;
+    } else if (json_object_object_get_ex(j, "result", &res)) {
+        if (json_object_object_get_ex(res, "canceled", &v) && json_object_get_boolean(v)) {
+            snprintf(w->why, sizeof(w->why), "the watch was cancelled (compacted?)");
+            w->failed = 1;
+        }
+        if (json_object_object_get_ex(res, "events", &evs) &&
+            json_object_is_type(evs, json_type_array))
+            for (i = 0; !w->stop && i < json_object_array_length(evs); i++) {
+                json_object *ev = json_object_array_get_idx(evs, i), *kv, *t;
+                int del = json_object_object_get_ex(ev, "type", &t) &&
+                          strcmp(json_object_get_string(t), "DELETE") == 0;
+                uint64_t r;
+
+                if (!json_object_object_get_ex(ev, "kv", &kv))
+                    continue;
+                r = get_u64(kv, "mod_revision");
+                w->stop = deliver_kv(kv, w->e->o, del, w->fn, w->arg);
+                if (r > w->last)
+                    w->last = r;
+            }
+    }
+    json_object_put(j);
+}
+
+static size_t watch_data(char *data, size_t size, size_t n, void *arg)
+{
+    struct watch *w = arg;
+    size_t len = size * n, i, start = 0;
+
+    if (collect(data, 1, len, &w->line) != len)
+        return 0;
+    /* messages are newline-separated */
+    for (i = 0; i < w->line.len; i++)
+        if (w->line.p[i] == '\n') {
+            w->line.p[i] = '\0';
+            watch_message(w, w->line.p + start);
+            start = i + 1;
+            if (w->stop || w->failed)
+                return 0;
+        }
+    memmove(w->line.p, w->line.p + start, w->line.len - start);
+    w->line.len -= start;
+    w->line.p[w->line.len] = '\0';
+    return len;
+}
+
+int ks_etcd_watch(struct ks_etcd *e, uint64_t start, ks_etcd_kv_fn fn, void *arg,
+                  uint64_t *last, char *err, size_t errlen)
+{
+    json_object *req = json_object_new_object(), *cr = json_object_new_object();
+    struct watch w = { .e = e, .fn = fn, .arg = arg, .last = start > 0 ? start - 1 : 0 };
+    struct curl_slist *hdr = NULL;
+    char url[400], num[24], *key, *end;
+    int i = e->cur;
+    CURLcode rc;
+
+    err[0] = '\0';
+    if (authenticate(e, i, err, errlen) != 0) {
+        e->cur = (i + 1) % e->o->nendpoints;
+        json_object_put(req);
+        json_object_put(cr);
+        return -1;
+    }
+    prefix_range(e->o, &key, &end);
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)start);
+    json_object_object_add(cr, "key", json_object_new_string(key));
+    json_object_object_add(cr, "range_end", json_object_new_string(end));
+    json_object_object_add(cr, "start_revision", json_object_new_string(num));
+    json_object_object_add(req, "create_request", cr);
+    free(key);
+    free(end);
+    snprintf(url, sizeof(url), "%s/v3/watch", e->o->endpoints[i]);
+    setup(e, url, json_object_to_json_string(req), &hdr, 0L);
+    /* a member that vanishes without closing (a partition) is noticed by keepalives */
+    curl_easy_setopt(e->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e->curl, CURLOPT_TCP_KEEPIDLE, 2L);
+    curl_easy_setopt(e->curl, CURLOPT_TCP_KEEPINTVL, 1L);
+    curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, watch_data);
+    curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &w);
+    rc = curl_easy_perform(e->curl);
+    curl_slist_free_all(hdr);
+    json_object_put(req);
+    free(w.line.p);
+    *last = w.last;
+    if (w.stop)
+        return w.stop;
+    snprintf(err, errlen, "%s: %s", e->o->endpoints[i],
+             w.failed ? w.why : rc != CURLE_OK ? curl_easy_strerror(rc) : "the watch stream ended");
+    /* next time another member */
+    e->cur = (i + 1) % e->o->nendpoints;
+    return -1;
+}

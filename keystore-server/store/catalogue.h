@@ -1,0 +1,89 @@
+/* The shared key catalogue (catalogue = etcd): the records this replica
+ * writes to and accepts from etcd, and what it has applied of them.
+ *
+ * One record per key name, etcd key PREFIX "keys/" NAME; its value is sealed
+ * under the master key (etcd sees no plaintext, the agent that talks to etcd
+ * holds no key):
+ *   offset 0  8 bytes  magic "KSCAT\0\0\1"
+ *          8  u32 BE   format version (1)
+ *         12  u32 BE   number of files (0: the key was deleted, a tombstone)
+ *         16  u64 BE   sequence number
+ *         24  24 bytes XChaCha20-Poly1305 nonce
+ *         48  ...      ciphertext + tag of the files, each
+ *                      u8 name length, name, u32 BE length, bytes
+ *   associated data = the 48 header bytes || NAME.
+ * The files are the key directory's files of that key exactly as on disk
+ * (NAME.key sealed, NAME.crt); any file kind NAME.* travels the same way.
+ *
+ * The sequence number is what makes replay and rollback visible: a writer
+ * takes one above every etcd revision it has seen (so above the sequence of
+ * every earlier record of that name, whose revision it compares in the
+ * transaction), and a replica refuses a record whose sequence is below the
+ * one it applied last for that name, whatever revision etcd gives it (an
+ * old record put back with etcdctl gets a new revision but keeps its old
+ * sealed sequence).  Callers hold the key table's write lock. */
+#ifndef KS_CATALOGUE_H
+#define KS_CATALOGUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "manifest.h"
+
+#define KS_CAT_MAX_FILES 16
+#define KS_CAT_RECORD_MAX (17u * 1024 * 1024)
+
+/* Write a record to etcd: txn(compare mod_revision == expect, put).
+ * 1 written (*rev its revision), 0 another writer got there first,
+ * -1 unavailable (err names etcd and the endpoints). */
+typedef int (*ks_catalogue_put_fn)(const char *name, uint64_t expect, const uint8_t *rec,
+                                   size_t len, uint64_t *rev, char *err, size_t errlen);
+
+void ks_catalogue_enable(ks_catalogue_put_fn put);
+int ks_catalogue_enabled(void);
+
+struct ks_cat_file {
+    char name[KS_MF_NAME_MAX];
+    const uint8_t *data;
+    size_t len;
+};
+
+struct ks_cat_record {
+    uint64_t seq;
+    size_t n;
+    struct ks_cat_file f[KS_CAT_MAX_FILES];
+    uint8_t *pt;        /* the decrypted files (public or sealed data); f[] points into it */
+};
+
+/* Seal and publish the files of key `name` (n = 0: its tombstone) as its
+ * next record.  Returns 1, 0 (conflict) or -1 like ks_catalogue_put_fn. */
+int ks_catalogue_publish(const char *name, const struct ks_cat_file *files, size_t n,
+                         char *err, size_t errlen);
+
+/* Authenticate and parse a record from etcd for `name`.  0, or -1 with why. */
+int ks_catalogue_open(const char *name, const uint8_t *rec, size_t len,
+                      struct ks_cat_record *r, char *why, size_t whylen);
+void ks_catalogue_record_free(struct ks_cat_record *r);
+
+/* Against what was applied for `name`: 1 apply it, 0 already applied
+ * (the same sequence: our own write, a repeated range read), -1 older
+ * (replayed or rolled back: refuse; *applied says what we have). */
+int ks_catalogue_check(const char *name, uint64_t seq, uint64_t *applied);
+
+/* Record that `name` is at sequence seq, etcd revision mod_rev. */
+int ks_catalogue_applied(const char *name, uint64_t seq, uint64_t mod_rev);
+
+/* The applied state is kept in KEY_DIR/.catalogue (sealed: magic
+ * "KSCATST\1", u32 BE count, u64 BE highest revision, 24-byte nonce, then
+ * the AEAD of u8 name length, name, u64 BE sequence, u64 BE revision per
+ * name; the 44 header bytes are the associated data), so that a restarted
+ * replica still refuses what it refused before.  load: at start-up (a
+ * missing file, or one that does not authenticate (a master-key rotation
+ * does not re-seal it), is an empty state, with a warning).  flush: writes it if anything changed.  0 or -1 with err. */
+int ks_catalogue_state_load(int dirfd, char *err, size_t errlen);
+int ks_catalogue_state_flush(char *err, size_t errlen);
+
+/* The highest etcd revision seen (a range's header, a watch event). */
+void ks_catalogue_saw_revision(uint64_t rev);
+
+#endif

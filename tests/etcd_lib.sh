@@ -1,0 +1,143 @@
+# Helpers for the catalogue (catalogue = etcd) tests: a three-member etcd
+# cluster of its own on loopback ports with data in $T (never Debian's
+# packaged service on 2379/2380), and keystored replicas sharing one master
+# key, each in its own directory $T/NAME.  Source after lib.sh.
+
+# Free loopback TCP ports, one per argument name: ETCD_C1 ETCD_P1 ...
+etcd_free_ports() {
+    local ports
+    ports=$(/usr/bin/python3 -c '
+import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$#")
+    local name p
+    for name in "$@"; do
+        p=${ports%% *}; ports=${ports#* }
+        printf -v "$name" '%s' "$p"
+    done
+}
+
+ETCD_PIDS=()
+# etcd_start: three members m1..m3; ETCD_ENDPOINTS lists their client URLs.
+etcd_start() {
+    etcd_free_ports ETCD_C1 ETCD_C2 ETCD_C3 ETCD_P1 ETCD_P2 ETCD_P3
+    ETCD_CLUSTER="m1=http://127.0.0.1:$ETCD_P1,m2=http://127.0.0.1:$ETCD_P2,m3=http://127.0.0.1:$ETCD_P3"
+    ETCD_ENDPOINTS="http://127.0.0.1:$ETCD_C1 http://127.0.0.1:$ETCD_C2 http://127.0.0.1:$ETCD_C3"
+    local i
+    for i in 1 2 3; do etcd_member_start "$i" new; done
+    etcd_wait_healthy
+}
+
+etcd_member_start() {   # N new|existing
+    local i=$1 c p
+    c=ETCD_C$i; p=ETCD_P$i
+    etcd --name "m$i" --data-dir "$T/etcd-m$i" \
+        --listen-client-urls "http://127.0.0.1:${!c}" --advertise-client-urls "http://127.0.0.1:${!c}" \
+        --listen-peer-urls "http://127.0.0.1:${!p}" --initial-advertise-peer-urls "http://127.0.0.1:${!p}" \
+        --initial-cluster "$ETCD_CLUSTER" --initial-cluster-token "kst-$$" \
+        --initial-cluster-state "$2" >"$T/etcd-m$i.log" 2>&1 &
+    ETCD_PIDS[$i]=$!
+}
+
+etcd_ctl() { ETCDCTL_API=3 etcdctl --endpoints="${ETCD_ENDPOINTS// /,}" "$@"; }
+
+etcd_wait_healthy() {
+    local i
+    for i in $(seq 1 100); do
+        if etcd_ctl endpoint health >/dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    tail -5 "$T"/etcd-m*.log >&2
+    fail "the etcd cluster did not become healthy within 20 s"
+}
+
+# The member number (1..3) that is the leader now.
+etcd_leader() {
+    local i c st
+    for i in 1 2 3; do
+        c=ETCD_C$i
+        st=$(ETCDCTL_API=3 etcdctl --endpoints="http://127.0.0.1:${!c}" endpoint status -w json 2>/dev/null) || continue
+        if echo "$st" | /usr/bin/python3 -c '
+import json, sys
+s = json.load(sys.stdin)[0]["Status"]
+sys.exit(0 if s["header"]["member_id"] == s["leader"] else 1)'; then
+            echo "$i"; return 0
+        fi
+    done
+    return 1
+}
+
+etcd_stop_all() {
+    local i
+    for i in 1 2 3; do
+        if [ -n "${ETCD_PIDS[$i]:-}" ]; then kill -9 "${ETCD_PIDS[$i]}" 2>/dev/null || true; fi
+    done
+    for i in 1 2 3; do
+        if [ -n "${ETCD_PIDS[$i]:-}" ]; then wait "${ETCD_PIDS[$i]}" 2>/dev/null || true; fi
+        ETCD_PIDS[$i]=
+    done
+}
+
+declare -A REPLICA_PID=()
+# replica_start NAME [CONFIG LINE...]: keystored in $T/NAME with the shared
+# master key $T/master.key and catalogue = etcd on the cluster.
+replica_start() {
+    local name=$1 base=$T
+    shift
+    mkdir -p "$base/$name"
+    [ -f "$base/master.key" ] || "$KEYSTORED" --gen-master-key "$base/master.key" >/dev/null
+    cp -p "$base/master.key" "$base/$name/master.key"
+    T=$base/$name
+    KS_PID=
+    ks_start "catalogue = etcd" "catalogue_endpoints = $ETCD_ENDPOINTS" \
+        "catalogue_prefix = /kst/" "allow_client_generate = no" "$@"
+    REPLICA_PID[$name]=$KS_PID
+    KS_PID=
+    T=$base
+}
+
+replica_stop() {   # NAME [SIGNAL]
+    local pid=${REPLICA_PID[$1]:-}
+    if [ -n "$pid" ]; then
+        kill "-${2:-TERM}" "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
+    REPLICA_PID[$1]=
+}
+
+replica_ctl() {   # NAME keystorectl-args...
+    local name=$1
+    shift
+    KEYSTORE_ADMIN="unix:$T/$name/admin.sock" "$KEYSTORECTL" "$@"
+}
+
+# Wait until keystorectl on NAME says key KEY is there (or, with "gone",
+# that it is not), at most SECONDS; prints the time it took in ms.
+replica_wait_key() {   # NAME KEY present|gone SECONDS
+    local start now
+    start=$(date +%s%N)
+    while :; do
+        if replica_ctl "$1" info "$2" >/dev/null 2>&1; then
+            [ "$3" = present ] && break
+        else
+            [ "$3" = gone ] && break
+        fi
+        now=$(date +%s%N)
+        if [ $(( (now - start) / 1000000 )) -gt $(( $4 * 1000 )) ]; then
+            return 1
+        fi
+        sleep 0.02
+    done
+    now=$(date +%s%N)
+    echo $(( (now - start) / 1000000 ))
+}
+
+catalogue_cleanup() {
+    local rc=$? n
+    for n in "${!REPLICA_PID[@]}"; do replica_stop "$n" || true; done
+    etcd_stop_all || true
+    if [ "${KS_KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
+    exit $rc
+}
+trap catalogue_cleanup EXIT
