@@ -283,6 +283,7 @@ static int enc_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t ou
         return 0;
     }
     dr.key = ctx->key->name;
+    dr.version = ctx->key->version;
     dr.oaep_digest = (char *)"";
     dr.mgf1_digest = (char *)"";
     if (tls) {

@@ -309,6 +309,7 @@ static int key_check(KS_PROVCTX *pc, struct ks_conn *c, KS_KEY *k, int s, int *r
     if (st != 0)
         return st;
     gk.name = k->name;
+    gk.version = k->version;   /* the same version there, not whatever is current */
     req.body_case = KEYSTORE__REQUEST__BODY_GET_KEY;
     req.get_key = &gk;
     if (conn_send(pc, c, &req, &r, err, sizeof(err)) != 0) {

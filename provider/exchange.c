@@ -221,6 +221,7 @@ static Keystore__Response *server_derive(KS_EXCH_CTX *ctx)
         return NULL;
     }
     dr.key = ctx->key->name;
+    dr.version = ctx->key->version;
     dr.peer_public_key_der.data = spki;
     dr.peer_public_key_der.len = (size_t)len;
     req.body_case = KEYSTORE__REQUEST__BODY_DERIVE;

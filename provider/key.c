@@ -145,6 +145,7 @@ KS_KEY *ks_key_from_info(KS_PROVCTX *pc, const char *name, const Keystore__KeyIn
     if ((k = ks_key_new(pc, info->type)) == NULL)
         return NULL;
     strcpy(k->name, name); /* length checked by ks_valid_key_name */
+    k->version = info->version;
     /* the server that just answered this thread: the key's own */
     k->origin = ks_client_server(pc);
     if ((k->pub_der = malloc(info->public_key_der.len)) == NULL) {
@@ -180,6 +181,11 @@ err:
 
 KS_KEY *ks_key_fetch(KS_PROVCTX *pc, const char *name)
 {
+    return ks_key_fetch_version(pc, name, 0);
+}
+
+KS_KEY *ks_key_fetch_version(KS_PROVCTX *pc, const char *name, uint32_t version)
+{
     Keystore__Request req = KEYSTORE__REQUEST__INIT;
     Keystore__GetKeyRequest gk = KEYSTORE__GET_KEY_REQUEST__INIT;
     Keystore__Response *resp = NULL;
@@ -190,6 +196,7 @@ KS_KEY *ks_key_fetch(KS_PROVCTX *pc, const char *name)
         return NULL;
     }
     gk.name = (char *)name;
+    gk.version = version;
     req.body_case = KEYSTORE__REQUEST__BODY_GET_KEY;
     req.get_key = &gk;
     if (!ks_client_call(pc, &req, KEYSTORE__RESPONSE__BODY_KEY, "load", name, &resp, NULL))

@@ -39,6 +39,7 @@ typedef struct ks_key_st {
     size_t ncerts;                    /* chain stored with the key, leaf first */
     unsigned char *certs[KS_MAX_CERTS];
     size_t certlens[KS_MAX_CERTS];
+    uint32_t version;                 /* the key version loaded; sent with every operation */
     /* Several servers (servers.h): the key is used by name on any of them,
      * but only where that server's public key for the name is this one. */
     int origin;                       /* index of the server it came from, -1 none */
@@ -55,6 +56,11 @@ KS_KEY *ks_key_new(KS_PROVCTX *pc, int type);
 /* Ask the server for key `name`: NULL with an error raised if it is unknown
  * or the server cannot be reached. */
 KS_KEY *ks_key_fetch(KS_PROVCTX *pc, const char *name);
+
+/* The same for version `version` of the key (0: the current one).  The key
+ * keeps that version for its whole life: a rotation in the server does not
+ * change what a loaded key signs with, until the application loads it again. */
+KS_KEY *ks_key_fetch_version(KS_PROVCTX *pc, const char *name, uint32_t version);
 
 /* Build a key from the server's description of key `name` (GetKey,
  * GenerateKey replies). */

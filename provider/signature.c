@@ -427,6 +427,7 @@ static int remote_sign(KS_SIG_CTX *ctx, const unsigned char *tbs, size_t tbslen,
     int ok = 0;
 
     sr.key = ctx->key->name;
+    sr.version = ctx->key->version;
     sr.digest = ctx->mdname;
     sr.mgf1_digest = (char *)"";
     if (ctx->alg == KS_SIG_RSA) {

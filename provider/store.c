@@ -20,6 +20,7 @@ typedef struct {
     int list_all;               /* "keystore:": every key the server lists */
     int expect;                 /* OSSL_STORE_INFO_* or 0 for anything */
     int chain_only;             /* "?chain": no key, the certificates after the leaf */
+    uint32_t version;           /* "?version=N": that key version; 0 the current one */
     KS_KEY **keys;              /* fetched on the first load */
     size_t nkeys, cur;          /* the key being yielded */
     int fetched, key_done;
@@ -27,28 +28,54 @@ typedef struct {
     int eof;
 } KS_STORE_CTX;
 
-/* "keystore:NAME?chain" asks for the certificates after the leaf only
- * (s_server -cert_chain), without the key. */
-static int split_query(KS_PROVCTX *pc, const char *uri, char base[KS_ADDR_MAX], int *chain_only)
+/* "version=N": 1 and N (1..999999999, no leading zero), else 0. */
+static int parse_version(const char *s, size_t len, uint32_t *v)
 {
-    const char *q = strchr(uri, '?');
+    size_t i;
+
+    *v = 0;
+    if (len < 9 || len > 8 + 9 || strncmp(s, "version=", 8) != 0 || s[8] < '1' || s[8] > '9')
+        return 0;
+    for (i = 8; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        *v = *v * 10 + (uint32_t)(s[i] - '0');
+    }
+    return 1;
+}
+
+/* "keystore:NAME?chain" asks for the certificates after the leaf only
+ * (s_server -cert_chain), without the key; "?version=N" for version N of
+ * the key (keystorectl rotate); both may be given, joined by '&'. */
+static int split_query(KS_PROVCTX *pc, const char *uri, char base[KS_ADDR_MAX], int *chain_only,
+                       uint32_t *version)
+{
+    const char *q = strchr(uri, '?'), *p;
     size_t n = q != NULL ? (size_t)(q - uri) : strlen(uri);
 
     *chain_only = 0;
+    *version = 0;
     if (n >= KS_ADDR_MAX) {
         KS_RAISE(pc, KS_R_BAD_URI, "keystore URI too long: %.80s...", uri);
         return 0;
     }
     memcpy(base, uri, n);
     base[n] = '\0';
-    if (q == NULL)
-        return 1;
-    if (strcmp(q + 1, "chain") != 0) {
-        KS_RAISE(pc, KS_R_BAD_URI, "unknown query '%.40s' in keystore URI: the only one is '?chain' "
-                 "(the certificates after the leaf)", q + 1);
-        return 0;
+    for (p = q; p != NULL; p = strchr(p + 1, '&')) {
+        const char *e = strchr(p + 1, '&');
+        size_t len = e != NULL ? (size_t)(e - p - 1) : strlen(p + 1);
+
+        if (len == 5 && strncmp(p + 1, "chain", 5) == 0 && !*chain_only) {
+            *chain_only = 1;
+        } else if (*version == 0 && parse_version(p + 1, len, version)) {
+            continue;
+        } else {
+            KS_RAISE(pc, KS_R_BAD_URI, "unknown query '%.*s' in keystore URI (or one given twice): use "
+                     "'?chain' (the certificates after the leaf) and/or '?version=N' (a key "
+                     "version, 1 or more)", (int)(len > 40 ? 40 : len), p + 1);
+            return 0;
+        }
     }
-    *chain_only = 1;
     return 1;
 }
 
@@ -64,12 +91,13 @@ static void *store_open(void *provctx, const char *uri)
     }
     ctx->pc = pc;
     ks_prefer_other_providers();
-    if (!split_query(pc, uri, base, &ctx->chain_only))
+    if (!split_query(pc, uri, base, &ctx->chain_only, &ctx->version))
         goto err;
     /* the bare scheme lists every key, as pkcs11: does with pkcs11-provider */
     if (strcmp(base, "keystore:") == 0 || strcmp(base, "keystore:name=") == 0) {
-        if (ctx->chain_only) {
-            KS_RAISE(pc, KS_R_BAD_URI, "'?chain' needs a key name: keystore:NAME?chain");
+        if (ctx->chain_only || ctx->version != 0) {
+            KS_RAISE(pc, KS_R_BAD_URI, "'?%s' needs a key name: keystore:NAME?%s",
+                     ctx->chain_only ? "chain" : "version=N", ctx->chain_only ? "chain" : "version=N");
             goto err;
         }
         ctx->list_all = 1;
@@ -177,7 +205,7 @@ static int fetch(KS_STORE_CTX *ctx)
     ctx->fetched = 1;
     if (ctx->list_all)
         return fetch_list(ctx);
-    if ((k = ks_key_fetch(ctx->pc, ctx->name)) == NULL)
+    if ((k = ks_key_fetch_version(ctx->pc, ctx->name, ctx->version)) == NULL)
         return 0;
     if (ctx->chain_only && k->ncerts == 0) {
         KS_RAISE(ctx->pc, KS_R_NO_CERTIFICATE, "key '%s' has no certificate in the keystore: "

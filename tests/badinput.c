@@ -279,8 +279,9 @@ static void garbage(void)
 
 static void unknown_body(void)
 {
-    /* id 7 and an unknown field 15 (length-delimited, empty): no body we know */
-    static const uint8_t unknown[] = { 0x08, 0x07, 0x7a, 0x00 };
+    /* id 7 and an unknown field 99 (length-delimited, empty): no body we know
+     * (a low number would become a request one day) */
+    static const uint8_t unknown[] = { 0x08, 0x07, 0x9a, 0x06, 0x00 };
     static const uint8_t nobody[] = { 0x08, 0x08 };
     uint8_t b[64];
     Keystore__Response *r;

@@ -8,7 +8,10 @@
  * is retried too: the server may be down when we start.
  * Prints "signed=N retries=N after_failure=N bad=N" (after_failure: messages
  * signed after the first failed call, i.e. after reconnecting by itself).
- * Exit 0 only if nothing was abandoned at the deadline and bad is 0. */
+ * Exit 0 only if nothing was abandoned at the deadline and bad is 0.
+ * With SIGLOOP_STOP_ON_ERROR set, the first failed call is not retried: its
+ * OpenSSL error queue goes to stderr and the exit status is 3 (a client told
+ * its key version was retired). */
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -76,10 +79,18 @@ int main(int argc, char **argv)
 
         if (RAND_bytes(msg + n, (int)sizeof(msg) - n) != 1)
             return 1;
-        while ((r = sign_verify(key, msg, sizeof(msg))) == 0 && now() < deadline) {
+        if ((r = sign_verify(key, msg, sizeof(msg))) == 0 && getenv("SIGLOOP_STOP_ON_ERROR")) {
+            ERR_print_errors_fp(stderr);
+            printf("signed=%ld retries=%ld after_failure=%ld bad=%ld\n", signed_ok, retries,
+                   after_failure, bad);
+            EVP_PKEY_free(key);
+            return 3;
+        }
+        while (r == 0 && now() < deadline) {
             ERR_clear_error();   /* server down or restarting: try again */
             retries++;
             usleep(20000);
+            r = sign_verify(key, msg, sizeof(msg));
         }
         if (r == 0) {
             abandoned = 1;

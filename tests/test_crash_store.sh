@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # A crash-safe key store: keystored is killed (-9) at random moments while
-# keystorectl generates, imports, deletes keys and attaches certificates.
+# keystorectl generates, imports, deletes keys, attaches certificates,
+# rotates keys (a new version) and retires old versions.
 # After each restart every key is either fully there or absent (never a
 # damaged file), no key that keystorectl reported as stored is lost, no key
 # it reported as deleted comes back, an acknowledged certificate is there,
+# an acknowledged rotation is the current version, an acknowledged retired
+# version is gone,
 # and the manifest (test_rollback.sh) refuses nothing: the store always
 # starts.  Then: a damaged key file is named and refused while the others
 # load; a wrong master key is a clear start-up error.
@@ -16,8 +19,12 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/import.p
 
 declare -A state    # name -> present | absent | unknown (op in flight at the crash)
 declare -A cstate   # name -> yes | unknown: a certificate was attached
+declare -A vstate   # name -> current version | unknown
+declare -A rstate   # name:version -> yes | unknown: retired
+# the keys (not their "  version N" lines) of keystorectl list
+names() { ks_ctl list 2>/dev/null | awk 'NR>1 && !/^ / {print $1}'; }
 ROUNDS=${CRASH_ROUNDS:-12}
-n=0
+n=0 nrot=0 nret=0
 
 # One round: operations until the server dies under us; journal: "op name rc".
 ops() {
@@ -26,18 +33,30 @@ ops() {
     while :; do
         i=$((i + 1))
         name="r${round}k$i"
-        case $((RANDOM % 7)) in
+        case $((RANDOM % 9)) in
             0|1) op=generate; ks_ctl generate "$name" --type $([ $((RANDOM % 2)) = 0 ] && echo ec || echo ed25519) >/dev/null 2>&1; rc=$? ;;
             2)   op=import; ks_ctl import "$name" "$T/import.pem" >/dev/null 2>&1; rc=$? ;;
             6)   op=cert
-                 name=$(ks_ctl list 2>/dev/null | awk 'NR>1 {print $1}' | shuf -n 1)
+                 name=$(names | shuf -n 1)
                  [ -n "$name" ] || continue
                  # the request signs through the server: if it fails the server is gone
                  openssl req -new -x509 "${PROV[@]}" -key "keystore:$name" -subj "/CN=$name" \
                      -days 1 -out "$T/c.pem" >/dev/null 2>&1 || { echo "$op $name 2" >> "$j"; return 0; }
                  ks_ctl attach-cert "$name" "$T/c.pem" >/dev/null 2>&1; rc=$? ;;
-            *)   op=delete   # half the operations: keeps the key count bounded
-                 name=$(ks_ctl list 2>/dev/null | awk 'NR>1 {print $1}' | shuf -n 1)
+            7)   op=rotate
+                 name=$(names | shuf -n 1)
+                 [ -n "$name" ] || continue
+                 ks_ctl rotate "$name" >"$T/rot.out" 2>&1; rc=$?
+                 [ $rc = 0 ] && name="$name:$(grep -o 'version [0-9]*$' "$T/rot.out" | cut -d' ' -f2)" ;;
+            8)   op=retire   # the oldest version that is not the current one
+                 name=$(names | shuf -n 1)
+                 [ -n "$name" ] || continue
+                 v=$(ks_ctl info "$name" 2>/dev/null | awk '/^  version [0-9]+: / && !/: retired/ && !/\(current\)$/ { sub(":", "", $2); print $2; exit }')
+                 [ -n "$v" ] || continue
+                 name="$name:$v"
+                 ks_ctl retire "${name%:*}" --version "$v" >/dev/null 2>&1; rc=$? ;;
+            *)   op=delete   # a third of the operations: keeps the key count bounded
+                 name=$(names | shuf -n 1)
                  [ -n "$name" ] || continue
                  ks_ctl delete "$name" >/dev/null 2>&1; rc=$? ;;
         esac
@@ -51,6 +70,8 @@ for round in $(seq 1 "$ROUNDS"); do
     : > "$T/journal"
     ops "$T/journal" &
     opspid=$!
+    # at least one acknowledged operation per round, however loaded the machine
+    for i in $(seq 100); do [ -s "$T/journal" ] && break; sleep 0.1; done
     sleep "0.$(( (RANDOM % 6) + 1 ))$((RANDOM % 10))"
     kill -9 "$KS_PID"
     wait "$KS_PID" 2>/dev/null || true
@@ -60,21 +81,30 @@ for round in $(seq 1 "$ROUNDS"); do
     # the model: acknowledged results are certain, the last (rc 2) is not
     while read -r op name rc; do
         n=$((n + 1))
+        case $op in rotate) nrot=$((nrot + 1)) ;; retire) nret=$((nret + 1)) ;; esac
         if [ "$op" = cert ]; then
             [ "$rc" = 0 ] && cstate[$name]=yes || cstate[$name]=unknown
+        elif [ "$op" = rotate ]; then
+            # the new version has no certificate yet
+            unset "cstate[${name%:*}]"
+            [ "$rc" = 0 ] && vstate[${name%:*}]=${name#*:} || vstate[${name%:*}]=unknown
+        elif [ "$op" = retire ]; then
+            [ "$rc" = 0 ] && rstate[$name]=yes || rstate[$name]=unknown
         elif [ "$rc" = 0 ]; then
             [ "$op" = delete ] && state[$name]=absent || state[$name]=present
             unset "cstate[$name]"
+            vstate[$name]=1
         else
             state[$name]=unknown
             unset "cstate[$name]"
+            vstate[$name]=1   # if it is there at all, a new key is version 1
         fi
     done < "$T/journal"
     mv "$T/keystored.log" "$T/keystored.log.$round"
     ks_start "$CONF"
     grep -E "skipping|error|refusing" "$T/keystored.log" && fail "round $round: a key file was damaged, unreadable or refused after the crash"
     ks_ctl list > "$T/list.raw" || fail "round $round: list"
-    tail -n +2 "$T/list.raw" > "$T/list"   # without the header line
+    tail -n +2 "$T/list.raw" | { grep -v '^ ' || true; } > "$T/list"   # the keys, without the header
     for name in "${!state[@]}"; do
         if grep -q "^$name " "$T/list"; then have=present; else have=absent; fi
         case ${state[$name]} in
@@ -91,23 +121,47 @@ for round in $(seq 1 "$ROUNDS"); do
             yes) [ $have = yes ] || fail "round $round: key $name lost its acknowledged certificate" ;;
         esac
     done
+    # one listing of every version: "NAME CURRENT" and "NAME:N" per usable version, then the count
+    ks_ctl --json list | python3 -c '
+import json, sys
+keys = json.load(sys.stdin)
+for k in keys:
+    print(k["name"], k["version"])
+    for v in k["versions"]:
+        if not v["retired"]:
+            print("%s:%d usable" % (k["name"], v["version"]))
+print("= %d" % sum(len([v for v in k["versions"] if not v["retired"]]) for k in keys))' > "$T/versions"
+    for name in "${!vstate[@]}"; do
+        [ "${state[$name]:-}" = present ] || continue
+        have=$(awk -v n="$name" '$1 == n { print $2 }' "$T/versions")
+        case ${vstate[$name]} in
+            unknown) vstate[$name]=$have ;;
+            "$have") ;;
+            *) fail "round $round: key $name should be at version ${vstate[$name]} but is at $have" ;;
+        esac
+    done
+    for nv in "${!rstate[@]}"; do
+        [ "${state[${nv%:*}]:-}" = present ] && [ "${rstate[$nv]}" = yes ] || continue
+        grep -q "^$nv usable$" "$T/versions" && fail "round $round: retired version ${nv#*:} of key ${nv%:*} is back"
+    done
     # every listed key is whole: its public key exports; no temp files remain
     while read -r name _; do
         ks_ctl pubkey "$name" >/dev/null || fail "round $round: key $name is listed but unusable"
     done < "$T/list"
     files=$(find "$T/keys" -name '*.key' | wc -l)
-    [ "$files" = "$(wc -l < "$T/list")" ] || fail "round $round: $files key files but $(wc -l < "$T/list") keys loaded"
+    versions=$(awk '$1 == "=" { print $2 }' "$T/versions")
+    [ "$files" = "$versions" ] || fail "round $round: $files key files but $versions key versions loaded"
     [ -z "$(find "$T/keys" -name '.*.tmp')" ] || fail "round $round: temporary files left after start-up"
 done
 present=0; for v in "${state[@]}"; do [ "$v" = present ] && present=$((present + 1)); done
 [ "$n" -gt "$ROUNDS" ] || fail "too few operations ($n) to mean anything"
-pass "$ROUNDS kill -9 rounds, $n keystorectl operations: no acknowledged key lost, no deleted key back, no damaged file ($present keys now)"
+pass "$ROUNDS kill -9 rounds, $n keystorectl operations ($nrot rotate, $nret retire): no acknowledged key lost, no deleted key back, no damaged file ($present keys now)"
 
 # a damaged file and a tampered header: named, skipped, the rest still load
 ks_ctl generate keeper --type ed25519 >/dev/null || fail "generate keeper"   # >= 1 good key below
 ks_ctl generate victim --type ec >/dev/null || fail "generate victim"
 ks_ctl generate victim2 --type ec >/dev/null || fail "generate victim2"
-before=$(ks_ctl list | tail -n +2 | wc -l)
+before=$(names | wc -l)
 ks_stop
 size=$(stat -c %s "$T/keys/victim.key")
 printf '\x55' | dd of="$T/keys/victim.key" bs=1 seek=$((size - 5)) conv=notrunc 2>/dev/null
@@ -118,7 +172,7 @@ grep -q "refusing $T/keys/victim.key: the manifest (generation [0-9]*) does not 
     || { cat "$T/keystored.log" >&2; fail "damaged key file not reported by name"; }
 grep -q "refusing $T/keys/victim2.key: the manifest" "$T/keystored.log" \
     || fail "tampered header not reported by name"
-after=$(ks_ctl list | tail -n +2 | wc -l)
+after=$(names | wc -l)
 [ "$after" = $((before - 2)) ] || fail "expected $((before - 2)) keys after skipping two, got $after"
 pass "damaged and tampered key files reported by name and skipped; $after others loaded"
 

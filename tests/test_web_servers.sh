@@ -5,7 +5,9 @@
 # environment (the drop-in's value), key-reference PEMs as key files, workers
 # as www-data / haproxy reaching a 0660 root:keystore socket and granted by
 # the access list.  Fetched over TLS 1.2 and 1.3 with curl (OpenSSL) and
-# gnutls-cli (GnuTLS); reloaded; the EC key rotated while requests run, with
+# gnutls-cli (GnuTLS); reloaded; the EC key rotated (keystorectl rotate: a new
+# version under the same name, its CSR from keystore:web-ec?version=2) while
+# requests run, the servers reloaded onto it, with
 # no failed request and the new certificate served afterwards.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/web_lib.sh"

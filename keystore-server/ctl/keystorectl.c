@@ -35,11 +35,14 @@ static void usage(FILE *f)
 "  import NAME FILE [--passin pass:TEXT|env:VAR|file:PATH] [--usage USAGE]\n"
 "                                                 store a PEM/DER private key\n"
 "  list [--expiring 30d]                          list keys (and their certificates)\n"
-"  info NAME                                      show one key\n"
-"  pubkey NAME [-o FILE]                          print the public key (PEM)\n"
+"  info NAME [--version N]                        show one key and its versions\n"
+"  pubkey NAME [-o FILE] [--version N]            print the public key (PEM)\n"
 "  delete NAME [--yes]                            delete a key (asks on a terminal)\n"
-"  attach-cert NAME CERT.pem [CHAIN.pem] [--no-chain-check]\n"
+"  attach-cert NAME CERT.pem [CHAIN.pem] [--no-chain-check] [--version N]\n"
 "                                                 attach a certificate chain\n"
+"  rotate NAME|--all [--type T] [--bits N] [--curve C] [--usage U]\n"
+"                                                 make a new current version of a key\n"
+"  retire NAME --version N                        destroy an old version of a key\n"
 "  gen-master-key PATH                            create a master key file (local)\n"
 "  client-keygen NAME -o FILE                     create a TCP client key (local)\n"
 "  server-pubkey KEYFILE                          print a server key's public key (local)\n"
@@ -290,63 +293,93 @@ static int parse_usage(const char *cmd, const char *text, uint32_t *usage)
 
 static const char *const generate_opts[] = { "--type", "--bits", "--curve", "--usage", NULL };
 
+/* --version N: 1..999999999; 0 (the current one) if absent. */
+static int parse_version(const char *cmd, const char *text, uint32_t *v)
+{
+    char *end;
+    unsigned long n;
+
+    *v = 0;
+    if (text == NULL)
+        return 0;
+    n = strtoul(text, &end, 10);
+    if (text[0] < '1' || text[0] > '9' || *end != '\0' || n > 999999999UL) {
+        ctl_err("%s: --version takes a version number (1, 2, ...), not '%s'", cmd, text);
+        return -1;
+    }
+    *v = (uint32_t)n;
+    return 0;
+}
+
+/* --type/--bits/--curve: generate (defaults filled in) and rotate (type 0 =
+ * the current version's, so no defaults). */
+static int key_params(const char *cmd, const char *type, const char *bits, const char *curve,
+                      int defaults, Keystore__KeyType *t, uint32_t *b, char **group)
+{
+    static const struct { const char *name; Keystore__KeyType t; } types[] = {
+        { "rsa", KEYSTORE__KEY_TYPE__KEY_TYPE_RSA },
+        { "rsa-pss", KEYSTORE__KEY_TYPE__KEY_TYPE_RSA_PSS },
+        { "ec", KEYSTORE__KEY_TYPE__KEY_TYPE_EC },
+        { "ed25519", KEYSTORE__KEY_TYPE__KEY_TYPE_ED25519 },
+        { "ed448", KEYSTORE__KEY_TYPE__KEY_TYPE_ED448 },
+        { "x25519", KEYSTORE__KEY_TYPE__KEY_TYPE_X25519 },
+        { "x448", KEYSTORE__KEY_TYPE__KEY_TYPE_X448 },
+    };
+    int rsa, any = type == NULL;
+    char *end;
+    size_t i;
+
+    *t = KEYSTORE__KEY_TYPE__KEY_TYPE_UNSPECIFIED;
+    for (i = 0; type != NULL && i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcasecmp(type, types[i].name) == 0)
+            *t = types[i].t;
+    if (type != NULL && *t == KEYSTORE__KEY_TYPE__KEY_TYPE_UNSPECIFIED) {
+        ctl_err("%s: unknown --type '%s' (use rsa, rsa-pss, ec, ed25519, ed448, x25519 "
+                "or x448)", cmd, type);
+        return -1;
+    }
+    rsa = *t == KEYSTORE__KEY_TYPE__KEY_TYPE_RSA || *t == KEYSTORE__KEY_TYPE__KEY_TYPE_RSA_PSS;
+    if (bits != NULL) {
+        unsigned long v = strtoul(bits, &end, 10);
+
+        if (!rsa && !any) {
+            ctl_err("%s: --bits only applies to rsa and rsa-pss keys", cmd);
+            return -1;
+        }
+        if (*bits == '\0' || *end != '\0' || (v != 2048 && v != 3072 && v != 4096)) {
+            ctl_err("%s: --bits must be 2048, 3072 or 4096, not '%s'", cmd, bits);
+            return -1;
+        }
+        *b = (uint32_t)v;
+    } else if (rsa && defaults) {
+        *b = 2048;
+    }
+    if (curve != NULL) {
+        if (*t != KEYSTORE__KEY_TYPE__KEY_TYPE_EC && !any) {
+            ctl_err("%s: --curve only applies to ec keys", cmd);
+            return -1;
+        }
+        *group = (char *)curve;   /* the server validates and canonicalizes it */
+    } else if (*t == KEYSTORE__KEY_TYPE__KEY_TYPE_EC && defaults) {
+        *group = (char *)"P-256";
+    }
+    return 0;
+}
+
 static int cmd_generate(char **args, int nargs, const char **opts)
 {
     Keystore__Request req = KEYSTORE__REQUEST__INIT;
     Keystore__GenerateKeyRequest g = KEYSTORE__GENERATE_KEY_REQUEST__INIT;
-    const char *type = opts[0], *bits = opts[1], *curve = opts[2];
-    char *end;
 
     (void)nargs;
     if (check_name(args[0]) != 0 || parse_usage("generate", opts[3], &g.usage) != 0)
         return CTL_USAGE;
-    if (type == NULL) {
+    if (opts[0] == NULL) {
         ctl_err("generate: --type is required (rsa, rsa-pss, ec, ed25519, ed448, x25519 or x448)");
         return CTL_USAGE;
     }
-    if (strcasecmp(type, "rsa") == 0)
-        g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_RSA;
-    else if (strcasecmp(type, "rsa-pss") == 0)
-        g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_RSA_PSS;
-    else if (strcasecmp(type, "ec") == 0)
-        g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_EC;
-    else if (strcasecmp(type, "ed25519") == 0)
-        g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_ED25519;
-    else if (strcasecmp(type, "ed448") == 0)
-        g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_ED448;
-    else if (strcasecmp(type, "x25519") == 0)
-        g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_X25519;
-    else if (strcasecmp(type, "x448") == 0)
-        g.type = KEYSTORE__KEY_TYPE__KEY_TYPE_X448;
-    else {
-        ctl_err("generate: unknown --type '%s' (use rsa, rsa-pss, ec, ed25519, ed448, x25519 "
-                "or x448)", type);
+    if (key_params("generate", opts[0], opts[1], opts[2], 1, &g.type, &g.bits, &g.group) != 0)
         return CTL_USAGE;
-    }
-    if (bits != NULL) {
-        unsigned long b = strtoul(bits, &end, 10);
-
-        if (g.type != KEYSTORE__KEY_TYPE__KEY_TYPE_RSA && g.type != KEYSTORE__KEY_TYPE__KEY_TYPE_RSA_PSS) {
-            ctl_err("generate: --bits only applies to rsa and rsa-pss keys");
-            return CTL_USAGE;
-        }
-        if (*bits == '\0' || *end != '\0' || (b != 2048 && b != 3072 && b != 4096)) {
-            ctl_err("generate: --bits must be 2048, 3072 or 4096, not '%s'", bits);
-            return CTL_USAGE;
-        }
-        g.bits = (uint32_t)b;
-    } else if (g.type == KEYSTORE__KEY_TYPE__KEY_TYPE_RSA || g.type == KEYSTORE__KEY_TYPE__KEY_TYPE_RSA_PSS) {
-        g.bits = 2048;
-    }
-    if (curve != NULL) {
-        if (g.type != KEYSTORE__KEY_TYPE__KEY_TYPE_EC) {
-            ctl_err("generate: --curve only applies to ec keys");
-            return CTL_USAGE;
-        }
-        g.group = (char *)curve;   /* the server validates and canonicalizes it */
-    } else if (g.type == KEYSTORE__KEY_TYPE__KEY_TYPE_EC) {
-        g.group = (char *)"P-256";
-    }
     g.name = args[0];
     req.body_case = KEYSTORE__REQUEST__BODY_GENERATE_KEY;
     req.generate_key = &g;
@@ -456,27 +489,30 @@ static int cmd_list(char **args, int nargs, const char **opts)
     return within >= 0 && n == 0 ? CTL_NONE_EXPIRING : CTL_OK;
 }
 
-static int get_key(const char *name, Keystore__Response **resp)
+static int get_key(const char *name, uint32_t version, Keystore__Response **resp)
 {
     Keystore__Request req = KEYSTORE__REQUEST__INIT;
     Keystore__GetKeyRequest g = KEYSTORE__GET_KEY_REQUEST__INIT;
 
     g.name = (char *)name;
+    g.version = version;
     req.body_case = KEYSTORE__REQUEST__BODY_GET_KEY;
     req.get_key = &g;
     return ctl_call(&req, KEYSTORE__RESPONSE__BODY_KEY, resp);
 }
 
+static const char *const info_opts[] = { "--version", NULL };
+
 static int cmd_info(char **args, int nargs, const char **opts)
 {
     Keystore__Response *resp;
+    uint32_t version;
     int rc;
 
     (void)nargs;
-    (void)opts;
-    if (check_name(args[0]) != 0)
+    if (check_name(args[0]) != 0 || parse_version("info", opts[0], &version) != 0)
         return CTL_USAGE;
-    rc = get_key(args[0], &resp);
+    rc = get_key(args[0], version, &resp);
     if (rc != CTL_OK)
         return rc;
     ctl_print_key(resp->key, json_out, "");
@@ -484,17 +520,18 @@ static int cmd_info(char **args, int nargs, const char **opts)
     return CTL_OK;
 }
 
-static const char *const pubkey_opts[] = { "-o", NULL };
+static const char *const pubkey_opts[] = { "-o", "--version", NULL };
 
 static int cmd_pubkey(char **args, int nargs, const char **opts)
 {
     Keystore__Response *resp;
+    uint32_t version;
     int rc;
 
     (void)nargs;
-    if (check_name(args[0]) != 0)
+    if (check_name(args[0]) != 0 || parse_version("pubkey", opts[1], &version) != 0)
         return CTL_USAGE;
-    rc = get_key(args[0], &resp);
+    rc = get_key(args[0], version, &resp);
     if (rc != CTL_OK)
         return rc;
     rc = ctl_write_pubkey_as(resp->key->public_key_der.data, resp->key->public_key_der.len,
@@ -551,7 +588,79 @@ static int cmd_delete(char **args, int nargs, const char **opts)
     return CTL_OK;
 }
 
-static const char *const attach_opts[] = { "!--no-chain-check", NULL };
+static int rotate_one(const char *name, const char **opts, int *failed)
+{
+    Keystore__Request req = KEYSTORE__REQUEST__INIT;
+    Keystore__RotateKeyRequest r = KEYSTORE__ROTATE_KEY_REQUEST__INIT;
+    int rc;
+
+    if (key_params("rotate", opts[0], opts[1], opts[2], 0, &r.type, &r.bits, &r.group) != 0 ||
+        parse_usage("rotate", opts[3], &r.usage) != 0)
+        return CTL_USAGE;
+    r.name = (char *)name;
+    req.body_case = KEYSTORE__REQUEST__BODY_ROTATE;
+    req.rotate = &r;
+    rc = print_key_reply(&req, "rotated");
+    if (rc != CTL_OK)
+        *failed = rc;
+    return rc;
+}
+
+static const char *const rotate_opts[] = { "--type", "--bits", "--curve", "--usage", "!--all",
+                                           NULL };
+
+static int cmd_rotate(char **args, int nargs, const char **opts)
+{
+    Keystore__Request req = KEYSTORE__REQUEST__INIT;
+    Keystore__ListKeysRequest l = KEYSTORE__LIST_KEYS_REQUEST__INIT;
+    Keystore__Response *resp;
+    int failed = 0, rc;
+    size_t i;
+
+    if ((nargs == 1) == (opts[4] != NULL)) {
+        ctl_err("rotate: name one key, or pass --all (every key)");
+        return CTL_USAGE;
+    }
+    if (nargs == 1) {
+        if (check_name(args[0]) != 0)
+            return CTL_USAGE;
+        return rotate_one(args[0], opts, &failed);
+    }
+    req.body_case = KEYSTORE__REQUEST__BODY_LIST_KEYS;
+    req.list_keys = &l;
+    rc = ctl_call(&req, KEYSTORE__RESPONSE__BODY_LIST_KEYS, &resp);
+    if (rc != CTL_OK)
+        return rc;
+    /* every key, even after one fails: the exit status says something did */
+    for (i = 0; i < resp->list_keys->n_keys; i++)
+        if (rotate_one(resp->list_keys->keys[i]->name, opts, &failed) == CTL_USAGE)
+            break;
+    keystore__response__free_unpacked(resp, NULL);
+    return failed;
+}
+
+static const char *const retire_opts[] = { "--version", NULL };
+
+static int cmd_retire(char **args, int nargs, const char **opts)
+{
+    Keystore__Request req = KEYSTORE__REQUEST__INIT;
+    Keystore__RetireKeyRequest r = KEYSTORE__RETIRE_KEY_REQUEST__INIT;
+
+    (void)nargs;
+    if (check_name(args[0]) != 0 || parse_version("retire", opts[0], &r.version) != 0)
+        return CTL_USAGE;
+    if (r.version == 0) {
+        ctl_err("retire: --version N is required (keystorectl info %s lists the versions)",
+                args[0]);
+        return CTL_USAGE;
+    }
+    r.name = args[0];
+    req.body_case = KEYSTORE__REQUEST__BODY_RETIRE;
+    req.retire = &r;
+    return print_key_reply(&req, "retired a version of");
+}
+
+static const char *const attach_opts[] = { "!--no-chain-check", "--version", NULL };
 
 static int cmd_attach_cert(char **args, int nargs, const char **opts)
 {
@@ -561,7 +670,7 @@ static int cmd_attach_cert(char **args, int nargs, const char **opts)
     size_t *lens = NULL, n = 0, i;
     int rc = CTL_INPUT;
 
-    if (check_name(args[0]) != 0)
+    if (check_name(args[0]) != 0 || parse_version("attach-cert", opts[1], &a.version) != 0)
         return CTL_USAGE;
     a.no_chain_check = opts[0] != NULL;
     if (ctl_read_certs(args[1], &ders, &lens, &n) != 0 ||
@@ -766,21 +875,37 @@ static const struct cmd commands[] = {
       "  --expiring D  only keys whose leaf certificate expires within D (30d, 12h, 90m,\n"
       "                2w, 3600s) or has expired; exit status 0 if any is listed, 5 if none\n",
       0, 0, cmd_list, list_opts },
-    { "info", "NAME", "Show one key and the subject, issuer and not-after of each certificate.\n",
-      1, 1, cmd_info, NULL },
-    { "pubkey", "NAME [-o FILE]",
-      "Print the public key as PEM SubjectPublicKeyInfo, or write it to FILE.\n"
+    { "info", "NAME [--version N]", "Show one key (its current version, or version N), the subject, issuer and\n"
+      "not-after of each certificate, and the key's versions.\n",
+      1, 1, cmd_info, info_opts },
+    { "pubkey", "NAME [-o FILE] [--version N]",
+      "Print the public key (of the current version, or version N) as PEM\n"
+      "SubjectPublicKeyInfo, or write it to FILE.\n"
       "--json: {\"name\", \"public_key_pem\"} (with -o: {\"name\", \"file\"}).\n",
       1, 1, cmd_pubkey, pubkey_opts },
     { "delete", "NAME [--yes]", "Delete a key and its certificates from the server.  On a terminal it asks\n"
       "first; --yes (or -y) does not ask.\n",
       1, 1, cmd_delete, NULL },
-    { "attach-cert", "NAME CERT.pem [CHAIN.pem] [--no-chain-check]",
+    { "rotate", "NAME|--all [--type T] [--bits N] [--curve C] [--usage U]",
+      "Generate a new version of a key (or of every key, --all) inside the server; it\n"
+      "becomes the current one: what keystore:NAME opens from now on.  Applications\n"
+      "that loaded an older version keep using it until they reload; keystore:NAME?version=N\n"
+      "opens version N (e.g. openssl req -new -key 'keystore:NAME?version=N' for a CSR).\n"
+      "Same type, size, curve and usage as the current version unless given (as for\n"
+      "generate).  --all goes on after a key fails, and exits with the last failure.\n",
+      0, 1, cmd_rotate, rotate_opts },
+    { "retire", "NAME --version N",
+      "Destroy version N of a key (its key and certificate files); never the current\n"
+      "version.  Applications still using it are refused with a message telling them\n"
+      "to reload.\n",
+      1, 1, cmd_retire, retire_opts },
+    { "attach-cert", "NAME CERT.pem [CHAIN.pem] [--no-chain-check] [--version N]",
       "Attach a certificate (leaf first, then its chain) to a key.  The leaf must\n"
       "certify the key's public key, and the server checks that each certificate\n"
       "was issued by the next one (issuer name and signature); the first link that\n"
       "does not fit is named.  Files may hold several PEM certificates.\n"
-      "  --no-chain-check  store the chain without checking who issued what\n",
+      "  --no-chain-check  store the chain without checking who issued what\n"
+      "  --version N       attach to version N of the key (default: the current one)\n",
       2, 3, cmd_attach_cert, attach_opts },
     { "gen-master-key", "PATH",
       "Write a new random 32-byte master key to PATH (mode 0600); never overwrites.\n"
@@ -822,7 +947,7 @@ int main(int argc, char **argv)
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    const char *opts[4] = { NULL, NULL, NULL, NULL };
+    const char *opts[8] = { NULL };
     char *args[8];
     int opt, nargs, rc, r;
     size_t i;

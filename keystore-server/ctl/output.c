@@ -138,6 +138,57 @@ static void json_usage(uint32_t usage)
     }
 }
 
+static void json_versions(const Keystore__KeyInfo *k)
+{
+    char t[32];
+    size_t i;
+
+    printf(", \"version\": %u, \"versions\": [", k->version);
+    for (i = 0; i < k->n_versions; i++) {
+        const Keystore__KeyVersionInfo *v = k->versions[i];
+
+        iso_time(v->created, t, sizeof(t));
+        printf("%s{\"version\": %u, \"current\": %s, \"created\": %llu, \"created_iso\": ",
+               i > 0 ? ", " : "", v->version, v->current ? "true" : "false",
+               (unsigned long long)v->created);
+        ctl_json_string(v->created != 0 ? t : "");
+        printf(", \"retired\": %llu, \"type\": ", (unsigned long long)v->retired);
+        ctl_json_string(v->retired != 0 ? "" : ks_key_type_name(v->type));
+        printf(", \"bits\": %u, \"group\": ", v->bits);
+        ctl_json_string(v->group);
+        printf(", \"certs\": %u, \"usage\": [", v->certs);
+        json_usage(v->usage);
+        printf("]}");
+    }
+    printf("]");
+}
+
+/* Text lines for a key with more than one version: "  version N: ...". */
+static void text_versions(const Keystore__KeyInfo *k)
+{
+    char t[32], usage[KS_USAGE_TEXT_MAX];
+    size_t i;
+
+    if (k->n_versions < 2)
+        return;
+    for (i = 0; i < k->n_versions; i++) {
+        const Keystore__KeyVersionInfo *v = k->versions[i];
+
+        if (v->retired != 0) {
+            if (v->retired > 1)
+                iso_time(v->retired, t, sizeof(t));
+            printf("  version %u: retired%s%s\n", v->version, v->retired > 1 ? " " : "",
+                   v->retired > 1 ? t : "");
+            continue;
+        }
+        iso_time(v->created, t, sizeof(t));
+        printf("  version %u: %s%s%s, created %s, %u certificate%s, usage %s%s\n", v->version,
+               ks_key_type_name(v->type), v->group[0] != '\0' ? " " : "", v->group, t, v->certs,
+               v->certs == 1 ? "" : "s", ks_usage_format(v->usage, usage),
+               v->current ? " (current)" : "");
+    }
+}
+
 static void json_key(const Keystore__KeyInfo *k)
 {
     char created[32];
@@ -154,13 +205,14 @@ static void json_key(const Keystore__KeyInfo *k)
     printf(", \"certs\": %zu, \"usage\": [", k->n_cert_chain_der);
     json_usage(k->usage);
     printf("]");
+    json_versions(k);
     json_certs(k);
     printf("}");
 }
 
 void ctl_print_key(const Keystore__KeyInfo *k, int json, const char *verb)
 {
-    char size[32], created[32], usage[KS_USAGE_TEXT_MAX];
+    char size[32], created[32], usage[KS_USAGE_TEXT_MAX], version[32];
     size_t i;
 
     if (json) {
@@ -170,10 +222,12 @@ void ctl_print_key(const Keystore__KeyInfo *k, int json, const char *verb)
     }
     size_column(k, size, sizeof(size));
     iso_time(k->created, created, sizeof(created));
-    printf("%s%skey %s: %s %s, created %s, %zu certificate%s, usage %s\n", verb,
+    /* the version only for keys that have had more than one (the line stays as it was) */
+    snprintf(version, sizeof(version), ", version %u", k->version);
+    printf("%s%skey %s: %s %s, created %s, %zu certificate%s, usage %s%s\n", verb,
            verb[0] != '\0' ? " " : "", k->name, ks_key_type_name(k->type), size, created,
            k->n_cert_chain_der, k->n_cert_chain_der == 1 ? "" : "s",
-           ks_usage_format(k->usage, usage));
+           ks_usage_format(k->usage, usage), k->version > 1 || k->n_versions > 1 ? version : "");
     for (i = 0; i < k->n_cert_chain_der; i++) {
         struct cert_facts f;
 
@@ -185,6 +239,7 @@ void ctl_print_key(const Keystore__KeyInfo *k, int json, const char *verb)
         printf("  certificate %zu: subject %s, issuer %s, not after %s\n", i + 1, f.subject,
                f.issuer, created);
     }
+    text_versions(k);
 }
 
 static int by_name(const void *a, const void *b)
@@ -245,5 +300,6 @@ void ctl_print_list(Keystore__KeyInfo **keys, size_t n, int json)
                wtype, ks_key_type_name(keys[i]->type), wsize, size, created,
                keys[i]->n_cert_chain_der > 0 ? "yes" : "no", ks_usage_format(keys[i]->usage, usage),
                expires, wsubj, f.subject, f.issuer);
+        text_versions(keys[i]);
     }
 }

@@ -9,6 +9,7 @@
 #include <openssl/rsa.h>
 
 #include "acl.h"
+#include "admin.h"
 #include "common/log.h"
 #include "store/certchain.h"
 #include "usage.h"
@@ -21,6 +22,12 @@ static int check_new_name(struct ks_op *op, const char *name)
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
                     "'%s' is not a valid key name: use 1-%d characters of A-Z a-z 0-9 . _ - "
                     "not starting with '.'", name, KS_MAX_KEY_NAME);
+        return -1;
+    }
+    if (ks_key_name_reserved(name)) {
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
+                    "'%s' ends in .vN, which names key versions (NAME.vN.key is version N of "
+                    "key NAME): choose another name", name);
         return -1;
     }
     k = ks_store_get(name);
@@ -139,19 +146,19 @@ no_bits:
     return -1;
 }
 
-void ks_op_generate(struct ks_op *op, const Keystore__GenerateKeyRequest *r)
+EVP_PKEY *ks_op_keygen(struct ks_op *op, const Keystore__GenerateKeyRequest *r,
+                       uint32_t *usage)
 {
     const char *alg, *group;
     char reason[256];
     EVP_PKEY_CTX *ctx;
     EVP_PKEY *pkey = NULL;
     unsigned bits;
-    uint32_t usage;
     int ok;
 
-    if (check_new_name(op, r->name) != 0 || gen_params(op, r, &alg, &bits, &group) != 0 ||
-        ks_usage_for_new_key(op, r->type, r->usage, &usage) != 0)
-        return;
+    if (gen_params(op, r, &alg, &bits, &group) != 0 ||
+        ks_usage_for_new_key(op, r->type, r->usage, usage) != 0)
+        return NULL;
     ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, NULL);
     ok = ctx != NULL && EVP_PKEY_keygen_init(ctx) == 1;
     if (ok && bits != 0)
@@ -165,8 +172,18 @@ void ks_op_generate(struct ks_op *op, const Keystore__GenerateKeyRequest *r)
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_OPERATION_FAILED,
                     "generating a %s key failed: %s", alg, ks_ossl_reason(reason, sizeof(reason)));
         EVP_PKEY_free(pkey);
-        return;
+        return NULL;
     }
+    return pkey;
+}
+
+void ks_op_generate(struct ks_op *op, const Keystore__GenerateKeyRequest *r)
+{
+    EVP_PKEY *pkey;
+    uint32_t usage;
+
+    if (check_new_name(op, r->name) != 0 || (pkey = ks_op_keygen(op, r, &usage)) == NULL)
+        return;
     store_and_reply(op, r->name, pkey, usage, "generated");
 }
 
@@ -243,7 +260,7 @@ void ks_op_delete(struct ks_op *op, const Keystore__DeleteKeyRequest *r)
 void ks_op_attach_cert(struct ks_op *op, const Keystore__AttachCertRequest *r)
 {
     struct ks_cert certs[KS_MAX_CHAIN];
-    struct ks_key *k, *nk = NULL;
+    struct ks_key *k, *nk = NULL, *head;
     char why[512], err[512];
     size_t i, bad;
     enum ks_store_status st;
@@ -255,7 +272,7 @@ void ks_op_attach_cert(struct ks_op *op, const Keystore__AttachCertRequest *r)
                     r->n_cert_chain_der, KS_MAX_CHAIN);
         return;
     }
-    k = ks_op_key(op, r->name);
+    k = ks_op_key_version(op, r->name, r->version, 1);
     if (k == NULL)
         return;
     for (i = 0; i < r->n_cert_chain_der; i++) {
@@ -287,10 +304,13 @@ void ks_op_attach_cert(struct ks_op *op, const Keystore__AttachCertRequest *r)
                     r->name);
         goto out;
     }
-    ks_log("conn %lu uid %u pid %d: %s %zu certificate%s for key %s", op->s->id,
+    ks_log("conn %lu uid %u pid %d: %s %zu certificate%s for key %s version %u", op->s->id,
            (unsigned)op->s->uid, (int)op->s->pid, r->n_cert_chain_der > 0 ? "attached" : "removed",
-           r->n_cert_chain_der, r->n_cert_chain_der == 1 ? "" : "s", r->name);
-    ks_op_reply_key(op, nk);
+           r->n_cert_chain_der, r->n_cert_chain_der == 1 ? "" : "s", r->name,
+           (unsigned)nk->version);
+    head = ks_store_current_of(nk);
+    ks_op_reply_key_of(op, nk, head);
+    ks_key_put(head);
     ks_key_put(nk);
 out:
     ks_key_put(k);

@@ -116,7 +116,7 @@ static void reply_plaintext(struct ks_op *op, uint8_t *pt, size_t len)
 
 void ks_op_decrypt(struct ks_op *op, const Keystore__DecryptRequest *r)
 {
-    struct ks_key *k = ks_op_key(op, r->key);
+    struct ks_key *k = ks_op_key_version(op, r->key, r->version, 1);
     EVP_PKEY_CTX *ctx = NULL;
     uint8_t *pt;
     size_t ptlen;

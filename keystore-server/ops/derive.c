@@ -119,7 +119,7 @@ static int is_ecx(const struct ks_key *k)
 
 void ks_op_derive(struct ks_op *op, const Keystore__DeriveRequest *r)
 {
-    struct ks_key *k = ks_op_key(op, r->key);
+    struct ks_key *k = ks_op_key_version(op, r->key, r->version, 1);
     EVP_PKEY_CTX *ctx = NULL;
     EVP_PKEY *peer = NULL;
     char reason[256];

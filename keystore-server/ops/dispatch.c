@@ -73,11 +73,12 @@ static int admin_allowed(struct ks_op *op, int client_may)
  * use the key for something: to anyone else a key that exists must answer
  * like one that does not, and the access list's refusal (given before any
  * lookup) is that answer. */
-static int key_op_permitted(struct ks_op *op, uint32_t usage, int acl_op, const char *key)
+static int key_op_permitted(struct ks_op *op, uint32_t usage, int acl_op, const char *key,
+                            uint32_t version)
 {
     if (!ks_acl_visible(op->s, key))
         return ks_acl_permit(op, acl_op, key);
-    return ks_usage_permit(op, usage, key) && ks_acl_permit(op, acl_op, key);
+    return ks_usage_permit(op, usage, key, version) && ks_acl_permit(op, acl_op, key);
 }
 
 static void dispatch(struct ks_op *op, const Keystore__Request *req)
@@ -104,17 +105,19 @@ static void dispatch(struct ks_op *op, const Keystore__Request *req)
         break;
     case KEYSTORE__REQUEST__BODY_SIGN:
         op->name = "Sign";
-        if (key_op_permitted(op, KS_USAGE_SIGN, KS_ACL_SIGN, req->sign->key))
+        if (key_op_permitted(op, KS_USAGE_SIGN, KS_ACL_SIGN, req->sign->key, req->sign->version))
             ks_op_sign(op, req->sign);
         break;
     case KEYSTORE__REQUEST__BODY_DECRYPT:
         op->name = "Decrypt";
-        if (key_op_permitted(op, KS_USAGE_DECRYPT, KS_ACL_DECRYPT, req->decrypt->key))
+        if (key_op_permitted(op, KS_USAGE_DECRYPT, KS_ACL_DECRYPT, req->decrypt->key,
+                             req->decrypt->version))
             ks_op_decrypt(op, req->decrypt);
         break;
     case KEYSTORE__REQUEST__BODY_DERIVE:
         op->name = "Derive";
-        if (key_op_permitted(op, KS_USAGE_DERIVE, KS_ACL_DERIVE, req->derive->key))
+        if (key_op_permitted(op, KS_USAGE_DERIVE, KS_ACL_DERIVE, req->derive->key,
+                             req->derive->version))
             ks_op_derive(op, req->derive);
         break;
     case KEYSTORE__REQUEST__BODY_GENERATE_KEY:
@@ -136,6 +139,16 @@ static void dispatch(struct ks_op *op, const Keystore__Request *req)
         op->name = "AttachCert";
         if (admin_allowed(op, 0))
             ks_op_attach_cert(op, req->attach_cert);
+        break;
+    case KEYSTORE__REQUEST__BODY_ROTATE:
+        op->name = "RotateKey";
+        if (admin_allowed(op, 0))
+            ks_op_rotate(op, req->rotate);
+        break;
+    case KEYSTORE__REQUEST__BODY_RETIRE:
+        op->name = "RetireKey";
+        if (admin_allowed(op, 0))
+            ks_op_retire(op, req->retire);
         break;
     case KEYSTORE__REQUEST__BODY_STATUS:
         op->name = "Status";

@@ -16,6 +16,9 @@ void ks_op_generate(struct ks_op *op, const Keystore__GenerateKeyRequest *r);
 void ks_op_import(struct ks_op *op, const Keystore__ImportKeyRequest *r);
 void ks_op_delete(struct ks_op *op, const Keystore__DeleteKeyRequest *r);
 void ks_op_attach_cert(struct ks_op *op, const Keystore__AttachCertRequest *r);
+/* versions.c */
+void ks_op_rotate(struct ks_op *op, const Keystore__RotateKeyRequest *r);
+void ks_op_retire(struct ks_op *op, const Keystore__RetireKeyRequest *r);
 /* control.c */
 void ks_op_status(struct ks_op *op, const Keystore__StatusRequest *r);
 void ks_op_reload(struct ks_op *op, const Keystore__ReloadRequest *r);

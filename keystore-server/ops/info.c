@@ -6,11 +6,15 @@
 
 void ks_op_get_key(struct ks_op *op, const Keystore__GetKeyRequest *r)
 {
-    struct ks_key *k = ks_op_key_if(op, r->name, ks_acl_visible(op->s, r->name));
+    struct ks_key *k = ks_op_key_version(op, r->name, r->version,
+                                         ks_acl_visible(op->s, r->name));
+    struct ks_key *head;
 
     if (k == NULL)
         return;
-    ks_op_reply_key(op, k);
+    head = ks_store_current_of(k);
+    ks_op_reply_key_of(op, k, head);
+    ks_key_put(head);
     ks_key_put(k);
 }
 

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 
@@ -77,7 +78,98 @@ struct ks_key *ks_op_key(struct ks_op *op, const char *name)
     return ks_op_key_if(op, name, 1);
 }
 
+static void ks_format_time(uint64_t t, char *out, size_t outlen)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, outlen, "%llu", (unsigned long long)t);
+}
+
+struct ks_key *ks_op_key_version(struct ks_op *op, const char *name, uint32_t version,
+                                 int visible)
+{
+    enum ks_store_status st;
+    uint32_t current;
+    uint64_t when;
+    struct ks_key *k;
+    char date[40];
+
+    if (version == 0 || !visible || !ks_valid_key_name(name))
+        return ks_op_key_if(op, name, visible);
+    k = ks_store_get_version(name, version, &st, &current, &when);
+    if (k != NULL)
+        return k;
+    if (st == KS_STORE_NO_SUCH_KEY)
+        return ks_op_key_if(op, name, visible);
+    if (st == KS_STORE_RETIRED) {
+        ks_format_time(when, date, sizeof(date));
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_KEY_RETIRED,
+                    "key '%s' version %u was retired%s%s: reload the application to use "
+                    "version %u", name, (unsigned)version, when != 0 ? " on " : " (before the "
+                    "server last started)", when != 0 ? date : "", (unsigned)current);
+        return NULL;
+    }
+    ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_NO_SUCH_KEY,
+                "key '%s' has no version %u (its current version is %u)", name,
+                (unsigned)version, (unsigned)current);
+    return NULL;
+}
+
+/* KeyVersionInfo of every version: the usable ones, those retired since
+ * start (with the time) and below them those retired before (time 1). */
+static int add_versions(struct ks_op *op, Keystore__KeyInfo *ki, const struct ks_key *k,
+                        const struct ks_key *head)
+{
+    Keystore__KeyVersionInfo **v;
+    uint32_t n = head->version, i, j;
+
+    if (n == 0 || n > 100000)
+        return 0;
+    v = ks_arena_alloc(op->arena, n * sizeof(*v));
+    if (v == NULL)
+        return -1;
+    for (i = 0; i < n; i++) {
+        const struct ks_key *e = i + 1 == head->version ? head : NULL;
+
+        for (j = 0; e == NULL && j < head->nolder; j++)
+            if (head->older[j]->version == i + 1)
+                e = head->older[j];
+        if ((v[i] = ks_arena_alloc(op->arena, sizeof(*v[i]))) == NULL)
+            return -1;
+        keystore__key_version_info__init(v[i]);
+        v[i]->version = i + 1;
+        v[i]->current = e == head;
+        if (e == NULL) {
+            v[i]->retired = 1;
+            for (j = 0; j < head->nretired; j++)
+                if (head->retired[j].version == i + 1)
+                    v[i]->retired = head->retired[j].when;
+            continue;
+        }
+        v[i]->created = e->created;
+        v[i]->type = e->type;
+        v[i]->bits = e->bits;
+        v[i]->usage = e->usage;
+        v[i]->certs = (uint32_t)e->ncerts;
+        if (e->group[0] != '\0' &&
+            (v[i]->group = ks_arena_memdup(op->arena, e->group, strlen(e->group) + 1)) == NULL)
+            return -1;
+    }
+    (void)k;
+    ki->versions = v;
+    ki->n_versions = n;
+    return 0;
+}
+
 Keystore__KeyInfo *ks_op_keyinfo(struct ks_op *op, const struct ks_key *k)
+{
+    return ks_op_keyinfo_of(op, k, k);
+}
+
+Keystore__KeyInfo *ks_op_keyinfo_of(struct ks_op *op, const struct ks_key *k,
+                                    const struct ks_key *head)
 {
     Keystore__KeyInfo *ki = ks_arena_alloc(op->arena, sizeof(*ki));
     size_t i;
@@ -94,6 +186,9 @@ Keystore__KeyInfo *ks_op_keyinfo(struct ks_op *op, const struct ks_key *k)
         ki->group = ks_arena_memdup(op->arena, k->group, strlen(k->group) + 1);
     ki->created = k->created;
     ki->usage = k->usage;
+    ki->version = k->version;
+    if (head != NULL && add_versions(op, ki, k, head) != 0)
+        return NULL;
     if (k->ncerts > 0) {
         ki->cert_chain_der = ks_arena_alloc(op->arena, k->ncerts * sizeof(ProtobufCBinaryData));
         if (ki->cert_chain_der == NULL)
@@ -111,7 +206,12 @@ Keystore__KeyInfo *ks_op_keyinfo(struct ks_op *op, const struct ks_key *k)
 
 void ks_op_reply_key(struct ks_op *op, const struct ks_key *k)
 {
-    Keystore__KeyInfo *ki = ks_op_keyinfo(op, k);
+    ks_op_reply_key_of(op, k, k);
+}
+
+void ks_op_reply_key_of(struct ks_op *op, const struct ks_key *k, const struct ks_key *head)
+{
+    Keystore__KeyInfo *ki = ks_op_keyinfo_of(op, k, head);
 
     if (ki == NULL)
         return;   /* arena->failed: ks_handle_frame turns this into an error */

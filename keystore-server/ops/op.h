@@ -31,9 +31,21 @@ struct ks_key *ks_op_key(struct ks_op *op, const char *name);
  * reply of a key that does not exist. */
 struct ks_key *ks_op_key_if(struct ks_op *op, const char *name, int visible);
 
-/* KeyInfo for k allocated in the arena (NULL on allocation failure). */
+/* Version `version` (0: current) of a key the caller may see, or reply
+ * ERROR_NO_SUCH_KEY (also for a version that never existed) or
+ * ERROR_KEY_RETIRED ("... reload the application to use version N") and
+ * return NULL.  A key the caller may not see (visible 0) answers like a
+ * missing one. */
+struct ks_key *ks_op_key_version(struct ks_op *op, const char *name, uint32_t version,
+                                 int visible);
+
+/* KeyInfo for k allocated in the arena (NULL on allocation failure); its
+ * versions list is that of k's current entry `head` (k itself if current). */
 Keystore__KeyInfo *ks_op_keyinfo(struct ks_op *op, const struct ks_key *k);
+Keystore__KeyInfo *ks_op_keyinfo_of(struct ks_op *op, const struct ks_key *k,
+                                    const struct ks_key *head);
 void ks_op_reply_key(struct ks_op *op, const struct ks_key *k);
+void ks_op_reply_key_of(struct ks_op *op, const struct ks_key *k, const struct ks_key *head);
 
 /* Fetch a digest by name, or reply ERROR_BAD_PARAMETER and return NULL.
  * what is e.g. "digest" or "OAEP digest" for the message. */

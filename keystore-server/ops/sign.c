@@ -278,7 +278,7 @@ out:
 
 void ks_op_sign(struct ks_op *op, const Keystore__SignRequest *r)
 {
-    struct ks_key *k = ks_op_key(op, r->key);
+    struct ks_key *k = ks_op_key_version(op, r->key, r->version, 1);
 
     if (k == NULL)
         return;

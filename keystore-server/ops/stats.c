@@ -50,7 +50,7 @@ static char last_reload_msg[512];
 
 static const char *const OP_NAMES[KS_OPK_N] = {
     "hello", "get_key", "list_keys", "sign", "decrypt", "derive", "generate", "import", "delete",
-    "attach_cert", "status", "reload", "unknown", "undecodable",
+    "attach_cert", "status", "reload", "rotate", "retire", "unknown", "undecodable",
 };
 static const char *const CONN_NAMES[KS_CONNK_N] = { "client", "admin", "tcp" };
 
@@ -79,6 +79,8 @@ enum ks_op_kind ks_op_kind_of(const Keystore__Request *req, const char **key)
     case KEYSTORE__REQUEST__BODY_ATTACH_CERT: *key = req->attach_cert->name; return KS_OPK_ATTACH_CERT;
     case KEYSTORE__REQUEST__BODY_STATUS: return KS_OPK_STATUS;
     case KEYSTORE__REQUEST__BODY_RELOAD: return KS_OPK_RELOAD;
+    case KEYSTORE__REQUEST__BODY_ROTATE: *key = req->rotate->name; return KS_OPK_ROTATE;
+    case KEYSTORE__REQUEST__BODY_RETIRE: *key = req->retire->name; return KS_OPK_RETIRE;
     default: return KS_OPK_UNKNOWN;
     }
 }

@@ -5,9 +5,12 @@
 
 #include "store/keytable.h"
 
-int ks_usage_permit(struct ks_op *op, uint32_t want, const char *name)
+int ks_usage_permit(struct ks_op *op, uint32_t want, const char *name, uint32_t version)
 {
-    struct ks_key *k = ks_store_get(name);
+    enum ks_store_status st;
+    uint32_t current;
+    uint64_t when;
+    struct ks_key *k = ks_store_get_version(name, version, &st, &current, &when);
     char u[KS_USAGE_TEXT_MAX];
     int ok;
 

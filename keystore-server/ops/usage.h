@@ -8,11 +8,12 @@
 
 #include "op.h"
 
-/* Checked by dispatch.c before the access list.  1 if key `name` may be used
+/* Checked by dispatch.c before the access list.  1 if key `name` (version
+ * `version`, 0 the current one: each version has its own usage) may be used
  * for `want` (KS_USAGE_SIGN, _DECRYPT or _DERIVE), or if there is no such key
  * or its type cannot do `want` at all (the handler then says so); otherwise
  * replies ERROR_WRONG_USAGE naming the key and its usage, and returns 0. */
-int ks_usage_permit(struct ks_op *op, uint32_t want, const char *name);
+int ks_usage_permit(struct ks_op *op, uint32_t want, const char *name, uint32_t version);
 
 /* The usage of a new key from a GenerateKey/ImportKey request (0 means
  * sign; derive for X25519/X448, which can do nothing else; an EC key derives

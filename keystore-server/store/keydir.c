@@ -20,7 +20,9 @@
 /* ---- the names ---------------------------------------------------------- */
 
 /* PREFIX NAME SUFFIX, NAME a valid key name (no '/', no leading '.').
- * A new kind of file in the key directory is one more line here. */
+ * A new kind of file in the key directory is one more line here.  Key
+ * versions need none: version N of key K is K.vN.key / K.vN.crt (temporary
+ * .K.vN.tmp, .K.vN.crt.tmp), and "K.vN" is itself a valid key name. */
 static const struct {
     const char *prefix, *suffix;
     enum ks_name_class cls;

@@ -78,6 +78,10 @@ static void key_free(struct ks_key *k)
     for (i = 0; i < k->ncerts; i++)
         free(k->certs[i].der);
     free(k->certs);
+    for (i = 0; i < k->nolder; i++)
+        ks_key_put(k->older[i]);
+    free(k->older);
+    free(k->retired);
     free(k);
 }
 
@@ -138,6 +142,7 @@ static struct ks_key *key_new(const char *name, EVP_PKEY *pkey, uint64_t created
         return NULL;
     }
     k->refs = 1;
+    k->version = 1;
     snprintf(k->name, sizeof(k->name), "%s", name);
     if (ks_pkey_describe(pkey, &k->type, &k->bits, k->group, why, whylen) != 0) {
         free(k);
@@ -294,11 +299,11 @@ size_t ks_store_count(void)
 
 static void file_names(const char *name, char *keyf, char *keytmp, char *crtf, char *crttmp)
 {
-    /* names are at most 64 characters, buffers are 80 */
-    snprintf(keyf, 80, "%s.key", name);
-    snprintf(keytmp, 80, ".%s.tmp", name);
-    snprintf(crtf, 80, "%s.crt", name);
-    snprintf(crttmp, 80, ".%s.crt.tmp", name);
+    /* names (and version stems) are at most 64 characters, buffers are 80 */
+    snprintf(keyf, 80, "%.*s.key", KS_MAX_KEY_NAME, name);
+    snprintf(keytmp, 80, ".%.*s.tmp", KS_MAX_KEY_NAME, name);
+    snprintf(crtf, 80, "%.*s.crt", KS_MAX_KEY_NAME, name);
+    snprintf(crttmp, 80, ".%.*s.crt.tmp", KS_MAX_KEY_NAME, name);
 }
 
 struct mf_build {
@@ -306,29 +311,118 @@ struct mf_build {
     int failed;
 };
 
-static int add_key_entries(const struct ks_key *k, void *arg)
+/* The stem of version v's files: NAME (version 1, so stores from before
+ * versions need no migration) or NAME.vN. */
+static void version_stem(const char *name, uint32_t v, char stem[80])
 {
-    struct mf_build *b = arg;
+    if (v <= 1)
+        snprintf(stem, 80, "%s", name);
+    else
+        snprintf(stem, 80, "%s.v%u", name, (unsigned)v);
+}
+
+static void version_file_names(const struct ks_key *k, char *keyf, char *keytmp, char *crtf,
+                               char *crttmp)
+{
+    char stem[80];
+
+    version_stem(k->name, k->version, stem);
+    file_names(stem, keyf, keytmp, crtf, crttmp);
+}
+
+/* Version N of stem "NAME.vN" (N >= 2, no leading zero; name gets NAME),
+ * or 1 with name = stem. */
+static uint32_t stem_version(const char *stem, char name[KS_MAX_KEY_NAME + 1])
+{
+    const char *d = strrchr(stem, '.');
+    unsigned long v = 0;
+    size_t i;
+
+    snprintf(name, KS_MAX_KEY_NAME + 1, "%s", stem);
+    if (d == NULL || d == stem || d[1] != 'v' || d[2] < '1' || d[2] > '9' || strlen(d + 2) > 9)
+        return 1;
+    for (i = 2; d[i] != '\0'; i++) {
+        if (d[i] < '0' || d[i] > '9')
+            return 1;
+        v = v * 10 + (unsigned long)(d[i] - '0');
+    }
+    if (v < 2)
+        return 1;
+    name[d - stem] = '\0';
+    if (!ks_valid_key_name(name)) {
+        snprintf(name, KS_MAX_KEY_NAME + 1, "%s", stem);
+        return 1;
+    }
+    return (uint32_t)v;
+}
+
+int ks_key_name_reserved(const char *name)
+{
+    const char *d = strrchr(name, '.');
+    size_t i;
+
+    if (d == NULL || d == name || d[1] != 'v' || d[2] == '\0')
+        return 0;
+    for (i = 2; d[i] != '\0'; i++)
+        if (d[i] < '0' || d[i] > '9')
+            return 0;
+    return 1;
+}
+
+static int add_version_entries(const struct ks_key *k, struct mf_build *b)
+{
     char keyf[80], keytmp[80], crtf[80], crttmp[80];
 
-    file_names(k->name, keyf, keytmp, crtf, crttmp);
+    version_file_names(k, keyf, keytmp, crtf, crttmp);
     if (ks_manifest_add(b->m, keyf, k->key_hash, 0) != 0 ||
         (k->has_crt && ks_manifest_add(b->m, crtf, k->crt_hash, 0) != 0))
         b->failed = 1;
     return b->failed;
 }
 
-/* Drop carried entries of key `name` (it is being replaced or deleted). */
-static void uncarry(const char *name)
+static int add_key_entries(const struct ks_key *k, void *arg)
 {
-    char keyf[80], keytmp[80], crtf[80], crttmp[80];
+    struct mf_build *b = arg;
+    size_t i;
+
+    for (i = 0; i < k->nolder && !b->failed; i++)
+        add_version_entries(k->older[i], b);
+    if (!b->failed)
+        add_version_entries(k, b);
+    return b->failed;
+}
+
+/* 1 if fname is a key or certificate file of stem (any version of key
+ * `stem` if family is set). */
+static int file_of(const char *fname, const char *stem, int family)
+{
+    char s[KS_MF_NAME_MAX], name[KS_MAX_KEY_NAME + 1];
+    size_t n = strlen(fname);
+
+    if (n <= 4 || n - 4 >= sizeof(s) ||
+        (strcmp(fname + n - 4, ".key") != 0 && strcmp(fname + n - 4, ".crt") != 0))
+        return 0;
+    snprintf(s, sizeof(s), "%.*s", (int)(n - 4), fname);
+    if (strcmp(s, stem) == 0)
+        return 1;
+    return family && stem_version(s, name) > 1 && strcmp(name, stem) == 0;
+}
+
+/* Drop carried entries of stem (a key version whose files are replaced),
+ * or with family set of every version of key `stem` (replaced or deleted). */
+static void uncarry_files(const char *stem, int family)
+{
     size_t i, j = 0;
 
-    file_names(name, keyf, keytmp, crtf, crttmp);
     for (i = 0; i < carried.n; i++)
-        if (strcmp(carried.e[i].file, keyf) != 0 && strcmp(carried.e[i].file, crtf) != 0)
+        if (!file_of(carried.e[i].file, stem, family))
             carried.e[j++] = carried.e[i];
     carried.n = j;
+}
+
+static void uncarry(const char *name)
+{
+    uncarry_files(name, 1);
 }
 
 /* Commit the table (plus extra entries: writes in progress) as the next
@@ -523,6 +617,43 @@ static struct ks_key *load_key_image(const char *name, const char *fname, uint8_
     return k;
 }
 
+/* Loading only (single-threaded, nothing published yet): file version k
+ * into its key's family; the highest version is the current one. */
+static void family_insert(struct ks_key *k)
+{
+    struct ks_key *cur = ks_store_get(k->name), **v;
+    size_t i;
+
+    if (cur == NULL) {
+        table_put(k);
+        return;
+    }
+    v = realloc(cur->older, (cur->nolder + 1) * sizeof(*v));
+    if (v == NULL) {
+        ks_log("error: out of memory: version %u of key %s is not loaded", (unsigned)k->version,
+               k->name);
+        ks_key_put(cur);
+        ks_key_put(k);
+        return;
+    }
+    cur->older = v;
+    if (k->version > cur->version) {
+        /* k becomes current: it takes cur's older versions, then cur */
+        k->older = cur->older;
+        k->nolder = cur->nolder;
+        cur->older = NULL;
+        cur->nolder = 0;
+        k->older[k->nolder++] = cur;   /* the reference from ks_store_get */
+        table_put(k);
+        return;
+    }
+    for (i = cur->nolder; i > 0 && cur->older[i - 1]->version > k->version; i--)
+        cur->older[i] = cur->older[i - 1];
+    cur->older[i] = k;
+    cur->nolder++;
+    ks_key_put(cur);
+}
+
 /* Load NAME.key (fname) if the manifest (NULL: first start) vouches for it.
  * Returns 1 loaded, 0 skipped or refused (logged), -1 authentication
  * failure (logged). */
@@ -591,7 +722,9 @@ static int load_one(const char *fname, const struct ks_manifest *mf)
     }
     memcpy(k->key_hash, hash, sizeof(hash));
     k->has_crt = load_cert_file(k, crtf, mf, k->crt_hash);
-    table_put(k);
+    /* NAME.vN.key is version N of key NAME (sealed under the stem) */
+    k->version = stem_version(name, k->name);
+    family_insert(k);
     return 1;
 }
 
@@ -993,6 +1126,32 @@ out:
     return rc;
 }
 
+/* Unlink the files of one version (write_lock held); 0 or -1 with err. */
+static int unlink_version(const struct ks_key *v, char *err, size_t errlen)
+{
+    char keyf[80], keytmp[80], crtf[80], crttmp[80];
+
+    version_file_names(v, keyf, keytmp, crtf, crttmp);
+    if (ks_unlink_at(dir_fd, keyf) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "cannot delete %s/%s: %s", dir_path, keyf, strerror(errno));
+        return -1;
+    }
+    if (ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT)
+        ks_log("warning: key %s version %u: %s/%s could not be removed: %s", v->name,
+               (unsigned)v->version, dir_path, crtf, strerror(errno));
+    return 0;
+}
+
+static int unlink_versions(const struct ks_key *head, char *err, size_t errlen)
+{
+    size_t i;
+
+    for (i = 0; i < head->nolder; i++)
+        if (unlink_version(head->older[i], err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
 enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
 {
     char keyf[80], keytmp[80], crtf[80], crttmp[80];
@@ -1010,6 +1169,14 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
         snprintf(err, errlen, "no key named '%s'", name);
         return KS_STORE_NO_SUCH_KEY;
     }
+    /* older versions first: a crash part way leaves the key with fewer
+     * versions, never an old version back as the current one */
+    if (unlink_versions(k, err, errlen) != 0) {
+        ks_key_put(k);
+        pthread_mutex_unlock(&write_lock);
+        return KS_STORE_INTERNAL;
+    }
+    version_file_names(k, keyf, keytmp, crtf, crttmp);
     ks_key_put(k);
     if (ks_catalogue_enabled()) {
         int pr = ks_catalogue_publish(name, NULL, 0, err, errlen);   /* the tombstone */
@@ -1086,6 +1253,10 @@ static int key_with_certs(struct ks_key *k, const struct ks_key *expected,
     k->certs = NULL;
     k->ncerts = 0;
     k->pkey = NULL;
+    k->older = NULL;     /* the family is the caller's (family_set) */
+    k->nolder = 0;
+    k->retired = NULL;
+    k->nretired = 0;
     k->spki = malloc(expected->spki_len);
     if (k->spki == NULL || copy_certs(k, certs, ncerts) != 0 ||
         EVP_PKEY_up_ref(expected->pkey) != 1)
@@ -1095,19 +1266,70 @@ static int key_with_certs(struct ks_key *k, const struct ks_key *expected,
     return 0;
 }
 
+/* Give head (fresh, without a family) the versions of from's family:
+ * without version `drop` (0: none), with `put` (referenced here) instead of
+ * its version or added, and from's retired list plus `ret` (NULL: none). */
+static int family_set(struct ks_key *head, const struct ks_key *from, uint32_t drop,
+                      struct ks_key *put, const struct ks_key_retired *ret)
+{
+    size_t i, n = 0, placed = put == NULL || put->version == head->version;
+
+    head->older = calloc(from->nolder + 1, sizeof(*head->older));
+    head->retired = calloc(from->nretired + 1, sizeof(*head->retired));
+    if (head->older == NULL || head->retired == NULL)
+        return -1;
+    for (i = 0; i < from->nolder; i++) {
+        struct ks_key *v = from->older[i];
+
+        if (v->version == drop || v->version == head->version)
+            continue;
+        if (!placed && put->version <= v->version) {
+            head->older[n++] = put;
+            placed = 1;
+            if (put->version == v->version)
+                continue;
+        }
+        head->older[n++] = v;
+    }
+    if (!placed)
+        head->older[n++] = put;
+    for (i = 0; i < n; i++)
+        key_ref(head->older[i]);
+    head->nolder = n;
+    memcpy(head->retired, from->retired, from->nretired * sizeof(*head->retired));
+    head->nretired = from->nretired;
+    if (ret != NULL)
+        head->retired[head->nretired++] = *ret;
+    return 0;
+}
+
+/* Is v a version in head's family (head itself included)? */
+static int in_family(const struct ks_key *head, const struct ks_key *v)
+{
+    size_t i;
+
+    if (head == v)
+        return 1;
+    for (i = 0; i < head->nolder; i++)
+        if (head->older[i] == v)
+            return 1;
+    return 0;
+}
+
 enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
                                         const struct ks_cert *certs, size_t ncerts,
                                         struct ks_key **out, char *err, size_t errlen)
 {
-    char keyf[80], keytmp[80], crtf[80], crttmp[80], why[512];
-    struct ks_key *cur, *k;
+    char keyf[80], keytmp[80], crtf[80], crttmp[80], why[512], stem[80];
+    struct ks_key *cur, *k, *head = NULL;
     struct ks_manifest extra = { 0 };
     uint8_t *blob = NULL;
     size_t i, total = 0;
+    int hrc;
     enum ks_store_status rc = KS_STORE_INTERNAL;
 
     *out = NULL;
-    file_names(expected->name, keyf, keytmp, crtf, crttmp);
+    version_file_names(expected, keyf, keytmp, crtf, crttmp);
     for (i = 0; i < ncerts; i++)
         total += certs[i].len;
     blob = malloc(total > 0 ? total : 1);
@@ -1132,14 +1354,29 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
 
     pthread_mutex_lock(&write_lock);
     cur = ks_store_get(expected->name);
-    if (cur != expected) {
+    if (cur == NULL || !in_family(cur, expected)) {
         ks_key_put(cur);
         pthread_mutex_unlock(&write_lock);
-        snprintf(err, errlen, "key '%s' was deleted or replaced meanwhile", expected->name);
+        snprintf(err, errlen, "key '%s' version %u was deleted, retired or replaced meanwhile",
+                 expected->name, (unsigned)expected->version);
         rc = KS_STORE_NO_SUCH_KEY;
         goto out;
     }
+    /* The new current entry: k itself, or a copy of cur with k in its family. */
+    if (cur == expected) {
+        head = k;
+        hrc = family_set(head, cur, 0, NULL, NULL);
+    } else {
+        head = calloc(1, sizeof(*head));
+        hrc = head == NULL || key_with_certs(head, cur, cur->certs, cur->ncerts) != 0 ||
+              family_set(head, cur, 0, k, NULL) != 0 ? -1 : 0;
+    }
     ks_key_put(cur);
+    if (hrc != 0) {
+        pthread_mutex_unlock(&write_lock);
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     if (ks_catalogue_enabled()) {
         enum ks_store_status pst = publish_with_key_file(expected->name, keyf, crtf, blob, total,
                                                          ncerts > 0, err, errlen);
@@ -1151,7 +1388,8 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
         }
     }
     /* Either file may be current until the new one is in place. */
-    uncarry(expected->name);
+    version_stem(expected->name, expected->version, stem);
+    uncarry_files(stem, 0);
     if ((ncerts > 0 && ks_manifest_add(&extra, crtf, k->crt_hash,
                                        expected->has_crt ? 0 : KS_MF_OPTIONAL) != 0) ||
         (ncerts == 0 && expected->has_crt &&
@@ -1178,14 +1416,18 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
     }
     key_ref(k);
     *out = k;
-    table_put(k);
-    k = NULL;
+    if (head != k)
+        ks_key_put(k);     /* head's family holds it */
+    table_put(head);
+    k = head = NULL;
     /* Only the new chain from now on; failing here leaves both vouched for. */
     if (commit(NULL, why, sizeof(why)) != 0)
         ks_log("warning: %s", why);
     pthread_mutex_unlock(&write_lock);
     rc = KS_STORE_OK;
 out:
+    if (head != NULL && head != k)
+        key_free(head);
     if (k != NULL)
         key_free(k);
     ks_manifest_free(&extra);
@@ -1518,4 +1760,229 @@ void ks_store_certs_commit(struct ks_cert_update *u)
         ks_log("error: certificates reloaded but %s", why);
     pthread_mutex_unlock(&write_lock);
     ks_store_certs_discard(u);
+}
+
+/* ---- versions --------------------------------------------------------- */
+
+struct ks_key *ks_store_get_version(const char *name, uint32_t version,
+                                    enum ks_store_status *st, uint32_t *current,
+                                    uint64_t *retired_on)
+{
+    struct ks_key *head = ks_store_get(name), *k = NULL;
+    size_t i;
+
+    *st = KS_STORE_OK;
+    *current = 0;
+    *retired_on = 0;
+    if (head == NULL) {
+        *st = KS_STORE_NO_SUCH_KEY;
+        return NULL;
+    }
+    *current = head->version;
+    if (version == 0 || version == head->version)
+        return head;
+    for (i = 0; i < head->nolder && k == NULL; i++)
+        if (head->older[i]->version == version) {
+            k = head->older[i];
+            key_ref(k);
+        }
+    if (k == NULL) {
+        /* versions are made in order: one below the current that is gone was retired */
+        *st = version < head->version ? KS_STORE_RETIRED : KS_STORE_NO_SUCH_VERSION;
+        for (i = 0; i < head->nretired; i++)
+            if (head->retired[i].version == version)
+                *retired_on = head->retired[i].when;
+    }
+    ks_key_put(head);
+    return k;
+}
+
+struct ks_key *ks_store_current_of(const struct ks_key *k)
+{
+    struct ks_key *head = ks_store_get(k->name);
+
+    if (head != NULL && !in_family(head, k)) {
+        ks_key_put(head);
+        return NULL;
+    }
+    return head;
+}
+
+/* Write order (write_lock held), as for add: manifest + counter with
+ * NAME.vN.key optional, then the file, then the table; kill -9 anywhere
+ * leaves the old current version or the new one. */
+enum ks_store_status ks_store_rotate(const char *name, EVP_PKEY *pkey, uint32_t usage,
+                                     struct ks_key **out, char *err, size_t errlen)
+{
+    struct ks_keyfile_meta meta;
+    char keyf[80], keytmp[80], crtf[80], crttmp[80], stem[80], why[512];
+    uint8_t *der = NULL, *file = NULL;
+    size_t derlen, filelen;
+    struct ks_key *k = NULL, *cur = NULL, *bare = NULL;
+    struct ks_manifest extra = { 0 };
+    enum ks_store_status rc = KS_STORE_INTERNAL;
+
+    if (out != NULL)
+        *out = NULL;
+    k = key_new(name, pkey, (uint64_t)time(NULL), usage, why, sizeof(why));
+    if (k == NULL) {
+        snprintf(err, errlen, "%s", why);
+        return KS_STORE_INTERNAL;
+    }
+    if (ks_usage_check(k->type, usage, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "key %s: %s", name, why);
+        ks_key_put(k);
+        return KS_STORE_REFUSED;
+    }
+    if (ks_pkey_to_pkcs8(pkey, &der, &derlen) != 0) {
+        snprintf(err, errlen, "cannot encode key %s as PKCS#8 (%s)", name,
+                 ks_ossl_reason(why, sizeof(why)));
+        ks_key_put(k);
+        return KS_STORE_INTERNAL;
+    }
+    pthread_mutex_lock(&write_lock);
+    cur = ks_store_get(name);
+    if (ks_catalogue_enabled()) {
+        /* the catalogue's replicas would not see the new version */
+        snprintf(err, errlen, "key versions are not available with catalogue = etcd yet: "
+                 "generate a key under a new name instead");
+        rc = KS_STORE_REFUSED;
+        goto unlock;
+    }
+    if (cur == NULL) {
+        snprintf(err, errlen, "no key named '%s'", name);
+        rc = KS_STORE_NO_SUCH_KEY;
+        goto unlock;
+    }
+    k->version = cur->version + 1;
+    version_stem(name, k->version, stem);
+    if (k->version == 0 || strlen(stem) > KS_MAX_KEY_NAME) {
+        snprintf(err, errlen, "key name '%s' is too long for versions: %s must fit in %d "
+                 "characters", name, stem, KS_MAX_KEY_NAME);
+        rc = KS_STORE_REFUSED;
+        goto unlock;
+    }
+    meta.version = KS_KEYFILE_VERSION;
+    meta.key_type = (uint32_t)k->type;
+    meta.created = k->created;
+    meta.usage = usage;
+    /* sealed under the stem: a version file renamed to another version fails */
+    if (ks_seal_key(stem, &meta, der, derlen, &file, &filelen) != 0) {
+        snprintf(err, errlen, "cannot seal key %s with the master key", stem);
+        goto unlock;
+    }
+    ks_file_hash(file, filelen, k->key_hash);
+    file_names(stem, keyf, keytmp, crtf, crttmp);
+    bare = calloc(1, sizeof(*bare));
+    if (bare == NULL || key_with_certs(bare, cur, cur->certs, cur->ncerts) != 0 ||
+        family_set(k, cur, 0, bare, NULL) != 0 ||
+        ks_manifest_add(&extra, keyf, k->key_hash, KS_MF_OPTIONAL) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto unlock;
+    }
+    /* a .crt left behind by hand must not attach to the new version */
+    if (ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "cannot remove old %s/%s: %s", dir_path, crtf, strerror(errno));
+        goto unlock;
+    }
+    uncarry_files(stem, 0);
+    if (commit(&extra, err, errlen) != 0)
+        goto unlock;
+    if (ks_write_file_atomic_at(dir_fd, keyf, keytmp, file, filelen, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "cannot store key %s version %u in %s: %s", name,
+                 (unsigned)k->version, dir_path, why);
+        goto unlock;
+    }
+    if (out != NULL) {
+        key_ref(k);
+        *out = k;
+    }
+    table_put(k);
+    k = NULL;
+    /* the manifest now requires the new file */
+    if (commit(NULL, why, sizeof(why)) != 0)
+        ks_log("warning: %s", why);
+    EVP_PKEY_free(pkey);   /* the entry holds its own reference */
+    rc = KS_STORE_OK;
+unlock:
+    pthread_mutex_unlock(&write_lock);
+    ks_key_put(cur);
+    if (bare != NULL)
+        ks_key_put(bare);   /* k's family holds its own reference */
+    ks_key_put(k);
+    ks_manifest_free(&extra);
+    sodium_free(der);
+    free(file);
+    return rc;
+}
+
+/* Write order (write_lock held), as for delete: unlink the version's files,
+ * then the table, then manifest + counter (a crash in between: a listed file
+ * is missing, reported and forgotten; the version stays retired). */
+enum ks_store_status ks_store_retire(const char *name, uint32_t version,
+                                     struct ks_key **out, char *err, size_t errlen)
+{
+    struct ks_key *cur, *v = NULL, *head = NULL;
+    struct ks_key_retired r;
+    size_t i;
+    enum ks_store_status rc = KS_STORE_INTERNAL;
+
+    if (out != NULL)
+        *out = NULL;
+    pthread_mutex_lock(&write_lock);
+    cur = ks_store_get(name);
+    if (cur == NULL) {
+        snprintf(err, errlen, "no key named '%s'", name);
+        rc = KS_STORE_NO_SUCH_KEY;
+        goto unlock;
+    }
+    if (version == cur->version) {
+        snprintf(err, errlen, "version %u is the current version of key '%s': rotate first "
+                 "(keystorectl rotate %s), then retire it", (unsigned)version, name, name);
+        rc = KS_STORE_REFUSED;
+        goto unlock;
+    }
+    for (i = 0; i < cur->nolder; i++)
+        if (cur->older[i]->version == version)
+            v = cur->older[i];
+    if (v == NULL) {
+        snprintf(err, errlen, "key '%s' has no version %u to retire (%s; the current version "
+                 "is %u)", name, (unsigned)version,
+                 version < cur->version ? "it was retired already" : "no such version",
+                 (unsigned)cur->version);
+        rc = version < cur->version ? KS_STORE_RETIRED : KS_STORE_NO_SUCH_VERSION;
+        goto unlock;
+    }
+    r.version = version;
+    r.when = (uint64_t)time(NULL);
+    head = calloc(1, sizeof(*head));
+    if (head == NULL || key_with_certs(head, cur, cur->certs, cur->ncerts) != 0 ||
+        family_set(head, cur, version, NULL, &r) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto unlock;
+    }
+    if (unlink_version(v, err, errlen) != 0)
+        goto unlock;
+    /* From here the version is gone on disk: drop it from memory whatever happens. */
+    {
+        char stem[80];
+
+        version_stem(name, version, stem);
+        uncarry_files(stem, 0);
+    }
+    if (out != NULL) {
+        key_ref(head);
+        *out = head;
+    }
+    table_put(head);
+    head = NULL;
+    if (fsync_dir(err, errlen) != 0 || commit(NULL, err, errlen) != 0)
+        goto unlock;
+    rc = KS_STORE_OK;
+unlock:
+    pthread_mutex_unlock(&write_lock);
+    if (head != NULL)
+        key_free(head);
+    ks_key_put(cur);
+    return rc;
 }

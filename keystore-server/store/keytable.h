@@ -24,6 +24,16 @@ struct ks_cert {
     size_t len;
 };
 
+/* A version retired since the server started (when: Unix time). */
+struct ks_key_retired {
+    uint32_t version;
+    uint64_t when;
+};
+
+/* Each version of a key is an entry of its own (NAME.key is version 1,
+ * NAME.vN.key version N).  The table holds the current version; its entry
+ * also references the older usable versions, oldest first.  An entry is
+ * immutable: rotate, retire and attach-cert publish a new current entry. */
 struct ks_key {
     char name[KS_MAX_KEY_NAME + 1];
     EVP_PKEY *pkey;
@@ -36,6 +46,11 @@ struct ks_key {
     uint32_t usage;                /* KS_USAGE_* bits */
     struct ks_cert *certs;         /* leaf first */
     size_t ncerts;
+    uint32_t version;              /* 1, 2, ... */
+    struct ks_key **older;         /* current entry only: usable older versions, referenced */
+    size_t nolder;
+    struct ks_key_retired *retired;   /* current entry only */
+    size_t nretired;
     /* private to keytable.c */
     uint8_t key_hash[32];          /* of NAME.key, for the manifest */
     uint8_t crt_hash[32];          /* of NAME.crt if has_crt */
@@ -49,6 +64,9 @@ enum ks_store_status {
     KS_STORE_EXISTS,
     KS_STORE_NO_SUCH_KEY,
     KS_STORE_INTERNAL,   /* err says what; also logged */
+    KS_STORE_NO_SUCH_VERSION,
+    KS_STORE_RETIRED,
+    KS_STORE_REFUSED,    /* err says why (retire the current version, a name too long) */
     KS_STORE_UNAVAILABLE,   /* catalogue = etcd: etcd did not take the write (err names it) */
     KS_STORE_CONFLICT,      /* catalogue = etcd: another replica changed the key meanwhile */
 };
@@ -96,9 +114,38 @@ size_t ks_store_count(void);
 enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usage,
                                   struct ks_key **out, char *err, size_t errlen);
 
+/* Delete key `name`: every version. */
 enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen);
 
-/* Replace the certificate chain of key `expected` (which the caller has
+/* ---- versions (keystorectl rotate / retire; keystore:NAME?version=N) ---- */
+
+/* Version `version` of key `name` (0: the current one), up-referenced, or
+ * NULL with NO_SUCH_KEY, NO_SUCH_VERSION or RETIRED in *st; *current gets
+ * the current version and *retired_on the time a RETIRED version was
+ * retired (0 if before this server started). */
+struct ks_key *ks_store_get_version(const char *name, uint32_t version,
+                                    enum ks_store_status *st, uint32_t *current,
+                                    uint64_t *retired_on);
+
+/* Seal pkey as the next version of key `name` and make it current; older
+ * versions stay usable.  Takes ownership of pkey on success only. */
+enum ks_store_status ks_store_rotate(const char *name, EVP_PKEY *pkey, uint32_t usage,
+                                     struct ks_key **out, char *err, size_t errlen);
+
+/* Destroy version `version` of key `name` (its files); refused for the
+ * current version.  *out (optional): the new current entry. */
+enum ks_store_status ks_store_retire(const char *name, uint32_t version,
+                                     struct ks_key **out, char *err, size_t errlen);
+
+/* The current entry of key `name` whose family k belongs to (k itself if
+ * current), up-referenced, or NULL. */
+struct ks_key *ks_store_current_of(const struct ks_key *k);
+
+/* 1 if `name` ends in .vN (N a number): reserved, NAME.vN.key is a version
+ * file, so no new key may have such a name. */
+int ks_key_name_reserved(const char *name);
+
+/* Replace the certificate chain of key version `expected` (which the caller has
  * checked the chain against).  Fails with NO_SUCH_KEY if it was deleted or
  * replaced meanwhile.  Copies the certificates. */
 enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
