@@ -97,7 +97,9 @@ for round in $(seq 1 "$ROUNDS"); do
         else
             state[$name]=unknown
             unset "cstate[$name]"
-            vstate[$name]=1   # if it is there at all, a new key is version 1
+            # a create in flight: if the key is there at all, it is version 1;
+            # a delete in flight: if the key is still there, its version is unchanged
+            [ "$op" = delete ] || vstate[$name]=1
         fi
     done < "$T/journal"
     mv "$T/keystored.log" "$T/keystored.log.$round"
