@@ -38,7 +38,10 @@ note "only server dead, 2 threads for 3 s: $out; connections to it: $attempts"
 [[ $out =~ ^loads=([0-9]+)\ failed=([0-9]+)\ slowest_ms=([0-9]+)$ ]] || fail "load-loop: $out"
 loads=${BASH_REMATCH[1]}
 [ "${BASH_REMATCH[2]}" = "$loads" ] || fail "a load succeeded against a dead server: $out"
-[ "${BASH_REMATCH[3]}" -lt 1000 ] || fail "an operation waited ${BASH_REMATCH[3]} ms for a server known dead"
+# no operation waits out the backoff (up to 5 s) or the timeout; one that is
+# merely descheduled on a busy 2-core machine took 1.2 s once in CI, so the
+# bound is 2.5 s, and the count of loads below catches a client that waits
+[ "${BASH_REMATCH[3]}" -lt 2500 ] || fail "an operation waited ${BASH_REMATCH[3]} ms for a server known dead"
 [ "$loads" -ge 100 ] || fail "only $loads loads in 3 s: the client waits instead of failing fast"
 # per process: at most one attempt per delay (25, 50, 100 ... 2500 ms at the
 # shortest with jitter: 8 in 3 s), plus one per thread racing at the start
