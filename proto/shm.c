@@ -388,18 +388,8 @@ int ks_shm_call(struct ks_shm *m, int fd, size_t max_frame, const Keystore__Requ
     }
     m->rep_tail += KS_FRAME_HEADER + rlen;
     ks_shm_store(m->base, KS_SHM_REP_TAIL, m->rep_tail);
-    *resp = keystore__response__unpack(NULL, rlen, buf);
-    if (*resp == NULL) {
-        SETERR("keystore server sent a reply that does not decode: protocol error");
+    if (ks_decode_reply(req, buf, rlen, resp, err, errlen) != 0)
         goto out;
-    }
-    if ((*resp)->id != req->id) {
-        SETERR("keystore server answered request %llu with id %llu: protocol error",
-               (unsigned long long)req->id, (unsigned long long)(*resp)->id);
-        keystore__response__free_unpacked(*resp, NULL);
-        *resp = NULL;
-        goto out;
-    }
     rc = 0;
 out:
     if (buf != NULL) {

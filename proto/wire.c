@@ -302,6 +302,26 @@ int ks_read_frame(int fd, size_t max_frame, uint8_t **out, size_t *outlen,
     return 0;
 }
 
+/* Unpacks a reply frame and checks it answers REQ; the one decoder of both
+ * transports (socket frames here, shared-memory rings in shm.c). */
+int ks_decode_reply(const Keystore__Request *req, const uint8_t *frame, size_t len,
+                    Keystore__Response **resp, char *err, size_t errlen)
+{
+    *resp = keystore__response__unpack(NULL, len, frame);
+    if (*resp == NULL) {
+        SETERR("keystore server sent a reply that does not decode: protocol error");
+        return -1;
+    }
+    if ((*resp)->id != req->id) {
+        SETERR("keystore server answered request %llu with id %llu: protocol error",
+               (unsigned long long)req->id, (unsigned long long)(*resp)->id);
+        keystore__response__free_unpacked(*resp, NULL);
+        *resp = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 int ks_call_io(const struct ks_io *io, size_t max_frame, const Keystore__Request *req,
                Keystore__Response **resp, char *err, size_t errlen)
 {
@@ -328,18 +348,8 @@ int ks_call_io(const struct ks_io *io, size_t max_frame, const Keystore__Request
         ks_spin_wait(io->fd);
     if (io->read_frame(io->ctx, max_frame, &in, &inlen, err, errlen) != 0)
         goto out;
-    *resp = keystore__response__unpack(NULL, inlen, in);
-    if (*resp == NULL) {
-        SETERR("keystore server sent a reply that does not decode: protocol error");
+    if (ks_decode_reply(req, in, inlen, resp, err, errlen) != 0)
         goto out;
-    }
-    if ((*resp)->id != req->id) {
-        SETERR("keystore server answered request %llu with id %llu: protocol error",
-               (unsigned long long)req->id, (unsigned long long)(*resp)->id);
-        keystore__response__free_unpacked(*resp, NULL);
-        *resp = NULL;
-        goto out;
-    }
     rc = 0;
 out:
     if (in != NULL) {

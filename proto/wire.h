@@ -71,6 +71,9 @@ struct ks_io {
     void *ctx;
     int fd;        /* polled by ks_spin_wait before a reply is read; -1: never */
 };
+/* Unpack a reply frame and check that it answers REQ (same id); 0 or -1 with ERR. */
+int ks_decode_reply(const Keystore__Request *req, const uint8_t *frame, size_t len,
+                    Keystore__Response **resp, char *err, size_t errlen);
 int ks_call_io(const struct ks_io *io, size_t max_frame, const Keystore__Request *req,
                Keystore__Response **resp, char *err, size_t errlen);
 int ks_hello_io(const struct ks_io *io, const char *client_name, size_t *server_max_frame,
