@@ -84,6 +84,9 @@ int ks_hello_io(const struct ks_io *io, const char *client_name, size_t *server_
  * reply that comes back within that time is picked up without a sleep and
  * the cross-core wake-up that costs more than a small signature. */
 #define KS_DEFAULT_CLIENT_SPIN_US 30
+/* The shared-memory rings spin longer (proto/shm.c): they poll without a
+ * system call and stop at once when the machine turns out to be busy. */
+#define KS_DEFAULT_SHM_SPIN_US 1000
 void ks_spin_wait(int fd);
 
 /* CLOCK_MONOTONIC in microseconds. */
