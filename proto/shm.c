@@ -195,34 +195,18 @@ int ks_shm_hello(int fd, struct ks_shm *m, const char *client_name, size_t *serv
         return -1;
     if (ks_read_frame(fd, KS_DEFAULT_MAX_FRAME, &in, &inlen, err, errlen) != 0)
         return -1;
-    resp = keystore__response__unpack(NULL, inlen, in);
+    rc = ks_decode_reply(&req, in, inlen, &resp, err, errlen);
     free(in);
-    if (resp == NULL) {
-        SETERR("keystore server sent a reply that does not decode: protocol error");
-    } else if (resp->id != 1) {
-        SETERR("keystore server answered Hello with id %llu: protocol error",
-               (unsigned long long)resp->id);
-    } else if (resp->body_case == KEYSTORE__RESPONSE__BODY_ERROR && resp->error != NULL) {
-        SETERR("keystore server refused the connection: %s", resp->error->message);
-    } else if (resp->body_case != KEYSTORE__RESPONSE__BODY_HELLO || resp->hello == NULL) {
-        SETERR("keystore server answered Hello with something else: protocol error");
-    } else if (resp->hello->version != KS_PROTOCOL_VERSION) {
-        SETERR("keystore server speaks protocol version %u, this client speaks %u",
-               resp->hello->version, KS_PROTOCOL_VERSION);
-    } else {
-        size_t mf = resp->hello->max_frame;
-
-        if (mf < KS_MIN_MAX_FRAME)
-            mf = KS_MIN_MAX_FRAME;
-        if (mf > KS_ABS_MAX_FRAME)
-            mf = KS_ABS_MAX_FRAME;
-        *server_max_frame = mf;
-        /* a ring must hold the largest frame either side may send */
-        *accepted = resp->hello->shm && KS_FRAME_HEADER + mf <= m->ring;
-        if (resp->hello->shm && !*accepted)
+    if (rc != 0)
+        return -1;
+    rc = ks_hello_check(resp, server_max_frame, err, errlen);
+    /* a ring must hold the largest frame either side may send */
+    if (rc == 0) {
+        *accepted = resp->hello->shm && KS_FRAME_HEADER + *server_max_frame <= m->ring;
+        if (resp->hello->shm && !*accepted) {
             SETERR("keystore server accepted rings too small for its frame limit: protocol error");
-        else
-            rc = 0;
+            rc = -1;
+        }
     }
     if (resp != NULL)
         keystore__response__free_unpacked(resp, NULL);
