@@ -24,30 +24,9 @@
 #include "testutil.h"
 
 static EVP_PKEY *key;
-static int count, eddsa;
+static int count;
 
 struct tresult { long ok, bad; };
-
-static int sign_verify(const unsigned char *msg, size_t n)
-{
-    unsigned char sig[1024];
-    size_t siglen = sizeof(sig);
-    const char *md = eddsa ? NULL : "SHA256";
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = c != NULL
-             && EVP_DigestSignInit_ex(c, NULL, md, NULL, NULL, key, NULL) == 1
-             && EVP_DigestSign(c, sig, &siglen, msg, n) == 1;
-
-    EVP_MD_CTX_free(c);
-    if (!ok)
-        return 0;
-    c = EVP_MD_CTX_new();
-    ok = c != NULL
-         && EVP_DigestVerifyInit_ex(c, NULL, md, NULL, NULL, key, NULL) == 1
-         && EVP_DigestVerify(c, sig, siglen, msg, n) == 1;
-    EVP_MD_CTX_free(c);
-    return ok;
-}
 
 static void *thread_main(void *arg)
 {
@@ -63,7 +42,7 @@ static void *thread_main(void *arg)
             r->bad++;
             continue;
         }
-        if (sign_verify(msg, sizeof(msg)))
+        if (tu_sign_verify(key, msg, sizeof(msg)) == 1)
             r->ok++;
         else {
             if (r->bad == 0)
@@ -128,9 +107,8 @@ int main(int argc, char **argv)
         ERR_print_errors_fp(stderr);
         return 2;
     }
-    eddsa = EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448");
     /* Use the connection once before forking, so the children inherit it. */
-    if (!sign_verify((const unsigned char *)"warm-up", 7)) {
+    if (tu_sign_verify(key, (const unsigned char *)"warm-up", 7) != 1) {
         ERR_print_errors_fp(stderr);
         return 1;
     }
