@@ -12,7 +12,12 @@
 #    is refused (sequence); genuine records of a key of that name whose
 #    versions are lower, or bring back retired ones (sealed by a replica of
 #    another fleet under the same master key, so with newer sequences) are
-#    refused (versions never go back); the family stays as it was.
+#    refused (versions never go back), and so are records forged with the
+#    master key: a lower current version, or one version's sealed file in
+#    place of another's (each unseals only under its own stem, NAME.vN);
+#    the family stays as it was;
+#  - etcd down: rotate and delete are refused and change nothing (delete
+#    publishes its tombstone before it removes any version's files).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/etcd_lib.sh"
 cd "$T"
@@ -144,6 +149,7 @@ sign_on a 'keystore:web?version=3' sig3 || fail "a cannot sign with version 3"
 pass "a, down during rotate and retire on b, caught up at start: versions 3 and 4, version 2 retired"
 
 # ---- ATTACK: records that would take the versions back ------------------------
+save_record /kst/ web family.rec
 replica_ctl a info web >family-a.before
 replica_ctl b info web >family-b.before
 family_same() {   # what the attack must not change, on both replicas
@@ -176,6 +182,19 @@ save_record /other/ web retired.rec
 put_refused retired.rec "would bring back version 1, retired here"
 family_same "a record of versions 1 to 5"
 pass "ATTACK: authentic records with newer sequences that lower the current version or bring back retired ones: refused, family unchanged"
+
+# Forged with the master key (tests/catforge): the family's own record with
+# a newer sequence, version 4 dropped (a lower current version), or version
+# 3's sealed file in place of version 4's (sealed under its stem web.v3).
+"$KS_BUILD_ROOT/tests/catforge" master.key web family.rec forged-lower.rec 999999990 web.v4.key= ||
+    fail "catforge"
+put_refused forged-lower.rec "would make version 3 current, below this replica's current version 4"
+family_same "a forged record without version 4"
+"$KS_BUILD_ROOT/tests/catforge" master.key web family.rec forged-swap.rec 999999991 web.v4.key= \
+    web.v3.key=web.v4.key || fail "catforge"
+put_refused forged-swap.rec "its web.v4.key does not unseal"
+family_same "version 3's file as version 4's"
+pass "ATTACK: forged records (newer sequence): without version 4, or version 3's file as version 4's: refused, family unchanged"
 grep -h "catalogue: refusing the record of key web" a/keystored.log | tail -2 | sed 's/^/   /'
 
 # ---- etcd away: writes of versions change nothing ----------------------------
