@@ -1006,7 +1006,9 @@ void ks_store_close(void)
 }
 
 /* ---- mutations -------------------------------------------------------- */
-/* Write order (write_lock held), so that kill -9 anywhere leaves the old or
+/* With catalogue = etcd every mutation first publishes the key's record as
+ * it will be (publish_family); etcd refusing it changes nothing here.
+ * Write order (write_lock held), so that kill -9 anywhere leaves the old or
  * the new state and a store that starts:
  *   add:    manifest+counter with NAME.key optional, then NAME.key;
  *   delete: unlink NAME.key and NAME.crt, then manifest+counter (a crash in
