@@ -19,6 +19,7 @@ struct ks_etcd {
     CURL *curl;
     int cur;                      /* the endpoint that answered last */
     char token[512];              /* etcd auth token, "" without user */
+    struct curl_slist *resolve;   /* host names pinned before confinement */
 };
 
 struct buf {
@@ -52,6 +53,7 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
 struct ks_etcd *ks_etcd_new(const struct ks_etcd_opts *o)
 {
     struct ks_etcd *e = calloc(1, sizeof(*e));
+    int i;
 
     if (e == NULL)
         return NULL;
@@ -61,6 +63,15 @@ struct ks_etcd *ks_etcd_new(const struct ks_etcd_opts *o)
         free(e);
         return NULL;
     }
+    for (i = 0; i < o->nresolve; i++) {
+        struct curl_slist *l = curl_slist_append(e->resolve, o->resolve[i]);
+
+        if (l == NULL) {
+            ks_etcd_free(e);
+            return NULL;
+        }
+        e->resolve = l;
+    }
     return e;
 }
 
@@ -69,6 +80,7 @@ void ks_etcd_free(struct ks_etcd *e)
     if (e == NULL)
         return;
     curl_easy_cleanup(e->curl);
+    curl_slist_free_all(e->resolve);
     sodium_memzero(e->token, sizeof(e->token));
     free(e);
 }
@@ -110,9 +122,16 @@ static void setup(struct ks_etcd *e, const char *url, const char *body, struct c
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");   /* loopback and cluster peers: never a proxy */
+    if (e->resolve != NULL)
+        curl_easy_setopt(c, CURLOPT_RESOLVE, e->resolve);
     if (e->o->cacert != NULL) {
         struct curl_blob b = { e->o->cacert, e->o->cacert_len, CURL_BLOB_NOCOPY };
 
+        /* that CA only: not also the system's bundle and directory, which the
+         * confined agent cannot read anyway (an unknown issuer made OpenSSL
+         * stat /etc/ssl/certs/HASH.0, which the agent's filter killed) */
+        curl_easy_setopt(c, CURLOPT_CAINFO, NULL);
+        curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
         curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
     }
     if (e->o->cert != NULL) {
