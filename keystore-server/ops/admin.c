@@ -40,8 +40,7 @@ static int check_new_name(struct ks_op *op, const char *name)
     return 0;
 }
 
-/* catalogue = etcd: the write did not reach etcd, so nothing changed here either. */
-static void catalogue_error(struct ks_op *op, enum ks_store_status st, const char *err)
+void ks_op_catalogue_error(struct ks_op *op, enum ks_store_status st, const char *err)
 {
     if (st == KS_STORE_CONFLICT) {
         ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_CATALOGUE_CONFLICT, "%s", err);
@@ -74,7 +73,7 @@ static void store_and_reply(struct ks_op *op, const char *name, EVP_PKEY *pkey, 
         break;
     case KS_STORE_UNAVAILABLE:
     case KS_STORE_CONFLICT:
-        catalogue_error(op, st, err);
+        ks_op_catalogue_error(op, st, err);
         break;
     default:
         ks_log("error: %s", err);
@@ -238,7 +237,7 @@ void ks_op_delete(struct ks_op *op, const Keystore__DeleteKeyRequest *r)
         return;
     }
     if (st == KS_STORE_UNAVAILABLE || st == KS_STORE_CONFLICT) {
-        catalogue_error(op, st, err);
+        ks_op_catalogue_error(op, st, err);
         return;
     }
     if (st != KS_STORE_OK) {
@@ -294,7 +293,7 @@ void ks_op_attach_cert(struct ks_op *op, const Keystore__AttachCertRequest *r)
         goto out;
     }
     if (st == KS_STORE_UNAVAILABLE || st == KS_STORE_CONFLICT) {
-        catalogue_error(op, st, err);
+        ks_op_catalogue_error(op, st, err);
         goto out;
     }
     if (st != KS_STORE_OK) {

@@ -64,7 +64,9 @@ void ks_op_rotate(struct ks_op *op, const Keystore__RotateKeyRequest *r)
     st = ks_store_rotate(r->name, pkey, usage, &nk, err, sizeof(err));
     if (st != KS_STORE_OK) {
         EVP_PKEY_free(pkey);
-        if (st == KS_STORE_INTERNAL) {
+        if (st == KS_STORE_UNAVAILABLE || st == KS_STORE_CONFLICT) {
+            ks_op_catalogue_error(op, st, err);
+        } else if (st == KS_STORE_INTERNAL) {
             ks_log("error: %s", err);
             ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_INTERNAL,
                         "the server could not store a new version of key %s; its log says why",
@@ -102,7 +104,9 @@ void ks_op_retire(struct ks_op *op, const Keystore__RetireKeyRequest *r)
     }
     st = ks_store_retire(r->name, r->version, &head, err, sizeof(err));
     if (st != KS_STORE_OK) {
-        if (st == KS_STORE_INTERNAL) {
+        if (st == KS_STORE_UNAVAILABLE || st == KS_STORE_CONFLICT) {
+            ks_op_catalogue_error(op, st, err);
+        } else if (st == KS_STORE_INTERNAL) {
             ks_log("error: %s", err);
             ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_INTERNAL,
                         "the server could not retire version %u of key %s; its log says why",

@@ -12,8 +12,9 @@
  *         48  ...      ciphertext + tag of the files, each
  *                      u8 name length, name, u32 BE length, bytes
  *   associated data = the 48 header bytes || NAME.
- * The files are the key directory's files of that key exactly as on disk
- * (NAME.key sealed, NAME.crt); any file kind NAME.* travels the same way.
+ * The files are the key directory's files of that key exactly as on disk:
+ * every live version's sealed key file and certificate chain (NAME.key,
+ * NAME.crt, NAME.v2.key, ...); any file kind NAME.* travels the same way.
  *
  * The sequence number is what makes replay and rollback visible: a writer
  * takes one above every etcd revision it has seen (so above the sequence of
@@ -30,7 +31,12 @@
 
 #include "manifest.h"
 
-#define KS_CAT_MAX_FILES 16
+/* A record carries every live version of a key (NAME.key/NAME.crt for
+ * version 1, NAME.vN.key/NAME.vN.crt for version N): at most this many
+ * versions, two files each.  With catalogue = etcd a rotation past it is
+ * refused ("retire old versions first"). */
+#define KS_CAT_MAX_VERSIONS 32
+#define KS_CAT_MAX_FILES (2 * KS_CAT_MAX_VERSIONS)
 #define KS_CAT_RECORD_MAX (17u * 1024 * 1024)
 
 /* Write a record to etcd: txn(compare mod_revision == expect, put).

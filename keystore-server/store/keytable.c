@@ -1006,7 +1006,9 @@ void ks_store_close(void)
 }
 
 /* ---- mutations -------------------------------------------------------- */
-/* Write order (write_lock held), so that kill -9 anywhere leaves the old or
+/* With catalogue = etcd every mutation first publishes the key's record as
+ * it will be (publish_family); etcd refusing it changes nothing here.
+ * Write order (write_lock held), so that kill -9 anywhere leaves the old or
  * the new state and a store that starts:
  *   add:    manifest+counter with NAME.key optional, then NAME.key;
  *   delete: unlink NAME.key and NAME.crt, then manifest+counter (a crash in
@@ -1021,6 +1023,112 @@ static int fsync_dir(char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+/* ---- the catalogue record of a key (catalogue = etcd) ------------------ */
+
+/* A file of the record that is not on disk yet (the caller's change):
+ * data NULL means the file goes (a chain removed). */
+struct cat_change {
+    const char *file;
+    const uint8_t *data;
+    size_t len;
+};
+
+struct family_files {
+    struct ks_cat_file f[KS_CAT_MAX_FILES];
+    uint8_t *bufs[KS_CAT_MAX_FILES];
+    size_t n;
+};
+
+/* Add file fname of version v to the record: the change if the caller has
+ * one for it, else (if present) the file on disk, which must be the one
+ * the entry was loaded from (hash): a file changed behind keystored's back
+ * is not sent to every replica. */
+static enum ks_store_status gather_file(struct family_files *ff, const struct ks_key *v,
+                                        const char *fname, size_t max, const uint8_t *hash,
+                                        int present, const struct cat_change *ch, size_t nch,
+                                        char *err, size_t errlen)
+{
+    uint8_t h[KS_FILE_HASH_LEN];
+    struct ks_cat_file *f;
+    char why[256];
+    size_t i;
+
+    for (i = 0; i < nch && strcmp(ch[i].file, fname) != 0; i++)
+        ;
+    if (i < nch ? ch[i].data == NULL : !present)
+        return KS_STORE_OK;
+    if (ff->n == KS_CAT_MAX_FILES) {
+        snprintf(err, errlen, "key '%s' has more files than a catalogue record holds (%d): "
+                 "retire old versions first (keystorectl retire %s --version N)", v->name,
+                 KS_CAT_MAX_FILES, v->name);
+        return KS_STORE_REFUSED;
+    }
+    f = &ff->f[ff->n];
+    snprintf(f->name, sizeof(f->name), "%s", fname);
+    if (i < nch) {
+        f->data = ch[i].data;
+        f->len = ch[i].len;
+        ff->n++;
+        return KS_STORE_OK;
+    }
+    if (ks_read_file_at(dir_fd, fname, max, &ff->bufs[ff->n], &f->len, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "cannot read %s/%s for the catalogue: %s", dir_path, fname, why);
+        return KS_STORE_INTERNAL;
+    }
+    f->data = ff->bufs[ff->n++];
+    ks_file_hash(f->data, f->len, h);
+    if (memcmp(h, hash, KS_FILE_HASH_LEN) != 0) {
+        snprintf(err, errlen, "%s/%s is not the file key %s version %u was loaded from (changed "
+                 "behind keystored's back): it is not published to the catalogue; restart "
+                 "keystored (the manifest then refuses it) or put the right file back",
+                 dir_path, fname, v->name, (unsigned)v->version);
+        return KS_STORE_INTERNAL;
+    }
+    return KS_STORE_OK;
+}
+
+/* Publish the record of key `name` as it will be once the caller's change
+ * is made: every version of head's family (head NULL: the tombstone) with
+ * its key file and chain, as on disk unless ch has the file.  The one place
+ * records are made, so that every write sends the whole family.  `what`
+ * ends the message of a conflict ("nothing was retired").  write_lock held;
+ * KS_STORE_OK or the status for the caller to return (err set). */
+static enum ks_store_status publish_family(const char *name, const struct ks_key *head,
+                                           const struct cat_change *ch, size_t nch,
+                                           const char *what, char *err, size_t errlen)
+{
+    char keyf[80], keytmp[80], crtf[80], crttmp[80];
+    struct family_files *ff = calloc(1, sizeof(*ff));
+    enum ks_store_status st = KS_STORE_OK;
+    size_t i;
+    int pr;
+
+    if (ff == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return KS_STORE_INTERNAL;
+    }
+    for (i = 0; head != NULL && i <= head->nolder && st == KS_STORE_OK; i++) {
+        const struct ks_key *v = i < head->nolder ? head->older[i] : head;
+
+        version_file_names(v, keyf, keytmp, crtf, crttmp);
+        st = gather_file(ff, v, keyf, KS_KEYFILE_MAX, v->key_hash, 1, ch, nch, err, errlen);
+        if (st == KS_STORE_OK)
+            st = gather_file(ff, v, crtf, KS_CERTFILE_MAX, v->crt_hash, v->has_crt, ch, nch,
+                             err, errlen);
+    }
+    if (st == KS_STORE_OK) {
+        pr = ks_catalogue_publish(name, ff->f, ff->n, err, errlen);
+        if (pr == 0)
+            snprintf(err, errlen, "key '%s' was changed on another replica meanwhile; %s: try "
+                     "again", name, what);
+        st = pr == 1 ? KS_STORE_OK : pr == 0 ? KS_STORE_CONFLICT : KS_STORE_UNAVAILABLE;
+    }
+    for (i = 0; i < ff->n; i++)
+        free(ff->bufs[i]);
+    free(ff);
+    return st;
 }
 
 enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usage,
@@ -1078,19 +1186,19 @@ enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usa
     /* The catalogue first: one replica wins a name, and an etcd that does
      * not take the write leaves this replica unchanged too. */
     if (ks_catalogue_enabled()) {
-        struct ks_cat_file f = { .data = file, .len = filelen };
-        int pr;
+        struct cat_change ch = { keyf, file, filelen };
 
-        snprintf(f.name, sizeof(f.name), "%s", keyf);
-        pr = ks_catalogue_publish(name, &f, 1, err, errlen);
-        if (pr != 1) {
+        rc = publish_family(name, k, &ch, 1, "no key was made", err, errlen);
+        if (rc != KS_STORE_OK) {
             pthread_mutex_unlock(&write_lock);
-            if (pr == 0)
+            if (rc == KS_STORE_CONFLICT) {
                 snprintf(err, errlen, "a key named '%s' already exists (another replica "
                          "created it; the catalogue in etcd has it)", name);
-            rc = pr == 0 ? KS_STORE_EXISTS : KS_STORE_UNAVAILABLE;
+                rc = KS_STORE_EXISTS;
+            }
             goto out;
         }
+        rc = KS_STORE_INTERNAL;
     }
     /* A .crt left behind by a manual key file deletion must not attach to the new key. */
     if (ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT) {
@@ -1169,6 +1277,17 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
         snprintf(err, errlen, "no key named '%s'", name);
         return KS_STORE_NO_SUCH_KEY;
     }
+    /* the tombstone first: an etcd that refuses it leaves every version here */
+    if (ks_catalogue_enabled()) {
+        enum ks_store_status pst = publish_family(name, NULL, NULL, 0, "nothing was deleted",
+                                                  err, errlen);
+
+        if (pst != KS_STORE_OK) {
+            ks_key_put(k);
+            pthread_mutex_unlock(&write_lock);
+            return pst;
+        }
+    }
     /* older versions first: a crash part way leaves the key with fewer
      * versions, never an old version back as the current one */
     if (unlink_versions(k, err, errlen) != 0) {
@@ -1178,17 +1297,6 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
     }
     version_file_names(k, keyf, keytmp, crtf, crttmp);
     ks_key_put(k);
-    if (ks_catalogue_enabled()) {
-        int pr = ks_catalogue_publish(name, NULL, 0, err, errlen);   /* the tombstone */
-
-        if (pr != 1) {
-            pthread_mutex_unlock(&write_lock);
-            if (pr == 0)
-                snprintf(err, errlen, "key '%s' was changed on another replica meanwhile; "
-                         "nothing was deleted: try again", name);
-            return pr == 0 ? KS_STORE_CONFLICT : KS_STORE_UNAVAILABLE;
-        }
-    }
     if (ks_unlink_at(dir_fd, keyf) != 0 && errno != ENOENT) {
         snprintf(err, errlen, "cannot delete %s/%s: %s", dir_path, keyf, strerror(errno));
         pthread_mutex_unlock(&write_lock);
@@ -1206,40 +1314,6 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
     }
     pthread_mutex_unlock(&write_lock);
     return KS_STORE_OK;
-}
-
-/* The record of a key after a certificate change: its key file as on disk
- * and the new chain (none: the key file alone).  write_lock held. */
-static enum ks_store_status publish_with_key_file(const char *name, const char *keyf,
-                                                  const char *crtf, const uint8_t *blob,
-                                                  size_t total, int has_crt, char *err,
-                                                  size_t errlen)
-{
-    struct ks_cat_file f[2];
-    uint8_t *kfile;
-    size_t klen;
-    char why[256];
-    int pr;
-
-    if (ks_read_file_at(dir_fd, keyf, KS_KEYFILE_MAX, &kfile, &klen, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "cannot read %s/%s for the catalogue: %s", dir_path, keyf, why);
-        return KS_STORE_INTERNAL;
-    }
-    memset(f, 0, sizeof(f));
-    snprintf(f[0].name, sizeof(f[0].name), "%s", keyf);
-    f[0].data = kfile;
-    f[0].len = klen;
-    snprintf(f[1].name, sizeof(f[1].name), "%s", crtf);
-    f[1].data = blob;
-    f[1].len = total;
-    pr = ks_catalogue_publish(name, f, has_crt ? 2 : 1, err, errlen);
-    free(kfile);
-    if (pr == 1)
-        return KS_STORE_OK;
-    if (pr == 0)
-        snprintf(err, errlen, "key '%s' was changed on another replica meanwhile; its "
-                 "certificates were not changed: try again", name);
-    return pr == 0 ? KS_STORE_CONFLICT : KS_STORE_UNAVAILABLE;
 }
 
 /* Fill the blank entry k as a copy of expected with another chain (the
@@ -1378,8 +1452,10 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
         goto out;
     }
     if (ks_catalogue_enabled()) {
-        enum ks_store_status pst = publish_with_key_file(expected->name, keyf, crtf, blob, total,
-                                                         ncerts > 0, err, errlen);
+        struct cat_change ch = { crtf, ncerts > 0 ? blob : NULL, total };
+        enum ks_store_status pst = publish_family(expected->name, head, &ch, 1,
+                                                  "its certificates were not changed", err,
+                                                  errlen);
 
         if (pst != KS_STORE_OK) {
             pthread_mutex_unlock(&write_lock);
@@ -1437,116 +1513,348 @@ out:
 
 /* ---- the catalogue (catalogue = etcd) ---------------------------------- */
 
-/* Drop key `name` here after its tombstone.  write_lock held. */
+/* Drop key `name` (every version) here after its tombstone, in delete's
+ * order: older versions first, then the current one.  write_lock held. */
 static int apply_tombstone(const char *name, char *err, size_t errlen)
 {
-    char keyf[80], keytmp[80], crtf[80], crttmp[80];
     struct ks_key *k = ks_store_get(name);
+    int rc;
 
     if (k == NULL)
         return 0;
+    rc = unlink_versions(k, err, errlen) == 0 && unlink_version(k, err, errlen) == 0 ? 0 : -1;
     ks_key_put(k);
-    file_names(name, keyf, keytmp, crtf, crttmp);
-    if (ks_unlink_at(dir_fd, keyf) != 0 && errno != ENOENT) {
-        snprintf(err, errlen, "cannot delete %s/%s: %s", dir_path, keyf, strerror(errno));
+    if (rc != 0)
         return -1;
-    }
     ks_key_put(table_remove(name));
     uncarry(name);
-    if (ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT)
-        ks_log("warning: %s/%s could not be removed: %s", dir_path, crtf, strerror(errno));
     if (fsync_dir(err, errlen) != 0 || commit(NULL, err, errlen) != 0)
         return -1;
     return 1;
 }
 
-/* Make the files of record r current for key `name`: the same order as a
- * local write (manifest first, the files, then the manifest of the new
- * state), after the key file unsealed and the chain matched.  write_lock held. */
-static int apply_files(const char *name, const struct ks_cat_record *r, char *err, size_t errlen)
-{
-    char keyf[80], keytmp[80], crtf[80], crttmp[80], why[512];
-    const struct ks_cat_file *kf = NULL, *cf = NULL;
-    struct ks_manifest extra = { 0 };
-    struct ks_cert *certs = NULL;
-    struct ks_key *k, *cur;
-    uint8_t *copy;
-    size_t i, n = 0, bad;
-    int auth_failed, authentic, rc = -1;
+/* One version of key `name` in a record. */
+struct rec_version {
+    uint32_t version;
+    const struct ks_cat_file *key, *crt;
+    struct ks_key *k;      /* its entry (referenced), without a family */
+    int fresh;             /* its files differ from this replica's: write them */
+};
 
-    file_names(name, keyf, keytmp, crtf, crttmp);
+/* Sort the files of record r into the versions of key `name`, lowest
+ * first: NAME.key/NAME.crt are version 1, NAME.vN.key/NAME.vN.crt version
+ * N.  0, or -1 with err (a chain without its key, a file twice). */
+static int record_versions(const char *name, const struct ks_cat_record *r,
+                           struct rec_version *rv, size_t *nrv, char *err, size_t errlen)
+{
+    char stem[KS_MF_NAME_MAX], base[KS_MAX_KEY_NAME + 1];
+    size_t i, j, n;
+
+    *nrv = 0;
     for (i = 0; i < r->n; i++) {
-        if (strcmp(r->f[i].name, keyf) == 0)
-            kf = &r->f[i];
-        else if (strcmp(r->f[i].name, crtf) == 0)
-            cf = &r->f[i];
-        else
+        const struct ks_cat_file *f = &r->f[i];
+        int is_key;
+        uint32_t v;
+
+        n = strlen(f->name);
+        is_key = n > 4 && strcmp(f->name + n - 4, ".key") == 0;
+        if (n <= 4 || (!is_key && strcmp(f->name + n - 4, ".crt") != 0)) {
             ks_log("warning: catalogue: key %s: ignoring file %s (not a file this keystored "
-                   "knows)", name, r->f[i].name);
+                   "knows)", name, f->name);
+            continue;
+        }
+        snprintf(stem, sizeof(stem), "%.*s", (int)(n - 4), f->name);
+        v = stem_version(stem, base);
+        if (strcmp(base, name) != 0) {
+            ks_log("warning: catalogue: key %s: ignoring file %s (not a file this keystored "
+                   "knows)", name, f->name);
+            continue;
+        }
+        if (f->len > (is_key ? KS_KEYFILE_MAX : KS_CERTFILE_MAX)) {
+            snprintf(err, errlen, "its %s is too large", f->name);
+            return -1;
+        }
+        for (j = 0; j < *nrv && rv[j].version != v; j++)
+            ;
+        if (j == *nrv) {
+            memset(&rv[j], 0, sizeof(rv[j]));
+            rv[j].version = v;
+            (*nrv)++;   /* r->n <= KS_CAT_MAX_FILES, the size of rv */
+        }
+        if (is_key ? rv[j].key != NULL : rv[j].crt != NULL) {
+            snprintf(err, errlen, "it holds %s twice", f->name);
+            return -1;
+        }
+        if (is_key)
+            rv[j].key = f;
+        else
+            rv[j].crt = f;
     }
-    if (kf == NULL || kf->len > KS_KEYFILE_MAX || (cf != NULL && cf->len > KS_CERTFILE_MAX)) {
-        snprintf(err, errlen, "the record has no usable %s", keyf);
+    for (i = 0; i < *nrv; i++)
+        if (rv[i].key == NULL) {
+            snprintf(err, errlen, "it holds %s without its key file", rv[i].crt->name);
+            return -1;
+        }
+    if (*nrv == 0) {
+        snprintf(err, errlen, "it holds no key file of key %s", name);
         return -1;
     }
-    copy = malloc(kf->len > 0 ? kf->len : 1);
+    for (i = 1; i < *nrv; i++)
+        for (j = i; j > 0 && rv[j - 1].version > rv[j].version; j--) {
+            struct rec_version t = rv[j];
+
+            rv[j] = rv[j - 1];
+            rv[j - 1] = t;
+        }
+    return 0;
+}
+
+/* Version v of cur's family (cur included), or NULL. */
+static struct ks_key *family_version(const struct ks_key *cur, uint32_t v)
+{
+    size_t i;
+
+    if (cur->version == v)
+        return (struct ks_key *)cur;
+    for (i = 0; i < cur->nolder; i++)
+        if (cur->older[i]->version == v)
+            return cur->older[i];
+    return NULL;
+}
+
+/* Is version v's key file vouched for but not loaded (carried)? */
+static int version_carried(const char *name, uint32_t v)
+{
+    char stem[80], keyf[80], keytmp[80], crtf[80], crttmp[80];
+    size_t i;
+
+    version_stem(name, v, stem);
+    file_names(stem, keyf, keytmp, crtf, crttmp);
+    for (i = 0; i < carried.n; i++)
+        if (strcmp(carried.e[i].file, keyf) == 0)
+            return 1;
+    return 0;
+}
+
+/* Versions never go backwards: a record may not make a version below the
+ * current one current, nor bring back one retired here (a version below
+ * the current one that this replica does not hold).  Sequence numbers stop
+ * old records of this family; this stops any other authentic record. */
+static int check_versions(const struct ks_key *cur, const struct rec_version *rv, size_t n,
+                          char *err, size_t errlen)
+{
+    size_t i;
+
+    if (rv[n - 1].version < cur->version) {
+        snprintf(err, errlen, "it would make version %u current, below this replica's current "
+                 "version %u (a key's versions never go back)", (unsigned)rv[n - 1].version,
+                 (unsigned)cur->version);
+        return -1;
+    }
+    for (i = 0; i < n; i++)
+        if (rv[i].version < cur->version && family_version(cur, rv[i].version) == NULL &&
+            !version_carried(cur->name, rv[i].version)) {
+            snprintf(err, errlen, "it would bring back version %u, retired here (a retired "
+                     "version never comes back)", (unsigned)rv[i].version);
+            return -1;
+        }
+    return 0;
+}
+
+/* The entry of version rv: this replica's own (old) if the files are the
+ * same, else the record's key file unsealed under its own stem (NAME.vN:
+ * one version's file in place of another's fails) with its chain checked
+ * against that key.  Without a family either way.  0, or -1 with err. */
+static int record_entry(const char *name, struct rec_version *rv, const struct ks_key *old,
+                        char *err, size_t errlen)
+{
+    uint8_t kh[KS_FILE_HASH_LEN], ch[KS_FILE_HASH_LEN], *copy;
+    struct ks_cert *certs = NULL;
+    char stem[80], why[512];
+    struct ks_key *k;
+    size_t n, bad;
+    int auth_failed, authentic;
+
+    ks_file_hash(rv->key->data, rv->key->len, kh);
+    if (rv->crt != NULL)
+        ks_file_hash(rv->crt->data, rv->crt->len, ch);
+    if (old != NULL && memcmp(old->key_hash, kh, sizeof(kh)) == 0 &&
+        old->has_crt == (rv->crt != NULL) &&
+        (rv->crt == NULL || memcmp(old->crt_hash, ch, sizeof(ch)) == 0)) {
+        rv->k = calloc(1, sizeof(*rv->k));
+        if (rv->k == NULL || key_with_certs(rv->k, old, old->certs, old->ncerts) != 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
+    rv->fresh = 1;
+    version_stem(name, rv->version, stem);
+    copy = malloc(rv->key->len > 0 ? rv->key->len : 1);
     if (copy == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    memcpy(copy, kf->data, kf->len);
-    k = load_key_image(name, keyf, copy, kf->len, &auth_failed, &authentic);
+    memcpy(copy, rv->key->data, rv->key->len);
+    k = load_key_image(stem, rv->key->name, copy, rv->key->len, &auth_failed, &authentic);
     if (k == NULL) {
-        snprintf(err, errlen, "its %s does not unseal or parse (see above)", keyf);
+        snprintf(err, errlen, "its %s does not unseal or parse (see above)", rv->key->name);
         return -1;
     }
-    ks_file_hash(kf->data, kf->len, k->key_hash);
-    if (cf != NULL) {
-        if (ks_cert_split(cf->data, cf->len, &certs, &n) != 0 ||
-            ks_cert_chain_check(k->pkey, k->name, certs, n, 0, &bad, why, sizeof(why)) != 0 ||
-            copy_certs(k, certs, n) != 0) {
-            ERR_clear_error();
-            snprintf(err, errlen, "its %s is not a chain for the key", crtf);
+    rv->k = k;
+    k->version = stem_version(stem, k->name);
+    memcpy(k->key_hash, kh, sizeof(kh));
+    if (rv->crt == NULL)
+        return 0;
+    if (ks_cert_split(rv->crt->data, rv->crt->len, &certs, &n) != 0 ||
+        ks_cert_chain_check(k->pkey, k->name, certs, n, 0, &bad, why, sizeof(why)) != 0 ||
+        copy_certs(k, certs, n) != 0) {
+        ERR_clear_error();
+        free(certs);
+        snprintf(err, errlen, "its %s is not a chain for key %s version %u", rv->crt->name,
+                 name, (unsigned)rv->version);
+        return -1;
+    }
+    free(certs);
+    k->has_crt = 1;
+    memcpy(k->crt_hash, ch, sizeof(ch));
+    return 0;
+}
+
+/* Write the files of fresh versions, after a manifest that accepts them
+ * (and the old ones) as optional; remove the chains they lack. */
+static int write_versions(const struct rec_version *rv, size_t n, char *err, size_t errlen)
+{
+    char keyf[80], keytmp[80], crtf[80], crttmp[80], why[512];
+    struct ks_manifest extra = { 0 };
+    size_t i;
+    int rc = -1;
+
+    for (i = 0; i < n; i++) {
+        if (!rv[i].fresh)
+            continue;
+        version_file_names(rv[i].k, keyf, keytmp, crtf, crttmp);
+        if (ks_manifest_add(&extra, keyf, rv[i].k->key_hash, KS_MF_OPTIONAL) != 0 ||
+            (rv[i].crt != NULL &&
+             ks_manifest_add(&extra, crtf, rv[i].k->crt_hash, KS_MF_OPTIONAL) != 0)) {
+            snprintf(err, errlen, "out of memory");
             goto out;
         }
-        k->has_crt = 1;
-        ks_file_hash(cf->data, cf->len, k->crt_hash);
-    }
-    cur = ks_store_get(name);
-    if (cur != NULL && memcmp(cur->key_hash, k->key_hash, KS_FILE_HASH_LEN) == 0 &&
-        cur->has_crt == k->has_crt &&
-        (!k->has_crt || memcmp(cur->crt_hash, k->crt_hash, KS_FILE_HASH_LEN) == 0)) {
-        ks_key_put(cur);
-        rc = 0;   /* this replica has these files already */
-        goto out;
-    }
-    ks_key_put(cur);
-    uncarry(name);
-    if (ks_manifest_add(&extra, keyf, k->key_hash, KS_MF_OPTIONAL) != 0 ||
-        (cf != NULL && ks_manifest_add(&extra, crtf, k->crt_hash, KS_MF_OPTIONAL) != 0)) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
     }
     if (commit(&extra, err, errlen) != 0)
         goto out;
-    if (ks_write_file_atomic_at(dir_fd, keyf, keytmp, kf->data, kf->len, why, sizeof(why)) != 0 ||
-        (cf != NULL &&
-         ks_write_file_atomic_at(dir_fd, crtf, crttmp, cf->data, cf->len, why, sizeof(why)) != 0)) {
-        snprintf(err, errlen, "cannot write it to %s: %s", dir_path, why);
+    for (i = 0; i < n; i++) {
+        if (!rv[i].fresh)
+            continue;
+        version_file_names(rv[i].k, keyf, keytmp, crtf, crttmp);
+        if (ks_write_file_atomic_at(dir_fd, keyf, keytmp, rv[i].key->data, rv[i].key->len, why,
+                                    sizeof(why)) != 0 ||
+            (rv[i].crt != NULL &&
+             ks_write_file_atomic_at(dir_fd, crtf, crttmp, rv[i].crt->data, rv[i].crt->len, why,
+                                     sizeof(why)) != 0)) {
+            snprintf(err, errlen, "cannot write it to %s: %s", dir_path, why);
+            goto out;
+        }
+        if (rv[i].crt == NULL && ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT) {
+            snprintf(err, errlen, "cannot remove %s/%s: %s", dir_path, crtf, strerror(errno));
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    ks_manifest_free(&extra);
+    return rc;
+}
+
+/* Make this replica's family of key `name` exactly record r's: the new and
+ * changed versions written (manifest first, as a local write), the versions
+ * the record lacks removed (retired on another replica: they become
+ * RETIRED here too), the highest version current; then the manifest of the
+ * new state.  Every key file unseals under its own stem and every chain
+ * fits its version's key before anything is written.  write_lock held. */
+static int apply_files(const char *name, const struct ks_cat_record *r, char *err, size_t errlen)
+{
+    struct rec_version *rv = calloc(KS_CAT_MAX_FILES, sizeof(*rv));
+    struct ks_key *cur = NULL, *top = NULL;
+    struct ks_key_retired *ret = NULL;
+    size_t nrv = 0, i, nret = 0, same = 0;
+    int rc = -1, removed = 0;
+
+    if (rv == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (record_versions(name, r, rv, &nrv, err, errlen) != 0)
+        goto out;
+    cur = ks_store_get(name);
+    if (cur != NULL && check_versions(cur, rv, nrv, err, errlen) != 0)
+        goto out;
+    for (i = 0; i < nrv; i++) {
+        if (record_entry(name, &rv[i], cur != NULL ? family_version(cur, rv[i].version) : NULL,
+                         err, errlen) != 0)
+            goto out;
+        same += !rv[i].fresh;
+    }
+    if (cur != NULL && same == nrv && nrv == cur->nolder + 1) {
+        rc = 0;   /* this replica has this family already */
         goto out;
     }
-    if (cf == NULL && ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT) {
-        snprintf(err, errlen, "cannot remove %s/%s: %s", dir_path, crtf, strerror(errno));
+    /* the new current entry takes the others as its older versions */
+    top = rv[nrv - 1].k;
+    ret = calloc((cur != NULL ? cur->nretired + cur->nolder : 0) + 1, sizeof(*ret));
+    top->older = calloc(nrv, sizeof(*top->older));
+    if (ret == NULL || top->older == NULL) {
+        snprintf(err, errlen, "out of memory");
         goto out;
     }
-    table_put(k);
-    k = NULL;
-    if (commit(NULL, why, sizeof(why)) != 0)
-        ks_log("warning: %s", why);
+    if (cur != NULL) {
+        memcpy(ret, cur->retired, cur->nretired * sizeof(*ret));
+        nret = cur->nretired;
+    }
+    uncarry(name);
+    if (write_versions(rv, nrv, err, errlen) != 0)
+        goto out;
+    /* versions the record lacks were retired: their files go, oldest first */
+    for (i = 0; cur != NULL && i <= cur->nolder; i++) {
+        const struct ks_key *v = i < cur->nolder ? cur->older[i] : cur;
+        size_t j;
+
+        for (j = 0; j < nrv && rv[j].version != v->version; j++)
+            ;
+        if (j < nrv)
+            continue;
+        if (unlink_version(v, err, errlen) != 0)
+            goto out;
+        ret[nret].version = v->version;
+        ret[nret++].when = (uint64_t)time(NULL);
+        removed = 1;
+    }
+    if (removed && fsync_dir(err, errlen) != 0)
+        goto out;
+    for (i = 0; i + 1 < nrv; i++) {
+        top->older[i] = rv[i].k;
+        rv[i].k = NULL;
+    }
+    top->nolder = nrv - 1;
+    top->retired = ret;
+    top->nretired = nret;
+    ret = NULL;
+    rv[nrv - 1].k = NULL;
+    table_put(top);
+    {
+        char why[512];
+
+        if (commit(NULL, why, sizeof(why)) != 0)
+            ks_log("warning: %s", why);
+    }
     rc = 1;
 out:
-    free(certs);
-    ks_key_put(k);
-    ks_manifest_free(&extra);
+    for (i = 0; i < nrv; i++)
+        if (rv[i].k != NULL)
+            ks_key_put(rv[i].k);
+    free(rv);
+    free(ret);
+    ks_key_put(cur);
     return rc;
 }
 
@@ -1842,16 +2150,18 @@ enum ks_store_status ks_store_rotate(const char *name, EVP_PKEY *pkey, uint32_t 
     }
     pthread_mutex_lock(&write_lock);
     cur = ks_store_get(name);
-    if (ks_catalogue_enabled()) {
-        /* the catalogue's replicas would not see the new version */
-        snprintf(err, errlen, "key versions are not available with catalogue = etcd yet: "
-                 "generate a key under a new name instead");
-        rc = KS_STORE_REFUSED;
-        goto unlock;
-    }
     if (cur == NULL) {
         snprintf(err, errlen, "no key named '%s'", name);
         rc = KS_STORE_NO_SUCH_KEY;
+        goto unlock;
+    }
+    if (ks_catalogue_enabled() && cur->nolder + 1 >= KS_CAT_MAX_VERSIONS) {
+        /* one record carries the whole family */
+        snprintf(err, errlen, "key '%s' has %zu versions, the most one catalogue record "
+                 "carries (catalogue = etcd): retire old versions first (keystorectl retire "
+                 "%s --version %u)", name, cur->nolder + 1, name,
+                 (unsigned)(cur->nolder > 0 ? cur->older[0]->version : cur->version));
+        rc = KS_STORE_REFUSED;
         goto unlock;
     }
     k->version = cur->version + 1;
@@ -1879,6 +2189,15 @@ enum ks_store_status ks_store_rotate(const char *name, EVP_PKEY *pkey, uint32_t 
         ks_manifest_add(&extra, keyf, k->key_hash, KS_MF_OPTIONAL) != 0) {
         snprintf(err, errlen, "out of memory");
         goto unlock;
+    }
+    /* etcd first: the other replicas get the new version, or nothing changes here */
+    if (ks_catalogue_enabled()) {
+        struct cat_change ch = { keyf, file, filelen };
+
+        rc = publish_family(name, k, &ch, 1, "no new version was made", err, errlen);
+        if (rc != KS_STORE_OK)
+            goto unlock;
+        rc = KS_STORE_INTERNAL;
     }
     /* a .crt left behind by hand must not attach to the new version */
     if (ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT) {
@@ -1960,6 +2279,12 @@ enum ks_store_status ks_store_retire(const char *name, uint32_t version,
         family_set(head, cur, version, NULL, &r) != 0) {
         snprintf(err, errlen, "out of memory");
         goto unlock;
+    }
+    if (ks_catalogue_enabled()) {
+        rc = publish_family(name, head, NULL, 0, "nothing was retired", err, errlen);
+        if (rc != KS_STORE_OK)
+            goto unlock;
+        rc = KS_STORE_INTERNAL;
     }
     if (unlink_version(v, err, errlen) != 0)
         goto unlock;

@@ -154,12 +154,15 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
 
 /* catalogue = etcd (store/catalogue.h): a record for key `name` that
  * etcd holds at revision mod_rev, from the catalogue agent, so hostile
- * until proven otherwise.  It is applied (written to the key directory
- * under the manifest's rules and published) only if it authenticates under
+ * until proven otherwise.  It carries every live version of the key.  It
+ * is applied (this replica's versions of the key become exactly the
+ * record's, written to the key directory under the manifest's rules and
+ * published, the highest version current) only if it authenticates under
  * the master key, is newer than what this replica applied for that name,
- * and its NAME.key unseals and its NAME.crt matches the key; else one log
- * line says why it was refused.  Returns 1 applied, 0 nothing to do, -1
- * refused. */
+ * every version's key file unseals under its own stem and every chain
+ * matches its version's key, and it neither makes a lower version current
+ * nor brings back a version retired here; else one log line says why it
+ * was refused.  Returns 1 applied, 0 nothing to do, -1 refused. */
 int ks_store_apply_remote(const char *name, uint64_t mod_rev, const uint8_t *rec, size_t len);
 
 /* Write the catalogue state (store/catalogue.h) if records changed it:

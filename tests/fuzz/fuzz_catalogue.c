@@ -8,7 +8,8 @@
  *   1  a catalogue record for ks_catalogue_open (store/catalogue.c):
  *      u8 name seed, u8 flags, u16 BE mutate offset, u8 mutate xor, body.
  *      flags & 1: the body is the plaintext of a record sealed here under the
- *      test master key (flags >> 4 files, flags & 2: format version from the
+ *      test master key (flags >> 4 files, plus KS_CAT_MAX_FILES - 4 with
+ *      flags & 4, flags & 2: format version from the
  *      body's first byte) and, with a non-zero xor, one byte of the sealed
  *      record is changed: it must then be refused.  Else the body is the
  *      record as etcd would hand it over (raw garbage);
@@ -145,7 +146,8 @@ static void fuzz_record(const uint8_t *d, size_t n)
             die("out of memory");
         memcpy(rec, "KSCAT\0\0\1", 8);
         be(rec + 8, (flags & 2) && n > 0 ? d[0] : 1, 4);
-        be(rec + 12, flags >> 4, 4);
+        /* flags & 4: past the limit of files per record too */
+        be(rec + 12, (flags >> 4) + ((flags & 4) ? KS_CAT_MAX_FILES - 4 : 0), 4);
         be(rec + 16, 7, 8);
         randombytes_buf(rec + 24, KS_SEAL_NONCE_LEN);
         memcpy(ad, rec, 48);

@@ -1,0 +1,213 @@
+#!/bin/bash
+# Key versions through the catalogue (catalogue = etcd, issue 15 with issue
+# 16's versions): one record per key carries every live version.
+#  - rotate on A: within 1 s keystore:web opened through B signs with
+#    version 2's key, and a client on B that loaded version 1 before keeps
+#    signing with version 1 (sigloop checks each signature with its key);
+#  - retire version 1 on B: within 1 s a client on A holding version 1 is
+#    told it was retired and A's info lists version 1 as retired;
+#  - attach-cert --version 2 on A shows on B; rotate --all on B reaches A;
+#  - a replica that was down during rotate + retire catches up at start;
+#  - ATTACK: the key's record from before the rotations put back into etcd
+#    is refused (sequence); genuine records of a key of that name whose
+#    versions are lower, or bring back retired ones (sealed by a replica of
+#    another fleet under the same master key, so with newer sequences) are
+#    refused (versions never go back), and so are records forged with the
+#    master key: a lower current version, or one version's sealed file in
+#    place of another's (each unseals only under its own stem, NAME.vN);
+#    the family stays as it was;
+#  - etcd down: rotate and delete are refused and change nothing (delete
+#    publishes its tombstone before it removes any version's files).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/etcd_lib.sh"
+cd "$T"
+
+etcd_start
+replica_start a
+replica_start b
+printf 'data to sign\n' > data
+CNF_A=$(ks_write_cnf a "unix:$T/a/ks.sock")
+CNF_B=$(ks_write_cnf b "unix:$T/b/ks.sock")
+
+sign_on() {   # REPLICA URI OUT
+    KEYSTORE_SERVER="unix:$T/$1/ks.sock" openssl dgst "${PROV[@]}" -sha256 -sign "$2" \
+        -out "$3" data 2>sign.err
+}
+verify() { openssl dgst -sha256 -verify "$1" -signature "$2" data >/dev/null 2>&1; }
+# Wait until REPLICA's info of KEY matches the extended regex, at most 1 s
+# unless told; prints the time it took in ms.
+wait_info() {   # REPLICA KEY REGEX [SECONDS]
+    local start now
+    start=$(date +%s%N)
+    until replica_ctl "$1" info "$2" 2>/dev/null | grep -Eq "$3"; do
+        now=$(date +%s%N)
+        if [ $(( (now - start) / 1000000 )) -gt $(( ${4:-1} * 1000 )) ]; then
+            replica_ctl "$1" info "$2" >&2
+            return 1
+        fi
+        sleep 0.02
+    done
+    echo $(( ($(date +%s%N) - start) / 1000000 ))
+}
+save_record() {   # PREFIX NAME FILE
+    etcd_ctl get "$1keys/$2" -w json | /usr/bin/python3 -c '
+import base64, json, sys
+kvs = json.load(sys.stdin).get("kvs", [])
+sys.stdout.buffer.write(base64.b64decode(kvs[0]["value"]) if kvs else b"")' > "$3"
+    [ -s "$3" ] || fail "no record for $2 under $1 in etcd"
+}
+refusals() { cat a/keystored.log b/keystored.log | grep -c "catalogue: refusing the record of key web.*$1" || true; }
+put_refused() {   # FILE WHY-REGEX: put FILE as web's record; both replicas must refuse it
+    local before i
+    before=$(refusals "$2")
+    etcd_ctl put /kst/keys/web < "$1" >/dev/null || fail "etcdctl put"
+    for i in $(seq 1 50); do
+        [ "$(refusals "$2")" -ge $(( before + 2 )) ] && return 0
+        sleep 0.05
+    done
+    grep catalogue a/keystored.log b/keystored.log >&2
+    fail "the replicas did not both refuse $1 ($2)"
+}
+
+# ---- rotate on A --------------------------------------------------------------
+replica_ctl a generate web --type ec >/dev/null || fail "generate web on a"
+replica_ctl a generate e2 --type ec >/dev/null || fail "generate e2 on a"
+replica_wait_key b web present 2 >/dev/null && replica_wait_key b e2 present 2 >/dev/null ||
+    fail "web, e2 not on b"
+replica_ctl a pubkey web -o v1.pub >/dev/null
+save_record /kst/ web before-rotation.rec
+OPENSSL_CONF=$CNF_B "$KS_BUILD_ROOT/tests/sigloop" keystore:web stop-b 120 >loop-b 2>&1 &
+LOOP_B=$!
+OPENSSL_CONF=$CNF_A SIGLOOP_STOP_ON_ERROR=1 "$KS_BUILD_ROOT/tests/sigloop" keystore:web stop-a 120 \
+    >loop-a 2>&1 &
+LOOP_A=$!
+sleep 1
+replica_ctl a rotate web >rot.out || { cat rot.out; fail "rotate web on a"; }
+grep -q "^rotated key web: .*version 2$" rot.out || { cat rot.out; fail "rotate output"; }
+ms=$(wait_info b web "version 2: .*\(current\)$") || fail "version 2 rotated on a is not current on b within 1 s"
+replica_ctl a pubkey web -o v2.pub >/dev/null
+sign_on b keystore:web sig2 || { cat sign.err; fail "sign through b after the rotation"; }
+verify v2.pub sig2 || fail "keystore:web opened through b does not sign with version 2"
+[ -f b/keys/web.v2.key ] || fail "b has no web.v2.key"
+sleep 0.5
+touch stop-b
+wait $LOOP_B || { cat loop-b; fail "the client on b that loaded version 1 failed during the rotation"; }
+grep -Eq "^signed=[1-9][0-9]* retries=0 after_failure=0 bad=0$" loop-b || { cat loop-b; fail "loop b"; }
+pass "rotated on a, version 2 current on b after $ms ms and signs through b; b's client of version 1 went on ($(cat loop-b))"
+
+# ---- retire version 1 on B ----------------------------------------------------
+kill -0 $LOOP_A 2>/dev/null || { cat loop-a; fail "the client on a stopped before the retire"; }
+replica_ctl b retire web --version 1 >/dev/null || fail "retire web version 1 on b"
+start=$(date +%s%N)
+while kill -0 $LOOP_A 2>/dev/null; do
+    [ $(( ($(date +%s%N) - start) / 1000000 )) -le 1000 ] || { cat loop-a; fail "a's client of version 1 still signs 1 s after the retire on b"; }
+    sleep 0.01
+done
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+rc=0; wait $LOOP_A || rc=$?
+[ $rc = 3 ] || { cat loop-a; fail "a's client of version 1 was not refused (exit $rc)"; }
+grep -Eq "key 'web' version 1 was retired on 20[0-9-]+T[0-9:]+Z: reload the application to use version 2" loop-a ||
+    { cat loop-a; fail "a's refusal does not say why"; }
+wait_info a web "^  version 1: retired " >/dev/null || fail "a's info does not list version 1 as retired"
+replica_ctl a info web | grep -E "^  version [0-9]+: " >info-a.out
+[ "$(grep -vc ': retired' info-a.out)" = 1 ] && grep -q "^  version 2: .*(current)$" info-a.out ||
+    { cat info-a.out; fail "a's info should list only version 2 as usable"; }
+[ ! -e a/keys/web.key ] && [ ! -e b/keys/web.key ] || fail "version 1's file is still on a replica"
+KEYSTORE_SERVER="unix:$T/a/ks.sock" expect_fail "ERROR_KEY_RETIRED" \
+    openssl dgst "${PROV[@]}" -sha256 -sign 'keystore:web?version=1' -out /dev/null data
+pass "retired on b: a's client of version 1 refused after $ms ms ($(grep -o "version 1 was retired[^)]*" loop-a | head -1)); a lists version 2 only"
+
+# ---- attach-cert --version 2 on A; rotate --all on B -----------------------------
+KEYSTORE_SERVER="unix:$T/a/ks.sock" openssl req "${PROV[@]}" -new -x509 -key 'keystore:web?version=2' \
+    -subj /CN=web-v2 -days 2 -out web2.crt 2>/dev/null || fail "self-signed cert of version 2"
+replica_ctl a attach-cert web web2.crt --version 2 >/dev/null || fail "attach-cert --version 2 on a"
+ms=$(wait_info b web "version 2: .*, 1 certificate, .*\(current\)$") || fail "the certificate of version 2 is not on b within 1 s"
+KEYSTORE_SERVER="unix:$T/b/ks.sock" openssl storeutl "${PROV[@]}" -certs -noout -text 'keystore:web?version=2' 2>/dev/null |
+    grep -q 'CN *= *web-v2' || fail "b does not serve version 2's certificate"
+pass "attach-cert --version 2 on a, on b after $ms ms"
+
+replica_ctl b rotate --all >all.out || { cat all.out; fail "rotate --all on b"; }
+grep -q "^rotated key web: .*version 3$" all.out && grep -q "^rotated key e2: .*version 2$" all.out ||
+    { cat all.out; fail "rotate --all output"; }
+ms=$(wait_info a web "version 3: .*\(current\)$") && wait_info a e2 "version 2: .*\(current\)$" >/dev/null ||
+    fail "rotate --all on b did not reach a within 1 s"
+wait_info a web "version 2: .*, 1 certificate, " >/dev/null || fail "a lost version 2's certificate"
+pass "rotate --all on b: web version 3 and e2 version 2 on a after $ms ms"
+
+# ---- a replica down during rotate + retire catches up ------------------------
+replica_stop a
+replica_ctl b rotate web >/dev/null || fail "rotate web on b while a is down"
+replica_ctl b retire web --version 2 >/dev/null || fail "retire version 2 on b while a is down"
+replica_ctl b pubkey web -o v4.pub >/dev/null
+replica_start a
+wait_info a web "version 4: .*\(current\)$" 3 >/dev/null || fail "a did not catch up with version 4 at its start"
+wait_info a web "^  version 2: retired" 3 >/dev/null || fail "a did not catch up with the retire of version 2"
+[ ! -e a/keys/web.v2.key ] && [ -e a/keys/web.v3.key ] && [ -e a/keys/web.v4.key ] ||
+    { ls a/keys; fail "a's key directory is not web's versions 3 and 4"; }
+sign_on a keystore:web sig4 && verify v4.pub sig4 || fail "a does not sign with version 4 after catching up"
+sign_on a 'keystore:web?version=3' sig3 || fail "a cannot sign with version 3"
+pass "a, down during rotate and retire on b, caught up at start: versions 3 and 4, version 2 retired"
+
+# ---- ATTACK: records that would take the versions back ------------------------
+save_record /kst/ web family.rec
+replica_ctl a info web >family-a.before
+replica_ctl b info web >family-b.before
+family_same() {   # what the attack must not change, on both replicas
+    sleep 0.3
+    replica_ctl a info web | cmp -s - family-a.before && replica_ctl b info web | cmp -s - family-b.before ||
+        { replica_ctl a info web; fail "$1: the family of web changed"; }
+    sign_on b keystore:web sig && verify v4.pub sig || fail "$1: b no longer signs with version 4"
+    sign_on a 'keystore:web?version=3' sig || fail "$1: a lost version 3"
+}
+put_refused before-rotation.rec "older than"
+family_same "the record from before the rotations"
+pass "ATTACK: web's record from before the rotations put back into etcd: refused (sequence), family unchanged"
+
+# Genuine records with newer sequences: a replica of another fleet (its own
+# prefix in the same etcd, the same master key) has a key named web.
+base=$T; mkdir -p c; cp -p master.key c/master.key; T=$base/c; KS_PID=
+ks_start "catalogue = etcd" "catalogue_endpoints = $ETCD_ENDPOINTS" "catalogue_prefix = /other/" \
+    "allow_client_generate = no"
+REPLICA_PID[c]=$KS_PID; KS_PID=; T=$base
+# (its first record of a name has sequence 1, below ours: deleted and made
+# again, web's record there has a sequence above every revision so far)
+for step in generate delete generate; do
+    replica_ctl c $step web $([ $step = generate ] && echo --type ec) >/dev/null || fail "$step web on c"
+done
+save_record /other/ web lower.rec
+put_refused lower.rec "would make version 1 current, below this replica's current version 4"
+family_same "a record of version 1"
+for i in 2 3 4 5; do replica_ctl c rotate web >/dev/null || fail "rotate web on c"; done
+save_record /other/ web retired.rec
+put_refused retired.rec "would bring back version 1, retired here"
+family_same "a record of versions 1 to 5"
+pass "ATTACK: authentic records with newer sequences that lower the current version or bring back retired ones: refused, family unchanged"
+
+# Forged with the master key (tests/catforge): the family's own record with
+# a newer sequence, version 4 dropped (a lower current version), or version
+# 3's sealed file in place of version 4's (sealed under its stem web.v3).
+"$KS_BUILD_ROOT/tests/catforge" master.key web family.rec forged-lower.rec 999999990 web.v4.key= ||
+    fail "catforge"
+put_refused forged-lower.rec "would make version 3 current, below this replica's current version 4"
+family_same "a forged record without version 4"
+"$KS_BUILD_ROOT/tests/catforge" master.key web family.rec forged-swap.rec 999999991 web.v4.key= \
+    web.v3.key=web.v4.key || fail "catforge"
+put_refused forged-swap.rec "its web.v4.key does not unseal"
+family_same "version 3's file as version 4's"
+pass "ATTACK: forged records (newer sequence): without version 4, or version 3's file as version 4's: refused, family unchanged"
+grep -h "catalogue: refusing the record of key web" a/keystored.log | tail -2 | sed 's/^/   /'
+
+# ---- etcd away: writes of versions change nothing ----------------------------
+replica_stop c
+etcd_stop_all
+out=$(replica_ctl b rotate web 2>&1) && fail "rotate succeeded with every etcd member down"
+echo "$out" | grep -q ERROR_CATALOGUE_UNAVAILABLE || fail "rotate: wrong error: $out"
+[ ! -e b/keys/web.v5.key ] || fail "the refused rotate left web.v5.key on b"
+out=$(replica_ctl b delete web 2>&1) && fail "delete succeeded with every etcd member down"
+echo "$out" | grep -q ERROR_CATALOGUE_UNAVAILABLE || fail "delete: wrong error: $out"
+[ -e b/keys/web.v3.key ] && [ -e b/keys/web.v4.key ] || { ls b/keys; fail "the refused delete removed versions of web from b"; }
+replica_stop b
+replica_start b
+sign_on b 'keystore:web?version=3' sig || fail "b lost version 3 to a delete etcd refused"
+sign_on b keystore:web sig && verify v4.pub sig || fail "b lost version 4 to a delete etcd refused"
+pass "etcd down: rotate and delete refused, every version of web still on b (also after a restart)"
