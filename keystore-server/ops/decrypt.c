@@ -9,6 +9,7 @@
  * type, ciphertext length, parameter names) happen before and may say
  * precisely what is wrong. */
 #include "handlers.h"
+#include "prepared.h"
 #include "rsa_implicit.h"
 
 #include <string.h>
@@ -27,29 +28,41 @@ static void bad_setup(struct ks_op *op, const struct ks_key *k, const char *what
                 what, ks_ossl_reason(reason, sizeof(reason)));
 }
 
-static int setup_oaep(struct ks_op *op, const struct ks_key *k, const Keystore__DecryptRequest *r,
-                      EVP_PKEY_CTX *ctx)
+/* A context for this OAEP request: a copy of the prepared one for its key
+ * and digests (the label goes into the copy only), or, if preparing
+ * failed, a new one.  NULL after replying with the error. */
+static EVP_PKEY_CTX *oaep_ctx(struct ks_op *op, struct ks_key *k, const Keystore__DecryptRequest *r)
 {
     EVP_MD *md, *mgf1 = NULL;
+    EVP_PKEY_CTX *ctx = NULL, *base;
     unsigned char *label;
-    int rc = -1;
 
     md = ks_op_fetch_md(op, r->oaep_digest[0] != '\0' ? r->oaep_digest : "SHA1", "OAEP digest");
     if (md == NULL)
-        return -1;
+        return NULL;
     if (r->mgf1_digest[0] != '\0' && (mgf1 = ks_op_fetch_md(op, r->mgf1_digest, "MGF1 digest")) == NULL)
         goto out;
-    if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) != 1) {
-        bad_setup(op, k, "OAEP padding");
-        goto out;
-    }
-    if (EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) != 1) {
-        bad_setup(op, k, "this OAEP digest");
-        goto out;
-    }
-    if (EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, mgf1 != NULL ? mgf1 : md) != 1) {
-        bad_setup(op, k, "this MGF1 digest");
-        goto out;
+    if ((base = ks_prep_rsa_oaep(k, md, mgf1 != NULL ? mgf1 : md)) != NULL
+        && (ctx = EVP_PKEY_CTX_dup(base)) != NULL) {
+        /* prepared: padding and digests are set */
+    } else {
+        ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+        if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) != 1) {
+            bad_setup(op, k, "decryption");
+            goto fail;
+        }
+        if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) != 1) {
+            bad_setup(op, k, "OAEP padding");
+            goto fail;
+        }
+        if (EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) != 1) {
+            bad_setup(op, k, "this OAEP digest");
+            goto fail;
+        }
+        if (EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, mgf1 != NULL ? mgf1 : md) != 1) {
+            bad_setup(op, k, "this MGF1 digest");
+            goto fail;
+        }
     }
     if (r->oaep_label.len > 0) {
         /* set0 takes ownership of an OPENSSL_malloc'd copy */
@@ -57,19 +70,22 @@ static int setup_oaep(struct ks_op *op, const struct ks_key *k, const Keystore__
         if (label == NULL || r->oaep_label.len > 0x7fffffff) {
             OPENSSL_free(label);
             bad_setup(op, k, "the OAEP label");
-            goto out;
+            goto fail;
         }
         if (EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, label, (int)r->oaep_label.len) != 1) {
             OPENSSL_free(label);
             bad_setup(op, k, "the OAEP label");
-            goto out;
+            goto fail;
         }
     }
-    rc = 0;
+    goto out;
+fail:
+    EVP_PKEY_CTX_free(ctx);
+    ctx = NULL;
 out:
     EVP_MD_free(md);
     EVP_MD_free(mgf1);
-    return rc;
+    return ctx;
 }
 
 /* The public checks of the TLS mode; the decryption is ks_rsa_tls_premaster_decrypt. */
@@ -83,22 +99,6 @@ static int check_tls(struct ks_op *op, const Keystore__DecryptRequest *r)
         return -1;
     }
     return 0;
-}
-
-/* OAEP (the only padding left to OpenSSL's own decryption). */
-static int setup_padding(struct ks_op *op, const struct ks_key *k,
-                         const Keystore__DecryptRequest *r, EVP_PKEY_CTX *ctx)
-{
-    switch (r->padding) {
-    case KEYSTORE__PADDING__PADDING_OAEP:
-        return setup_oaep(op, k, r, ctx);
-    default:
-        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
-                    "%s cannot be used to decrypt: use PADDING_OAEP, PADDING_PKCS1 or "
-                    "PADDING_PKCS1_TLS (the server offers no raw RSA)",
-                    ks_padding_name(r->padding));
-        return -1;
-    }
 }
 
 static void reply_plaintext(struct ks_op *op, uint8_t *pt, size_t len)
@@ -151,15 +151,16 @@ void ks_op_decrypt(struct ks_op *op, const Keystore__DecryptRequest *r)
         rc = ks_rsa_tls_premaster_decrypt(k->pkey, r->ciphertext.data, r->ciphertext.len,
                                           r->tls_client_version, r->tls_negotiated_version, pt);
         ptlen = KS_RSA_TLS_PREMASTER_LEN;
-    } else {
-        ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-        if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) != 1) {
-            bad_setup(op, k, "decryption");
-            goto out;
-        }
-        if (setup_padding(op, k, r, ctx) != 0)
+    } else if (r->padding == KEYSTORE__PADDING__PADDING_OAEP) {
+        if ((ctx = oaep_ctx(op, k, r)) == NULL)
             goto out;
         rc = EVP_PKEY_decrypt(ctx, pt, &ptlen, r->ciphertext.data, r->ciphertext.len) == 1 ? 0 : -1;
+    } else {
+        ks_op_error(op, KEYSTORE__ERROR_CODE__ERROR_BAD_PARAMETER,
+                    "%s cannot be used to decrypt: use PADDING_OAEP, PADDING_PKCS1 or "
+                    "PADDING_PKCS1_TLS (the server offers no raw RSA)",
+                    ks_padding_name(r->padding));
+        goto out;
     }
     /* PKCS#1 / TLS: only for public reasons (c >= n) or an internal failure */
     if (rc != 0) {

@@ -6,16 +6,17 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/rsa.h>
 
 #define BUCKETS 512         /* a power of two, twice KS_PREP_MAX */
 #define MAX_MDS 16
 
-enum kind { K_ECDSA = 1, K_RSA_SIGN, K_EDDSA };
+enum kind { K_ECDSA = 1, K_RSA_SIGN, K_EDDSA, K_RSA_OAEP };
 
 struct entry {
     struct ks_key *k;       /* referenced while cached */
     int kind;
-    int md_nid;             /* ECDSA: the digest set in ctx */
+    int md_nid;             /* ECDSA: the digest set in ctx; OAEP: both digests' */
     void *ctx;              /* EVP_PKEY_CTX, or EVP_MD_CTX for K_EDDSA */
     uint64_t used;          /* tick of the last use, for LRU */
     int next;               /* bucket chain, -1 ends */
@@ -208,6 +209,30 @@ EVP_PKEY_CTX *ks_prep_rsa_sign(struct ks_key *k)
         return NULL;
     }
     insert(c, k, K_RSA_SIGN, 0, ctx);
+    return ctx;
+}
+
+EVP_PKEY_CTX *ks_prep_rsa_oaep(struct ks_key *k, const EVP_MD *md, const EVP_MD *mgf1)
+{
+    struct cache *c = cache();
+    int a = EVP_MD_get_type(md), b = EVP_MD_get_type(mgf1), both;
+    EVP_PKEY_CTX *ctx;
+
+    if (c == NULL || a <= NID_undef || b <= NID_undef || a >= 65536 || b >= 32768)
+        return NULL;
+    both = b * 65536 + a;
+    if ((ctx = lookup(c, k, K_RSA_OAEP, both)) != NULL)
+        return ctx;
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+    if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) != 1
+        || EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) != 1
+        || EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) != 1
+        || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, mgf1) != 1) {
+        EVP_PKEY_CTX_free(ctx);
+        ERR_clear_error();
+        return NULL;
+    }
+    insert(c, k, K_RSA_OAEP, both, ctx);
     return ctx;
 }
 

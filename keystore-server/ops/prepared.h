@@ -33,9 +33,15 @@ EVP_PKEY_CTX *ks_prep_ecdsa(struct ks_key *k, const EVP_MD *md);
 /* RSA sign: a context after EVP_PKEY_sign_init and nothing else.  A
  * request sets padding, digests and salt length, so it must work on an
  * EVP_PKEY_CTX_dup of it: parameters never carry from one request to the
- * next.  Borrowed as above.  (RSA decryption is not prepared: its set-up
- * is about 1% of the private-key operation, a copy would save half.) */
+ * next.  Borrowed as above. */
 EVP_PKEY_CTX *ks_prep_rsa_sign(struct ks_key *k);
+
+/* RSA OAEP decryption: a context after EVP_PKEY_decrypt_init with OAEP
+ * padding and these digests set (setting a digest fetches it by name again
+ * inside the provider: that, not the RSA key, was the set-up's cost).  A
+ * request works on an EVP_PKEY_CTX_dup of it, where it may set a label.
+ * Borrowed as above. */
+EVP_PKEY_CTX *ks_prep_rsa_oaep(struct ks_key *k, const EVP_MD *md, const EVP_MD *mgf1);
 
 /* EdDSA: an EVP_MD_CTX after EVP_DigestSignInit_ex, for EVP_DigestSign
  * (one-shot; it keeps no state between calls).  Borrowed as above. */
