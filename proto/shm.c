@@ -8,6 +8,7 @@
  * server shows as EOF there, a hung one runs into the deadline. */
 #include "shm.h"
 #include "shm_ring.h"
+#include "selfpid.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -36,7 +37,23 @@ struct ks_shm {
     uint32_t req_head;      /* our copies of the indices we own */
     uint32_t rep_tail;
     long long wait_avg_ns;  /* moving average of reply waits: the spin budget */
+    unsigned busy_skip;     /* waits left that sleep at once: the machine was busy */
+    unsigned busy_level;    /* how many the last busy sign cost: doubles while it recurs */
+    int yield_first;        /* the last reply came while we yielded: the server shares our core */
 };
+
+/* A sched_yield that kept us off the core this long means another thread
+ * wanted it: the machine may be busy, and spinning would only take time
+ * from whoever does the work (maybe the server itself).  The next waits
+ * then sleep at once: 1, 2, 4 ... up to BUSY_SKIP_MAX while the sign
+ * recurs (one long yield is also what a VM's stolen time looks like),
+ * halving again with each wait that spun and got its reply. */
+#define BUSY_YIELD_NS 20000
+#define BUSY_SKIP_MAX 64
+/* Between two sched_yields the reply index is polled with the CPU's pause
+ * hint for this long: a reply is seen within nanoseconds, and an idle
+ * machine pays one system call per slice, not one per poll. */
+#define PAUSE_SLICE_NS 10000
 
 struct ks_shm *ks_shm_create(uint32_t ring, char *err, size_t errlen)
 {
@@ -82,7 +99,7 @@ struct ks_shm *ks_shm_create(uint32_t ring, char *err, size_t errlen)
     }
     m->len = len;
     m->ring = ring;
-    m->pid = getpid();
+    m->pid = ks_self_pid();
     m->wait_avg_ns = 20000;
     return m;
 }
@@ -101,7 +118,7 @@ void ks_shm_free(struct ks_shm *m)
 {
     if (m == NULL)
         return;
-    if (m->pid == getpid() && m->base != NULL) {
+    if (m->pid == ks_self_pid() && m->base != NULL) {
         /* replies may have carried plaintext */
         explicit_bzero(m->base + KS_SHM_HDR, 2 * (size_t)m->ring);
         munmap(m->base, m->len);
@@ -178,34 +195,18 @@ int ks_shm_hello(int fd, struct ks_shm *m, const char *client_name, size_t *serv
         return -1;
     if (ks_read_frame(fd, KS_DEFAULT_MAX_FRAME, &in, &inlen, err, errlen) != 0)
         return -1;
-    resp = keystore__response__unpack(NULL, inlen, in);
+    rc = ks_decode_reply(&req, in, inlen, &resp, err, errlen);
     free(in);
-    if (resp == NULL) {
-        SETERR("keystore server sent a reply that does not decode: protocol error");
-    } else if (resp->id != 1) {
-        SETERR("keystore server answered Hello with id %llu: protocol error",
-               (unsigned long long)resp->id);
-    } else if (resp->body_case == KEYSTORE__RESPONSE__BODY_ERROR && resp->error != NULL) {
-        SETERR("keystore server refused the connection: %s", resp->error->message);
-    } else if (resp->body_case != KEYSTORE__RESPONSE__BODY_HELLO || resp->hello == NULL) {
-        SETERR("keystore server answered Hello with something else: protocol error");
-    } else if (resp->hello->version != KS_PROTOCOL_VERSION) {
-        SETERR("keystore server speaks protocol version %u, this client speaks %u",
-               resp->hello->version, KS_PROTOCOL_VERSION);
-    } else {
-        size_t mf = resp->hello->max_frame;
-
-        if (mf < KS_MIN_MAX_FRAME)
-            mf = KS_MIN_MAX_FRAME;
-        if (mf > KS_ABS_MAX_FRAME)
-            mf = KS_ABS_MAX_FRAME;
-        *server_max_frame = mf;
-        /* a ring must hold the largest frame either side may send */
-        *accepted = resp->hello->shm && KS_FRAME_HEADER + mf <= m->ring;
-        if (resp->hello->shm && !*accepted)
+    if (rc != 0)
+        return -1;
+    rc = ks_hello_check(resp, server_max_frame, err, errlen);
+    /* a ring must hold the largest frame either side may send */
+    if (rc == 0) {
+        *accepted = resp->hello->shm && KS_FRAME_HEADER + *server_max_frame <= m->ring;
+        if (resp->hello->shm && !*accepted) {
             SETERR("keystore server accepted rings too small for its frame limit: protocol error");
-        else
-            rc = 0;
+            rc = -1;
+        }
     }
     if (resp != NULL)
         keystore__response__free_unpacked(resp, NULL);
@@ -227,14 +228,17 @@ static long long now_ns(void)
     return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static int spin_cap_us(void)
+/* The longest reply wait worth spinning for (KEYSTORE_SPIN_US, default
+ * KS_DEFAULT_SHM_SPIN_US): on an idle core spinning costs nothing, and a
+ * reply that comes while we sleep costs a wake-up, 50-100 us on a VM. */
+static long long spin_cap_ns(void)
 {
     static int cached = -1;
     int cap = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     const char *e;
 
     if (cap < 0) {
-        long v = KS_DEFAULT_CLIENT_SPIN_US;
+        long v = KS_DEFAULT_SHM_SPIN_US;
         char *end;
 
         e = getenv("KEYSTORE_SPIN_US");
@@ -247,7 +251,7 @@ static int spin_cap_us(void)
         cap = (int)v;   /* every thread computes the same value */
         __atomic_store_n(&cached, cap, __ATOMIC_RELAXED);
     }
-    return cap;
+    return cap * 1000LL;
 }
 
 /* The socket must stay silent while the rings are in use: readable means
@@ -263,22 +267,43 @@ static int socket_alive(int fd)
 static int wait_reply(struct ks_shm *m, int fd, char *err, size_t errlen)
 {
     uint32_t *head = ks_shm_word(m->base, KS_SHM_REP_HEAD);
-    long long start = now_ns(), spin_ns = 2 * m->wait_avg_ns, cap = spin_cap_us() * 1000LL;
+    long long start = now_ns(), slice = start, spin_ns = 2 * m->wait_avg_ns + 5000;
+    long long cap = spin_cap_ns();
     uint32_t seen;
-    int spins = 0, timed_out = 0;
+    int timed_out = 0;
 
     /* spin only if replies usually come back within the cap */
     if (spin_ns > cap)
         spin_ns = m->wait_avg_ns <= cap ? cap : 0;
+    if (m->busy_skip > 0) {
+        m->busy_skip--;
+        spin_ns = 0;
+    }
     while ((seen = ks_shm_load(m->base, KS_SHM_REP_HEAD)) == m->rep_tail) {
         long long t = now_ns();
 
         if (t - start < spin_ns) {
-            /* yield after a short pause so a thread that needs this core runs */
-            if (++spins > 64)
-                sched_yield();
-            else
+            if (!m->yield_first && t - slice < PAUSE_SLICE_NS) {
                 ks_shm_pause();
+                continue;
+            }
+            /* Let a thread that needs this core run.  If one ran for long
+             * and our reply came meanwhile, it was the server's worker: next
+             * time hand it the core at once instead of pausing first.  If
+             * the reply is still not there, the machine is busy. */
+            sched_yield();
+            slice = now_ns();
+            if (slice - t <= BUSY_YIELD_NS) {
+                m->yield_first = 0;   /* nobody wanted the core */
+            } else if (ks_shm_load(m->base, KS_SHM_REP_HEAD) != m->rep_tail) {
+                m->yield_first = 1;
+            } else {
+                m->busy_level = m->busy_level == 0 ? 1 : m->busy_level * 2;
+                if (m->busy_level > BUSY_SKIP_MAX)
+                    m->busy_level = BUSY_SKIP_MAX;
+                m->busy_skip = m->busy_level;
+                spin_ns = 0;
+            }
             continue;
         }
         int ms = ks_io_remaining_ms(KS_IO_TIMEOUT_MS);
@@ -309,6 +334,8 @@ static int wait_reply(struct ks_shm *m, int fd, char *err, size_t errlen)
         long long took = now_ns() - start;
 
         m->wait_avg_ns += (took - m->wait_avg_ns) / 8;
+        if (spin_ns > 0 && took < spin_ns)
+            m->busy_level /= 2;   /* spinning paid off */
     }
     return 0;
 }

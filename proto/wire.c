@@ -405,26 +405,37 @@ int ks_hello_io(const struct ks_io *io, const char *client_name, size_t *server_
     req.hello = &hello;
     if (ks_call_io(io, KS_DEFAULT_MAX_FRAME, &req, &resp, err, errlen) != 0)
         return -1;
-    if (resp->body_case == KEYSTORE__RESPONSE__BODY_ERROR && resp->error != NULL) {
-        SETERR("keystore server refused the connection: %s", resp->error->message);
-    } else if (resp->body_case != KEYSTORE__RESPONSE__BODY_HELLO || resp->hello == NULL) {
-        SETERR("keystore server answered Hello with something else: protocol error");
-    } else if (resp->hello->version != KS_PROTOCOL_VERSION) {
-        SETERR("keystore server speaks protocol version %u, this client speaks %u",
-               resp->hello->version, KS_PROTOCOL_VERSION);
-    } else {
-        size_t mf = resp->hello->max_frame;
-
-        if (mf < KS_MIN_MAX_FRAME)
-            mf = KS_MIN_MAX_FRAME;
-        if (mf > KS_ABS_MAX_FRAME)
-            mf = KS_ABS_MAX_FRAME;
-        if (server_max_frame != NULL)
-            *server_max_frame = mf;
-        rc = 0;
-    }
+    rc = ks_hello_check(resp, server_max_frame, err, errlen);
     keystore__response__free_unpacked(resp, NULL);
     return rc;
+}
+
+int ks_hello_check(const Keystore__Response *resp, size_t *server_max_frame, char *err,
+                   size_t errlen)
+{
+    size_t mf;
+
+    if (resp->body_case == KEYSTORE__RESPONSE__BODY_ERROR && resp->error != NULL) {
+        SETERR("keystore server refused the connection: %s", resp->error->message);
+        return -1;
+    }
+    if (resp->body_case != KEYSTORE__RESPONSE__BODY_HELLO || resp->hello == NULL) {
+        SETERR("keystore server answered Hello with something else: protocol error");
+        return -1;
+    }
+    if (resp->hello->version != KS_PROTOCOL_VERSION) {
+        SETERR("keystore server speaks protocol version %u, this client speaks %u",
+               resp->hello->version, KS_PROTOCOL_VERSION);
+        return -1;
+    }
+    mf = resp->hello->max_frame;
+    if (mf < KS_MIN_MAX_FRAME)
+        mf = KS_MIN_MAX_FRAME;
+    if (mf > KS_ABS_MAX_FRAME)
+        mf = KS_ABS_MAX_FRAME;
+    if (server_max_frame != NULL)
+        *server_max_frame = mf;
+    return 0;
 }
 
 const char *ks_error_code_name(Keystore__ErrorCode code)

@@ -76,6 +76,10 @@ int ks_decode_reply(const Keystore__Request *req, const uint8_t *frame, size_t l
                     Keystore__Response **resp, char *err, size_t errlen);
 int ks_call_io(const struct ks_io *io, size_t max_frame, const Keystore__Request *req,
                Keystore__Response **resp, char *err, size_t errlen);
+/* Check a reply to Hello: not an error, the protocol version, and the
+ * server's frame limit (clamped) into *server_max_frame if not NULL. */
+int ks_hello_check(const Keystore__Response *resp, size_t *server_max_frame, char *err,
+                   size_t errlen);
 int ks_hello_io(const struct ks_io *io, const char *client_name, size_t *server_max_frame,
                 char *err, size_t errlen);
 
@@ -84,6 +88,9 @@ int ks_hello_io(const struct ks_io *io, const char *client_name, size_t *server_
  * reply that comes back within that time is picked up without a sleep and
  * the cross-core wake-up that costs more than a small signature. */
 #define KS_DEFAULT_CLIENT_SPIN_US 30
+/* The shared-memory rings spin longer (proto/shm.c): they poll without a
+ * system call and stop at once when the machine turns out to be busy. */
+#define KS_DEFAULT_SHM_SPIN_US 1000
 void ks_spin_wait(int fd);
 
 /* CLOCK_MONOTONIC in microseconds. */

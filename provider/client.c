@@ -17,6 +17,7 @@
 #include "servers.h"
 
 #include "channel.h"
+#include "selfpid.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -120,10 +121,10 @@ static struct ks_conn *conn_get(KS_PROVCTX *pc)
     int e;
 
     if (c != NULL) {
-        if (c->pid != getpid()) {
+        if (c->pid != ks_self_pid()) {
             /* Inherited across fork: drop our copy of the descriptor only. */
             conn_close(c);
-            c->pid = getpid();
+            c->pid = ks_self_pid();
             c->home = ks_servers_home(pc);   /* children spread too */
         }
         return c;
@@ -134,7 +135,7 @@ static struct ks_conn *conn_get(KS_PROVCTX *pc)
     }
     c->pc = pc;
     c->ch = NULL;
-    c->pid = getpid();
+    c->pid = ks_self_pid();
     c->srv = -1;
     c->home = ks_servers_home(pc);
     c->next_id = 2; /* ks_hello uses id 1 */
@@ -192,7 +193,7 @@ static struct ks_chan *conn_connect(KS_PROVCTX *pc, int s, size_t *max_frame, in
         msgf(msg, msglen, "%s", err);
         return NULL;
     }
-    snprintf(name, sizeof(name), "keystore provider %s pid %ld", KEYSTORE_VERSION, (long)getpid());
+    snprintf(name, sizeof(name), "keystore provider %s pid %ld", KEYSTORE_VERSION, (long)ks_self_pid());
     *max_frame = KS_DEFAULT_MAX_FRAME;
     if (ks_chan_hello(ch, name, max_frame, err, sizeof(err)) != 0) {
         ks_chan_close(ch);
@@ -387,7 +388,7 @@ static int client_call(KS_PROVCTX *pc, long long deadline, KS_KEY *key, Keystore
             c->ch = ch;
             c->srv = s;
             c->max_frame = mf;
-            c->pid = getpid();
+            c->pid = ks_self_pid();
             fresh = 1;
             ks_servers_ok(pc, s);
         }
@@ -518,5 +519,5 @@ int ks_client_server(KS_PROVCTX *pc)
 {
     struct ks_conn *c = pthread_getspecific(pc->conn_key);
 
-    return c != NULL && c->ch != NULL && c->pid == getpid() ? c->srv : -1;
+    return c != NULL && c->ch != NULL && c->pid == ks_self_pid() ? c->srv : -1;
 }

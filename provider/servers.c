@@ -9,6 +9,7 @@
 #include "servers.h"
 #include "errors.h"
 #include "key.h"
+#include "selfpid.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -119,7 +120,7 @@ void ks_servers_free(KS_PROVCTX *pc)
 
     if (sv == NULL)
         return;
-    if (sv->proc != NULL && sv->proc->pid == getpid()) {
+    if (sv->proc != NULL && sv->proc->pid == ks_self_pid()) {
         (void)pthread_mutex_destroy(&sv->proc->lock);
         free(sv->proc);
     }
@@ -147,7 +148,7 @@ const char *ks_servers_pubkey(const KS_PROVCTX *pc, int i)
 static struct srv_proc *proc_get(KS_PROVCTX *pc)
 {
     struct ks_servers *sv = pc->servers;
-    pid_t me = getpid();
+    pid_t me = ks_self_pid();
 
     for (;;) {
         struct srv_proc *p = __atomic_load_n(&sv->proc, __ATOMIC_ACQUIRE), *np;

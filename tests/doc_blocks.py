@@ -31,7 +31,7 @@ carries no note is an error: mark it ```sh, or say skip or file, so that
 nothing a reader would type escapes the test.
 
 A command that serves until stopped (`keystored -c ...`, `openssl s_server
-...`) is started in the background by doc_serve (tests/doc_lib.sh), which
+...`, `etcd --name ...`) is started in the background by doc_serve (tests/doc_lib.sh), which
 waits until it is ready and stops it when the document ends (an s_server
 when its block ends).  The script
 prints "doc-block FILE:LINE" before each block, so a failure names the
@@ -45,7 +45,7 @@ import sys
 FENCE = re.compile(r'^( *)```\s*([A-Za-z0-9_+-]*)\s*$')   # indented inside a list too
 NOTE_MD = re.compile(r'^\s*<!--\s*doc-test:\s*(skip|setup|check|file|fill|none):?\s*(.*?)\s*-->\s*$')
 NOTE_ROFF = re.compile(r'^\.\\"\s*doc-test:\s*(skip|setup|check|file|fill|none):?\s*(.*?)\s*$')
-SERVES = re.compile(r'^\s*(keystored\s+(-c|--config)\b|openssl\s+s_server\b)')
+SERVES = re.compile(r'^\s*(keystored\s+(-c|--config)\b|openssl\s+s_server\b|etcd\s+--name\b)')
 # what a reader would type: a block of these is a command block
 COMMANDISH = re.compile(
     r'^\s*(sudo\s+)?(\S+=\S*\s+)*(keystorectl|keystored|openssl|systemctl|journalctl|meson|'

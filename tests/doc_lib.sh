@@ -32,6 +32,11 @@ doc_serve() {
         keystored*)
             # ready once its admin socket answers
             keystorectl list >/dev/null 2>&1 && { echo "$pid" > "$DOC_PIDFILE"; return 0; } ;;
+        etcd*)
+            # ready once its client port listens (the block then waits for health)
+            local cport; cport=$(sed -n 's/.*--listen-client-urls https\{0,1\}:\/\/[^ ]*:\([0-9]*\).*/\1/p' <<<"$cmd")
+            [ -n "$cport" ] || { echo "doc-test: $where: no --listen-client-urls port in '$cmd'" >&2; return 1; }
+            ss -ltnH "sport = :$cport" 2>/dev/null | grep -q . && return 0 ;;
         *s_server*)
             local port; port=$(sed -n 's/.*-accept \([0-9]*\).*/\1/p' <<<"$cmd")
             if ss -ltnH "sport = :$port" 2>/dev/null | grep -q .; then

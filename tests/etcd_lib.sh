@@ -19,11 +19,17 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))' "$#")
 }
 
 ETCD_PIDS=()
+# TLS on the client URLs (test_catalogue_tls.sh): ETCD_SCHEME=https, the
+# members' certificate flags in ETCD_MEMBER_ARGS, etcdctl's (and --user once
+# auth is on) in ETCD_CTL_ARGS.
+ETCD_SCHEME=${ETCD_SCHEME:-http}
+ETCD_MEMBER_ARGS=()
+ETCD_CTL_ARGS=()
 # etcd_start: three members m1..m3; ETCD_ENDPOINTS lists their client URLs.
 etcd_start() {
     etcd_free_ports ETCD_C1 ETCD_C2 ETCD_C3 ETCD_P1 ETCD_P2 ETCD_P3
     ETCD_CLUSTER="m1=http://127.0.0.1:$ETCD_P1,m2=http://127.0.0.1:$ETCD_P2,m3=http://127.0.0.1:$ETCD_P3"
-    ETCD_ENDPOINTS="http://127.0.0.1:$ETCD_C1 http://127.0.0.1:$ETCD_C2 http://127.0.0.1:$ETCD_C3"
+    ETCD_ENDPOINTS="$ETCD_SCHEME://127.0.0.1:$ETCD_C1 $ETCD_SCHEME://127.0.0.1:$ETCD_C2 $ETCD_SCHEME://127.0.0.1:$ETCD_C3"
     local i
     for i in 1 2 3; do etcd_member_start "$i" new; done
     etcd_wait_healthy
@@ -33,14 +39,15 @@ etcd_member_start() {   # N new|existing
     local i=$1 c p
     c=ETCD_C$i; p=ETCD_P$i
     etcd --name "m$i" --data-dir "$T/etcd-m$i" \
-        --listen-client-urls "http://127.0.0.1:${!c}" --advertise-client-urls "http://127.0.0.1:${!c}" \
+        --listen-client-urls "$ETCD_SCHEME://127.0.0.1:${!c}" \
+        --advertise-client-urls "$ETCD_SCHEME://127.0.0.1:${!c}" "${ETCD_MEMBER_ARGS[@]}" \
         --listen-peer-urls "http://127.0.0.1:${!p}" --initial-advertise-peer-urls "http://127.0.0.1:${!p}" \
         --initial-cluster "$ETCD_CLUSTER" --initial-cluster-token "kst-$$" \
         --initial-cluster-state "$2" >"$T/etcd-m$i.log" 2>&1 &
     ETCD_PIDS[$i]=$!
 }
 
-etcd_ctl() { ETCDCTL_API=3 etcdctl --endpoints="${ETCD_ENDPOINTS// /,}" "$@"; }
+etcd_ctl() { ETCDCTL_API=3 etcdctl --endpoints="${ETCD_ENDPOINTS// /,}" "${ETCD_CTL_ARGS[@]}" "$@"; }
 
 etcd_wait_healthy() {
     local i
@@ -57,7 +64,8 @@ etcd_leader() {
     local i c st
     for i in 1 2 3; do
         c=ETCD_C$i
-        st=$(ETCDCTL_API=3 etcdctl --endpoints="http://127.0.0.1:${!c}" endpoint status -w json 2>/dev/null) || continue
+        st=$(ETCDCTL_API=3 etcdctl --endpoints="$ETCD_SCHEME://127.0.0.1:${!c}" "${ETCD_CTL_ARGS[@]}" \
+            endpoint status -w json 2>/dev/null) || continue
         if echo "$st" | /usr/bin/python3 -c '
 import json, sys
 s = json.load(sys.stdin)[0]["Status"]

@@ -64,25 +64,6 @@ static void report_error(void)
     }
 }
 
-/* 1 signed and verified, 0 the call failed, -1 a wrong signature. */
-static int sign_verify(const unsigned char *msg, size_t n)
-{
-    unsigned char sig[1024];
-    size_t siglen = sizeof(sig);
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = c != NULL && EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, key) == 1
-             && EVP_DigestSign(c, sig, &siglen, msg, n) == 1;
-
-    EVP_MD_CTX_free(c);
-    if (!ok)
-        return 0;
-    c = EVP_MD_CTX_new();
-    ok = c != NULL && EVP_DigestVerifyInit(c, NULL, EVP_sha256(), NULL, key) == 1
-         && EVP_DigestVerify(c, sig, siglen, msg, n) == 1;
-    EVP_MD_CTX_free(c);
-    return ok ? 1 : -1;
-}
-
 static void *thread_main(void *arg)
 {
     long i;
@@ -96,7 +77,7 @@ static void *thread_main(void *arg)
         if (RAND_bytes(msg + n, (int)sizeof(msg) - n) != 1)
             r = 0;
         else
-            r = sign_verify(msg, sizeof(msg));
+            r = tu_sign_verify(key, msg, sizeof(msg));
         if (r == 1) {
             __atomic_fetch_add(&sh->ok, 1, __ATOMIC_RELAXED);
         } else if (r == 0) {

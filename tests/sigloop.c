@@ -33,25 +33,6 @@ static double now(void)
 }
 
 
-/* 1 signed and verified, 0 the call failed (retry), -1 a wrong signature. */
-static int sign_verify(EVP_PKEY *key, const unsigned char *msg, size_t n)
-{
-    unsigned char sig[1024];
-    size_t siglen = sizeof(sig);
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = c != NULL && EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, key) == 1
-             && EVP_DigestSign(c, sig, &siglen, msg, n) == 1;
-
-    EVP_MD_CTX_free(c);
-    if (!ok)
-        return 0;
-    c = EVP_MD_CTX_new();
-    ok = c != NULL && EVP_DigestVerifyInit(c, NULL, EVP_sha256(), NULL, key) == 1
-         && EVP_DigestVerify(c, sig, siglen, msg, n) == 1;
-    EVP_MD_CTX_free(c);
-    return ok ? 1 : -1;
-}
-
 int main(int argc, char **argv)
 {
     EVP_PKEY *key = NULL;
@@ -79,7 +60,7 @@ int main(int argc, char **argv)
 
         if (RAND_bytes(msg + n, (int)sizeof(msg) - n) != 1)
             return 1;
-        if ((r = sign_verify(key, msg, sizeof(msg))) == 0 && getenv("SIGLOOP_STOP_ON_ERROR")) {
+        if ((r = tu_sign_verify(key, msg, sizeof(msg))) == 0 && getenv("SIGLOOP_STOP_ON_ERROR")) {
             ERR_print_errors_fp(stderr);
             printf("signed=%ld retries=%ld after_failure=%ld bad=%ld\n", signed_ok, retries,
                    after_failure, bad);
@@ -90,7 +71,7 @@ int main(int argc, char **argv)
             ERR_clear_error();   /* server down or restarting: try again */
             retries++;
             usleep(20000);
-            r = sign_verify(key, msg, sizeof(msg));
+            r = tu_sign_verify(key, msg, sizeof(msg));
         }
         if (r == 0) {
             abandoned = 1;

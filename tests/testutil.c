@@ -33,3 +33,23 @@ void tu_check(int ok, const char *what)
         ERR_print_errors_fp(stdout);
     }
 }
+
+int tu_sign_verify(EVP_PKEY *key, const unsigned char *msg, size_t n)
+{
+    unsigned char sig[1024];
+    size_t siglen = sizeof(sig);
+    const char *md = EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448") ? NULL
+                                                                                : "SHA256";
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = c != NULL && EVP_DigestSignInit_ex(c, NULL, md, NULL, NULL, key, NULL) == 1
+             && EVP_DigestSign(c, sig, &siglen, msg, n) == 1;
+
+    EVP_MD_CTX_free(c);
+    if (!ok)
+        return 0;
+    c = EVP_MD_CTX_new();
+    ok = c != NULL && EVP_DigestVerifyInit_ex(c, NULL, md, NULL, NULL, key, NULL) == 1
+         && EVP_DigestVerify(c, sig, siglen, msg, n) == 1;
+    EVP_MD_CTX_free(c);
+    return ok ? 1 : -1;
+}

@@ -1,5 +1,6 @@
 /* etcd v3 JSON gateway client; see etcd.h.  One struct ks_etcd per thread. */
 #include "etcd.h"
+#include "etcd_json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@ struct ks_etcd {
     CURL *curl;
     int cur;                      /* the endpoint that answered last */
     char token[512];              /* etcd auth token, "" without user */
+    struct curl_slist *resolve;   /* host names pinned before confinement */
 };
 
 struct buf {
@@ -51,6 +53,7 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
 struct ks_etcd *ks_etcd_new(const struct ks_etcd_opts *o)
 {
     struct ks_etcd *e = calloc(1, sizeof(*e));
+    int i;
 
     if (e == NULL)
         return NULL;
@@ -60,6 +63,15 @@ struct ks_etcd *ks_etcd_new(const struct ks_etcd_opts *o)
         free(e);
         return NULL;
     }
+    for (i = 0; i < o->nresolve; i++) {
+        struct curl_slist *l = curl_slist_append(e->resolve, o->resolve[i]);
+
+        if (l == NULL) {
+            ks_etcd_free(e);
+            return NULL;
+        }
+        e->resolve = l;
+    }
     return e;
 }
 
@@ -68,6 +80,7 @@ void ks_etcd_free(struct ks_etcd *e)
     if (e == NULL)
         return;
     curl_easy_cleanup(e->curl);
+    curl_slist_free_all(e->resolve);
     sodium_memzero(e->token, sizeof(e->token));
     free(e);
 }
@@ -80,49 +93,6 @@ static char *b64(const uint8_t *p, size_t len)
     if (s != NULL)
         sodium_bin2base64(s, n, p, len, sodium_base64_VARIANT_ORIGINAL);
     return s;
-}
-
-/* Decoded base64 of a JSON string member (malloc'd, NUL-terminated), or NULL. */
-static uint8_t *unb64(json_object *o, const char *member, size_t *len)
-{
-    json_object *v;
-    const char *s;
-    size_t slen;
-    uint8_t *out;
-
-    *len = 0;
-    if (!json_object_object_get_ex(o, member, &v)) {
-        out = malloc(1);   /* absent = empty (the gateway omits empty values) */
-        if (out != NULL)
-            out[0] = 0;
-        return out;
-    }
-    s = json_object_get_string(v);
-    slen = s != NULL ? strlen(s) : 0;
-    if (slen / 4 * 3 > KS_ETCD_MAX_VALUE + 3)
-        return NULL;
-    out = malloc(slen / 4 * 3 + 4);
-    if (out == NULL)
-        return NULL;
-    if (slen > 0 && sodium_base642bin(out, slen / 4 * 3 + 3, s, slen, NULL, len, NULL,
-                                      sodium_base64_VARIANT_ORIGINAL) != 0) {
-        free(out);
-        return NULL;
-    }
-    out[*len] = 0;
-    return out;
-}
-
-/* int64 fields are JSON strings in the gateway's output. */
-static uint64_t get_u64(json_object *o, const char *member)
-{
-    json_object *v;
-    const char *s;
-
-    if (!json_object_object_get_ex(o, member, &v))
-        return 0;
-    s = json_object_get_string(v);
-    return s != NULL ? strtoull(s, NULL, 10) : 0;
 }
 
 static void prefix_range(const struct ks_etcd_opts *o, char **key, char **end)
@@ -152,9 +122,16 @@ static void setup(struct ks_etcd *e, const char *url, const char *body, struct c
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");   /* loopback and cluster peers: never a proxy */
+    if (e->resolve != NULL)
+        curl_easy_setopt(c, CURLOPT_RESOLVE, e->resolve);
     if (e->o->cacert != NULL) {
         struct curl_blob b = { e->o->cacert, e->o->cacert_len, CURL_BLOB_NOCOPY };
 
+        /* that CA only: not also the system's bundle and directory, which the
+         * confined agent cannot read anyway (an unknown issuer made OpenSSL
+         * stat /etc/ssl/certs/HASH.0, which the agent's filter killed) */
+        curl_easy_setopt(c, CURLOPT_CAINFO, NULL);
+        curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
         curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
     }
     if (e->o->cert != NULL) {
@@ -193,7 +170,7 @@ static json_object *post_one(struct ks_etcd *e, int i, const char *path, const c
     char url[400], why[300];
     struct curl_slist *hdr = NULL;
     struct buf b = { 0 };
-    json_object *j = NULL, *v;
+    json_object *j = NULL;
     long status = 0;
     CURLcode rc;
 
@@ -208,22 +185,9 @@ static json_object *post_one(struct ks_etcd *e, int i, const char *path, const c
         add_why(err, errlen, e->o->endpoints[i], curl_easy_strerror(rc));
         goto out;
     }
-    j = b.p != NULL ? json_tokener_parse(b.p) : NULL;
-    if (j == NULL || !json_object_is_type(j, json_type_object)) {
-        snprintf(why, sizeof(why), "HTTP %ld, not a JSON object", status);
+    j = ks_etcd_json_reply(b.p, b.len, status, why, sizeof(why));
+    if (j == NULL)
         add_why(err, errlen, e->o->endpoints[i], why);
-        json_object_put(j);
-        j = NULL;
-        goto out;
-    }
-    if (status != 200 || json_object_object_get_ex(j, "error", &v)) {
-        snprintf(why, sizeof(why), "HTTP %ld: %.200s", status,
-                 json_object_object_get_ex(j, "message", &v) ||
-                 json_object_object_get_ex(j, "error", &v) ? json_object_get_string(v) : "?");
-        add_why(err, errlen, e->o->endpoints[i], why);
-        json_object_put(j);
-        j = NULL;
-    }
 out:
     free(b.p);
     return j;
@@ -232,7 +196,7 @@ out:
 /* With catalogue_user: a token from /v3/auth/authenticate on endpoint i. */
 static int authenticate(struct ks_etcd *e, int i, char *err, size_t errlen)
 {
-    json_object *req, *j, *v;
+    json_object *req, *j;
     int rc = -1;
 
     if (e->o->user[0] == '\0')
@@ -243,9 +207,7 @@ static int authenticate(struct ks_etcd *e, int i, char *err, size_t errlen)
     e->token[0] = '\0';
     j = post_one(e, i, "/v3/auth/authenticate", json_object_to_json_string(req), err, errlen);
     json_object_put(req);
-    if (j != NULL && json_object_object_get_ex(j, "token", &v) &&
-        strlen(json_object_get_string(v)) < sizeof(e->token)) {
-        snprintf(e->token, sizeof(e->token), "%s", json_object_get_string(v));
+    if (j != NULL && ks_etcd_json_token(j, e->token, sizeof(e->token)) == 0) {
         rc = 0;
     } else if (j != NULL) {
         add_why(err, errlen, e->o->endpoints[i], "no token in the authentication reply");
@@ -277,36 +239,12 @@ static json_object *post(struct ks_etcd *e, const char *path, const char *body, 
     return NULL;
 }
 
-static int deliver_kv(json_object *kv, const struct ks_etcd_opts *o, int deleted,
-                      ks_etcd_kv_fn fn, void *arg)
-{
-    char want[300];
-    size_t klen, vlen, pl;
-    uint8_t *key = unb64(kv, "key", &klen), *val = NULL;
-    int r = 0;
-
-    snprintf(want, sizeof(want), "%skeys/", o->prefix);
-    pl = strlen(want);
-    if (key == NULL || klen <= pl || memcmp(key, want, pl) != 0)
-        goto out;   /* outside our range: not ours */
-    val = deleted ? NULL : unb64(kv, "value", &vlen);
-    if (!deleted && val == NULL)
-        goto out;
-    r = fn(arg, (const char *)key + pl, klen - pl, val, deleted ? 0 : vlen,
-           get_u64(kv, "mod_revision"), deleted);
-out:
-    free(key);
-    free(val);
-    return r;
-}
-
 int ks_etcd_range_all(struct ks_etcd *e, ks_etcd_kv_fn fn, void *arg, uint64_t *rev,
                       char *err, size_t errlen)
 {
-    json_object *req = json_object_new_object(), *j, *h, *kvs;
+    json_object *req = json_object_new_object(), *j;
     char *key, *end;
-    size_t i;
-    int rc = 0;
+    int rc;
 
     prefix_range(e->o, &key, &end);
     json_object_object_add(req, "key", json_object_new_string(key));
@@ -317,10 +255,7 @@ int ks_etcd_range_all(struct ks_etcd *e, ks_etcd_kv_fn fn, void *arg, uint64_t *
     json_object_put(req);
     if (j == NULL)
         return -1;
-    *rev = json_object_object_get_ex(j, "header", &h) ? get_u64(h, "revision") : 0;
-    if (json_object_object_get_ex(j, "kvs", &kvs) && json_object_is_type(kvs, json_type_array))
-        for (i = 0; rc == 0 && i < json_object_array_length(kvs); i++)
-            rc = deliver_kv(json_object_array_get_idx(kvs, i), e->o, 0, fn, arg);
+    rc = ks_etcd_json_range(j, e->o->prefix, fn, arg, rev);
     json_object_put(j);
     return rc == 0 ? 0 : -1;
 }
@@ -329,7 +264,7 @@ int ks_etcd_txn_put(struct ks_etcd *e, const char *name, uint64_t expect, const 
                     size_t vlen, uint64_t *rev, char *err, size_t errlen)
 {
     json_object *req = json_object_new_object(), *cmp = json_object_new_object(), *arr, *put,
-                *op, *j, *h, *v;
+                *op, *j;
     char k[400], num[24], *kb, *vb;
     int rc;
 
@@ -367,86 +302,24 @@ int ks_etcd_txn_put(struct ks_etcd *e, const char *name, uint64_t expect, const 
     json_object_put(req);
     if (j == NULL)
         return -1;
-    *rev = json_object_object_get_ex(j, "header", &h) ? get_u64(h, "revision") : 0;
-    rc = json_object_object_get_ex(j, "succeeded", &v) && json_object_get_boolean(v) ? 1 : 0;
+    rc = ks_etcd_json_txn(j, rev);
     json_object_put(j);
     return rc;
 }
 
 /* ---- watch -------------------------------------------------------------- */
 
-struct watch {
-    struct ks_etcd *e;
-    ks_etcd_kv_fn fn;
-    void *arg;
-    struct buf line;
-    uint64_t last;
-    int stop, failed;
-    char why[256];
-};
-
-/* One streamed JSON message: {"result":{"header":..,"events":[..]}} or an error. */
-static void watch_message(struct watch *w, const char *text)
-{
-    json_object *j = json_tokener_parse(text), *res, *evs, *v;
-    size_t i;
-
-    if (j == NULL)
-        return;
-    if (json_object_object_get_ex(j, "error", &v)) {
-        snprintf(w->why, sizeof(w->why), "watch error: %.200s", json_object_to_json_string(v));
-        w->failed = 1;
-    } else if (json_object_object_get_ex(j, "result", &res)) {
-        if (json_object_object_get_ex(res, "canceled", &v) && json_object_get_boolean(v)) {
-            snprintf(w->why, sizeof(w->why), "the watch was cancelled (compacted?)");
-            w->failed = 1;
-        }
-        if (json_object_object_get_ex(res, "events", &evs) &&
-            json_object_is_type(evs, json_type_array))
-            for (i = 0; !w->stop && i < json_object_array_length(evs); i++) {
-                json_object *ev = json_object_array_get_idx(evs, i), *kv, *t;
-                int del = json_object_object_get_ex(ev, "type", &t) &&
-                          strcmp(json_object_get_string(t), "DELETE") == 0;
-                uint64_t r;
-
-                if (!json_object_object_get_ex(ev, "kv", &kv))
-                    continue;
-                r = get_u64(kv, "mod_revision");
-                w->stop = deliver_kv(kv, w->e->o, del, w->fn, w->arg);
-                if (r > w->last)
-                    w->last = r;
-            }
-    }
-    json_object_put(j);
-}
-
 static size_t watch_data(char *data, size_t size, size_t n, void *arg)
 {
-    struct watch *w = arg;
-    size_t len = size * n, i, start = 0;
-
-    if (collect(data, 1, len, &w->line) != len)
-        return 0;
-    /* messages are newline-separated */
-    for (i = 0; i < w->line.len; i++)
-        if (w->line.p[i] == '\n') {
-            w->line.p[i] = '\0';
-            watch_message(w, w->line.p + start);
-            start = i + 1;
-            if (w->stop || w->failed)
-                return 0;
-        }
-    memmove(w->line.p, w->line.p + start, w->line.len - start);
-    w->line.len -= start;
-    w->line.p[w->line.len] = '\0';
-    return len;
+    return ks_etcd_watch_feed(arg, data, size * n) == 0 ? size * n : 0;
 }
 
 int ks_etcd_watch(struct ks_etcd *e, uint64_t start, ks_etcd_kv_fn fn, void *arg,
                   uint64_t *last, char *err, size_t errlen)
 {
     json_object *req = json_object_new_object(), *cr = json_object_new_object();
-    struct watch w = { .e = e, .fn = fn, .arg = arg, .last = start > 0 ? start - 1 : 0 };
+    struct ks_etcd_watch_parser w = { .prefix = e->o->prefix, .fn = fn, .arg = arg,
+                                      .last = start > 0 ? start - 1 : 0 };
     struct curl_slist *hdr = NULL;
     char url[400], num[24], *key, *end;
     int i = e->cur;
@@ -478,7 +351,7 @@ int ks_etcd_watch(struct ks_etcd *e, uint64_t start, ks_etcd_kv_fn fn, void *arg
     rc = curl_easy_perform(e->curl);
     curl_slist_free_all(hdr);
     json_object_put(req);
-    free(w.line.p);
+    ks_etcd_watch_parser_free(&w);
     *last = w.last;
     if (w.stop)
         return w.stop;

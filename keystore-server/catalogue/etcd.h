@@ -24,7 +24,18 @@ struct ks_etcd_opts {
     size_t cacert_len, cert_len, key_len;
     char user[128];
     char password[256];
+    /* endpoints given by host name, resolved once before confinement
+     * (etcd_resolve.c): curl's CURLOPT_RESOLVE lines HOST:PORT:ADDR[,ADDR] */
+    char resolve[KS_ETCD_MAX_ENDPOINTS][512];
+    int nresolve;
 };
+
+/* Before confinement (the confined agent reads no /etc/hosts and no
+ * resolv.conf): every endpoint whose host is a name, not an IP address, is
+ * looked up now and pinned to the addresses found, for the process's life.
+ * The URL keeps the name, so TLS still checks the certificate against it.
+ * 0, or -1 with err naming the endpoint. */
+int ks_etcd_resolve(struct ks_etcd_opts *o, char *err, size_t errlen);
 
 struct ks_etcd;
 

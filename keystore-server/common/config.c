@@ -459,6 +459,13 @@ int ks_config_load(struct ks_config *cfg, const char *path)
                "http://127.0.0.1:2379 http://10.0.0.2:2379)", path);
         goto out;
     }
+    if (cfg->catalogue && strstr(cfg->catalogue_endpoints, "https://") != NULL &&
+        cfg->catalogue_cacert[0] == '\0') {
+        ks_log("error: %s: https etcd endpoints need catalogue_cacert: the confined catalogue "
+               "agent cannot read the system's CA files (to trust those, name "
+               "/etc/ssl/certs/ca-certificates.crt)", path);
+        goto out;
+    }
     if ((cfg->catalogue_user[0] != '\0') != (cfg->catalogue_password_file[0] != '\0') ||
         (cfg->catalogue_cert[0] != '\0') != (cfg->catalogue_key[0] != '\0')) {
         ks_log("error: %s: catalogue_user and catalogue_password_file go together, and so do "

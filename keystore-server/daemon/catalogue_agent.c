@@ -52,14 +52,23 @@ static int read_secret_file(const char *path, uint8_t **out, size_t *len, const 
 
 static int load_opts(const struct ks_config *cfg)
 {
-    char copy[sizeof(cfg->catalogue_endpoints)], *tok, *save = NULL;
+    char copy[sizeof(cfg->catalogue_endpoints)], *tok, *save = NULL, err[600];
     uint8_t *pw;
     size_t pwlen;
+    int i;
 
     snprintf(copy, sizeof(copy), "%s", cfg->catalogue_endpoints);
     for (tok = strtok_r(copy, " \t", &save); tok != NULL && opts.nendpoints < KS_ETCD_MAX_ENDPOINTS;
          tok = strtok_r(NULL, " \t", &save))
         snprintf(opts.endpoints[opts.nendpoints++], sizeof(opts.endpoints[0]), "%s", tok);
+    if (ks_etcd_resolve(&opts, err, sizeof(err)) != 0) {
+        ks_log("error: catalogue agent: %s (names are resolved once, at start: the confined "
+               "agent cannot read /etc/hosts or resolv.conf)", err);
+        return -1;
+    }
+    for (i = 0; i < opts.nresolve; i++)
+        ks_log("catalogue agent: etcd host resolved once, at start: %s (HOST:PORT:ADDRESSES; "
+               "restart keystored when its addresses change)", opts.resolve[i]);
     snprintf(opts.prefix, sizeof(opts.prefix), "%s", cfg->catalogue_prefix);
     snprintf(opts.user, sizeof(opts.user), "%s", cfg->catalogue_user);
     if (read_secret_file(cfg->catalogue_cacert, &opts.cacert, &opts.cacert_len,

@@ -131,7 +131,7 @@ int ks_catw_recv(int fd, uint8_t **frame, struct ks_catw_msg *m, int timeout_ms)
 {
     long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
     uint8_t hdr[4], *f;
-    size_t len, off = 1, nl;
+    size_t len;
     int rc;
 
     *frame = NULL;
@@ -150,52 +150,62 @@ int ks_catw_recv(int fd, uint8_t **frame, struct ks_catw_msg *m, int timeout_ms)
         free(f);
         return rc == -3 ? -1 : rc;
     }
+    if (ks_catw_parse(f, len, m) != 0) {
+        free(f);
+        return -1;
+    }
     *frame = f;
+    return 0;
+}
+
+int ks_catw_parse(const uint8_t *f, size_t len, struct ks_catw_msg *m)
+{
+    size_t off = 1, nl;
+
+    memset(m, 0, sizeof(*m));
+    if (len < 1)
+        return -1;
     m->type = f[0];
     switch (m->type) {
     case 'R':
         if (len < 1 + 1 + 8 + 2)
-            goto bad;
+            return -1;
         m->status = f[1];
         m->rev = unbe(f + 2, 8);
         m->len = (size_t)unbe(f + 10, 2);
         if (m->len != len - 12)
-            goto bad;
+            return -1;
         m->data = f + 12;
         return 0;
     case 'S':
         if (len != 9)
-            goto bad;
+            return -1;
         m->rev = unbe(f + 1, 8);
         return 0;
     case 'T': case 'P': case 'D':
         if (len < 2)
-            goto bad;
+            return -1;
         nl = f[off++];
         if (nl > len - off || len - off - nl < 8 || nl >= sizeof(m->name))
-            goto bad;
+            return -1;
         memcpy(m->name, f + off, nl);
         m->name[nl] = '\0';
         if (memchr(m->name, '\0', nl) != NULL)
-            goto bad;
+            return -1;
         off += nl;
         m->rev = unbe(f + off, 8);
         off += 8;
         if (m->type == 'D')
             return off == len ? 0 : -1;
         if (len - off < 4)
-            goto bad;
+            return -1;
         m->len = (size_t)unbe(f + off, 4);
         off += 4;
         if (m->len != len - off)
-            goto bad;
+            return -1;
         m->data = f + off;
         return 0;
     default:
-        break;
+        return -1;
     }
-bad:
-    free(f);
-    *frame = NULL;
-    return -1;
 }

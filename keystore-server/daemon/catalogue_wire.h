@@ -35,7 +35,12 @@ struct ks_catw_msg {
 int ks_catw_send(int fd, const struct ks_catw_msg *m);
 
 /* Receive one frame (malloc'd into *frame) and parse it into *m, waiting at
- * most timeout_ms (-1: forever).  0, -1 error or malformed, -2 timeout, -3 closed. */
+ * most timeout_ms (-1: forever).  0, -1 error or malformed, -2 timeout, -3 closed.
+ * *frame is NULL unless 0 is returned. */
 int ks_catw_recv(int fd, uint8_t **frame, struct ks_catw_msg *m, int timeout_ms);
+
+/* Parse one frame's body (after the length) into *m, whose pointers point
+ * into f.  0, or -1 malformed.  (Also the fuzz target's entry point.) */
+int ks_catw_parse(const uint8_t *f, size_t len, struct ks_catw_msg *m);
 
 #endif

@@ -39,7 +39,8 @@
 #define MAX_EVENTS 64
 #define ACCEPTS_PER_WAKEUP 64
 #define SWEEP_MS 250                /* how often timeouts are checked */
-#define SHM_PAUSES 128              /* ring polls between two epoll_wait(0) while spinning */
+#define SHM_SLICE_US 5               /* rings polled this long between two epoll_wait(0) while spinning */
+#define BUSY_YIELD_US 20             /* a sched_yield this long: the core is wanted, stop spinning */
 
 struct worker {
     int index;
@@ -56,6 +57,7 @@ struct worker {
     int64_t paused_at;
     int64_t alive_us;               /* last pass through the loop (systemd watchdog) */
     int nshm;                       /* owned connections on shared-memory rings */
+    int yield_first;                /* a client shares our core: hand it over at once */
 };
 
 static struct worker *workers;
@@ -447,16 +449,33 @@ static void *worker_main(void *arg)
          * cross-core wake-up that dominates a small operation's latency.
          * sched_yield lets a client that shares this core run meanwhile. */
         if (spin_until != 0) {
-            /* the rings first, a few microseconds without a system call:
-             * epoll_wait costs more than that where system calls are dear */
-            for (i = 0; i < SHM_PAUSES && w->nshm > 0 && !shm_any_pending(w); i++)
+            int64_t t0 = ks_mono_us(), t1;
+
+            /* the rings first, without a system call for a slice: epoll_wait
+             * costs more than that where system calls are dear (unless the
+             * client shares our core: then it needs the core, not a poll) */
+            while (!w->yield_first && w->nshm > 0 && !shm_any_pending(w)
+                   && ks_mono_us() - t0 < SHM_SLICE_US)
                 ks_shm_pause();
             n = epoll_wait(w->epfd, evs, MAX_EVENTS, 0);
             /* requests in shared memory need no wake-up while we spin: they
              * are served below, with the timeouts swept as after any event */
             if (n == 0 && !shm_any_pending(w)) {
-                if (ks_mono_us() < spin_until)
-                    sched_yield();
+                if (ks_mono_us() >= spin_until) {
+                    spin_until = 0;
+                    continue;
+                }
+                /* A yield that kept us off the core for long: another thread
+                 * wanted it.  If a request came meanwhile, that was our
+                 * client on this core: yield at once next time.  If not, the
+                 * machine is busy and spinning on would take its time, so
+                 * sleep until woken. */
+                t1 = ks_mono_us();
+                sched_yield();
+                if (ks_mono_us() - t1 <= BUSY_YIELD_US)
+                    w->yield_first = 0;
+                else if (shm_any_pending(w))
+                    w->yield_first = 1;
                 else
                     spin_until = 0;
                 continue;

@@ -5,7 +5,8 @@
  *           [--algs rsa2048,rsa3072,p256,p384,ed25519,rsa2048-oaep]
  *           [--modes threads,procs] [--backends default,keystore]
  *   ksbench --calibrate          the machine's own costs: a system call, a
- *                                Unix socket round trip between processes
+ *                                Unix socket round trip between processes, and
+ *                                handing one core between two processes and back
  *   ksbench --pem-dir DIR --fork-burst 1000 [--ops 4] [--algs p256]
  *                                a pre-fork server's pattern: the key is
  *                                loaded once, then N children each connect
@@ -25,9 +26,11 @@
 #include <openssl/rsa.h>
 #include <openssl/store.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -390,6 +393,55 @@ static double unix_rtt_us(void)
     return t / 20000 * 1e6;
 }
 
+/* Two processes on one core handing it to each other with sched_yield
+ * through a flag in shared memory: two switches between address spaces per
+ * round trip.  When clients and workers outnumber the cores, every request
+ * costs at least this on top of the operation, whatever the transport. */
+static double switch_rtt_us(void)
+{
+    volatile int *flag = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                              -1, 0);
+    cpu_set_t one, old;
+    int i, n = 20000;
+    pid_t pid;
+    double t0, t;
+
+    if (flag == MAP_FAILED || sched_getaffinity(0, sizeof(old), &old) != 0)
+        die("switch_rtt set-up");
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
+    if (sched_setaffinity(0, sizeof(one), &one) != 0)
+        die("sched_setaffinity");
+    *flag = 0;
+    pid = fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        for (i = 0; i < n + 1000; i++) {
+            while (*flag != 1)
+                sched_yield();
+            *flag = 0;
+        }
+        _exit(0);
+    }
+    for (i = 0; i < 1000; i++) {       /* warm up */
+        *flag = 1;
+        while (*flag != 0)
+            sched_yield();
+    }
+    t0 = now();
+    for (i = 0; i < n; i++) {
+        *flag = 1;
+        while (*flag != 0)
+            sched_yield();
+    }
+    t = now() - t0;
+    waitpid(pid, NULL, 0);
+    (void)sched_setaffinity(0, sizeof(old), &old);
+    munmap((void *)flag, 4096);
+    return t / n * 1e6;
+}
+
 /* ---- a pre-fork server's pattern ------------------------------------- */
 
 /* Wall time for n children, forked at once from a process that loaded the
@@ -468,7 +520,8 @@ int main(int argc, char **argv)
         }
     }
     if (calibrate) {
-        printf("syscall_ns=%.0f unix_round_trip_us=%.1f\n", syscall_ns(), unix_rtt_us());
+        printf("syscall_ns=%.0f unix_round_trip_us=%.1f same_core_switch_round_trip_us=%.1f\n",
+               syscall_ns(), unix_rtt_us(), switch_rtt_us());
         return 0;
     }
     if (pem_dir == NULL || secs <= 0 || repeat < 1 || repeat > MAX_REPEAT)
