@@ -7,6 +7,8 @@
  *   ksbench --calibrate          the machine's own costs: a system call, a
  *                                Unix socket round trip between processes, and
  *                                handing one core between two processes and back
+ *   --server-pid PID             also the CPU time per operation of the client and
+ *                                of the server process PID (all its threads)
  *   ksbench --pem-dir DIR --fork-burst 1000 [--ops 4] [--algs p256]
  *                                a pre-fork server's pattern: the key is
  *                                loaded once, then N children each connect
@@ -30,7 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -52,7 +56,7 @@ static const struct alg ALGS[] = {
     { "rsa2048-oaep", "rsa2048.pem", 1, 0 },
 };
 
-struct result { double ops, p50_us, p99_us; };
+struct result { double ops, p50_us, p99_us, cli_us, srv_us; };   /* *_us: CPU per operation */
 
 struct worker {
     const struct alg *alg;
@@ -181,7 +185,7 @@ static int cmpf(const void *a, const void *b)
 
 static struct result summarize(float *lat, size_t n, double ops)
 {
-    struct result r = { ops, 0, 0 };
+    struct result r = { ops, 0, 0, 0, 0 };
 
     if (n > 0) {
         qsort(lat, n, sizeof(float), cmpf);
@@ -314,12 +318,12 @@ static double median(double *v, int n)
 #define MAX_REPEAT 15
 
 /* The runs of one backend in one case, summarized. */
-struct series { double ops[MAX_REPEAT], p50[MAX_REPEAT], p99[MAX_REPEAT]; int n; };
-struct summary { double ops, lo, hi, p50, p99; };
+struct series { double ops[MAX_REPEAT], p50[MAX_REPEAT], p99[MAX_REPEAT], cli[MAX_REPEAT], srv[MAX_REPEAT]; int n; };
+struct summary { double ops, lo, hi, p50, p99, cli, srv; };
 
 static struct summary summarize_series(struct series *s)
 {
-    struct summary r = { 0, 0, 0, 0, 0 };
+    struct summary r = { 0, 0, 0, 0, 0, 0, 0 };
     int i;
 
     if (s->n == 0)
@@ -332,6 +336,8 @@ static struct summary summarize_series(struct series *s)
     r.ops = median(s->ops, s->n);
     r.p50 = median(s->p50, s->n);
     r.p99 = median(s->p99, s->n);
+    r.cli = median(s->cli, s->n);
+    r.srv = median(s->srv, s->n);
     return r;
 }
 
@@ -339,6 +345,69 @@ static struct summary summarize_series(struct series *s)
 static double spread_pct(const struct summary *s)
 {
     return s->ops > 0 ? 50.0 * (s->hi - s->lo) / s->ops : 0;
+}
+
+/* ---- CPU time per operation ------------------------------------------ */
+
+static pid_t server_pid;   /* --server-pid: keystored, whose threads' CPU time is read */
+
+/* This process's CPU seconds, with its waited-for children (procs mode). */
+static double client_cpu_s(void)
+{
+    struct rusage self, kids;
+
+    if (getrusage(RUSAGE_SELF, &self) != 0 || getrusage(RUSAGE_CHILDREN, &kids) != 0)
+        die("getrusage");
+    return (double)(self.ru_utime.tv_sec + self.ru_stime.tv_sec + kids.ru_utime.tv_sec
+                    + kids.ru_stime.tv_sec)
+           + (double)(self.ru_utime.tv_usec + self.ru_stime.tv_usec + kids.ru_utime.tv_usec
+                      + kids.ru_stime.tv_usec) / 1e6;
+}
+
+/* The server's CPU seconds: the sum of its threads' run time in
+ * /proc/PID/task/TID/schedstat (nanoseconds); 0 without --server-pid. */
+static double server_cpu_s(void)
+{
+    char path[64];
+    struct dirent *e;
+    double sum = 0;
+    DIR *d;
+
+    if (server_pid <= 0)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)server_pid);
+    if ((d = opendir(path)) == NULL)
+        die("--server-pid: cannot list the server's threads");
+    while ((e = readdir(d)) != NULL) {
+        char f[352];
+        unsigned long long ns;
+        FILE *fp;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(f, sizeof(f), "%s/%s/schedstat", path, e->d_name);
+        if ((fp = fopen(f, "r")) == NULL)
+            continue;   /* a thread that just ended */
+        if (fscanf(fp, "%llu", &ns) == 1)
+            sum += (double)ns / 1e9;
+        fclose(fp);
+    }
+    closedir(d);
+    return sum;
+}
+
+/* One run of one case, with the CPU time it took per operation. */
+static struct result run_one(const struct alg *a, const char *backend, int procs, int clients,
+                             double secs)
+{
+    double c0 = client_cpu_s(), s0 = server_cpu_s(), n;
+    struct result x = procs ? bench_procs(a, backend, clients, secs)
+                            : bench_threads(a, backend, clients, secs);
+
+    n = x.ops * secs;
+    x.cli_us = n > 0 ? (client_cpu_s() - c0) * 1e6 / n : 0;
+    x.srv_us = n > 0 ? (server_cpu_s() - s0) * 1e6 / n : 0;
+    return x;
 }
 
 /* ---- the machine's own costs ------------------------------------------ */
@@ -505,6 +574,7 @@ int main(int argc, char **argv)
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--pem-dir") == 0 && i + 1 < argc) pem_dir = argv[++i];
         else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) secs = atof(argv[++i]);
+        else if (strcmp(argv[i], "--server-pid") == 0 && i + 1 < argc) server_pid = atoi(argv[++i]);
         else if (strcmp(argv[i], "--clients") == 0 && i + 1 < argc) clients = argv[++i];
         else if (strcmp(argv[i], "--algs") == 0 && i + 1 < argc) algs = argv[++i];
         else if (strcmp(argv[i], "--modes") == 0 && i + 1 < argc) modes = argv[++i];
@@ -556,9 +626,12 @@ int main(int argc, char **argv)
     }
     printf("# each case %d times, in-process and keystore interleaved: median ops/s, "
            "its spread (+-%% of the median, from min..max), median p50/p99\n", repeat);
-    printf("%-13s %-7s %7s | %10s %6s %8s %8s | %10s %6s %8s %8s | %6s %8s %8s\n",
+    if (server_pid > 0)
+        printf("# cpu/op: CPU microseconds per operation, in-process; keystore's client + server\n");
+    printf("%-13s %-7s %7s | %10s %6s %8s %8s | %10s %6s %8s %8s | %6s %8s %8s%s\n",
            "algorithm", "mode", "clients", "inproc/s", "spread", "p50us", "p99us",
-           "keystore/s", "spread", "p50us", "p99us", "ratio", "+p50us", "+p99us");
+           "keystore/s", "spread", "p50us", "p99us", "ratio", "+p50us", "+p99us",
+           server_pid > 0 ? " | cpu/op in  keystore" : "");
     for (ai = 0; ai < sizeof(ALGS) / sizeof(ALGS[0]); ai++) {
         const struct alg *a = &ALGS[ai];
         const char *mode_names[] = { "threads", "procs" };
@@ -583,20 +656,25 @@ int main(int argc, char **argv)
                     struct result x;
 
                     if (in_list(backends, "default")) {
-                        x = m == 0 ? bench_threads(a, "default", c, secs) : bench_procs(a, "default", c, secs);
-                        ds.ops[ds.n] = x.ops; ds.p50[ds.n] = x.p50_us; ds.p99[ds.n++] = x.p99_us;
+                        x = run_one(a, "default", m, c, secs);
+                        ds.ops[ds.n] = x.ops; ds.p50[ds.n] = x.p50_us; ds.p99[ds.n] = x.p99_us;
+                        ds.cli[ds.n] = x.cli_us; ds.srv[ds.n++] = 0;
                     }
                     if (in_list(backends, "keystore")) {
-                        x = m == 0 ? bench_threads(a, "keystore", c, secs) : bench_procs(a, "keystore", c, secs);
-                        ks.ops[ks.n] = x.ops; ks.p50[ks.n] = x.p50_us; ks.p99[ks.n++] = x.p99_us;
+                        x = run_one(a, "keystore", m, c, secs);
+                        ks.ops[ks.n] = x.ops; ks.p50[ks.n] = x.p50_us; ks.p99[ks.n] = x.p99_us;
+                        ks.cli[ks.n] = x.cli_us; ks.srv[ks.n++] = x.srv_us;
                     }
                 }
                 d = summarize_series(&ds);
                 k = summarize_series(&ks);
-                printf("%-13s %-7s %7d | %10.0f %5.0f%% %8.1f %8.1f | %10.0f %5.0f%% %8.1f %8.1f | %5.0f%% %8.1f %8.1f\n",
+                printf("%-13s %-7s %7d | %10.0f %5.0f%% %8.1f %8.1f | %10.0f %5.0f%% %8.1f %8.1f | %5.0f%% %8.1f %8.1f",
                        a->name, mode_names[m], c, d.ops, spread_pct(&d), d.p50, d.p99, k.ops,
                        spread_pct(&k), k.p50, k.p99, d.ops > 0 ? 100.0 * k.ops / d.ops : 0.0,
                        k.p50 - d.p50, k.p99 - d.p99);
+                if (server_pid > 0)
+                    printf(" | %9.1f %5.1f+%-5.1f", d.cli, k.cli, k.srv);
+                printf("\n");
                 fflush(stdout);
             }
         }

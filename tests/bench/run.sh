@@ -3,7 +3,8 @@
 # same machine, same run.  Usage: tests/bench/run.sh [BUILD_DIR] [ksbench args...]
 # Prints the machine (cores, load, the cost of a system call and of a Unix
 # socket round trip, before and after), the ksbench table (each case 3 times,
-# interleaved, median and spread), then TLS 1.3 full handshakes/s (openssl s_time)
+# interleaved, median and spread, and the CPU time per operation of client and
+# server), then TLS 1.3 full handshakes/s (openssl s_time)
 # against s_server with a key file versus the same key in the keystore, and
 # a burst of 1000 forked processes each doing a few operations.
 set -euo pipefail
@@ -31,6 +32,7 @@ ${KS_BENCH_CONF:-}
 CONF
 dev=; [ "$(id -u)" = 0 ] || dev=--dev
 "$build/keystore-server/keystored" -c "$T/keystored.conf" $dev 2>"$T/keystored.log" &
+kspid=$!
 for _ in $(seq 100); do [ -S "$T/admin.sock" ] && break; sleep 0.1; done
 export KEYSTORE_SERVER="unix:$T/ks.sock" KEYSTORE_ADMIN="unix:$T/admin.sock"
 for k in rsa2048 rsa3072 p256 p384 ed25519; do
@@ -46,7 +48,7 @@ machine() {   # one line a reader needs to tell a slow machine from a slow desig
 echo "# tests/bench/run.sh $(date -u +%Y-%m-%dT%H:%MZ), ${secs}s per run"
 machine
 echo
-"$build/tests/bench/ksbench" --pem-dir "$T" --seconds "$secs" "$@"
+"$build/tests/bench/ksbench" --pem-dir "$T" --seconds "$secs" --server-pid "$kspid" "$@"
 
 echo
 echo "# TLS 1.3 full handshakes/s (openssl s_time -new, ${secs}x3 s per run), s_server key from a"
