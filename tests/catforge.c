@@ -1,13 +1,14 @@
-/* catforge MASTER.key NAME IN OUT SEQ [FROM=TO ...]
+/* catforge MASTER.key ETCDKEY IN OUT SEQ[:INC] [FROM=TO ...]
  *
  * The tests' forger of catalogue records (the format is in
  * keystore-server/store/catalogue.h, written out again here on purpose: a
- * test must not trust the code it tests).  It opens IN, a record of key
- * NAME, with the master key, renames its files as told (FROM=TO; an empty
- * TO drops the file) and seals the result as OUT with sequence SEQ.
- * Whoever holds the master key can do as much: the tests use it to show
- * what a replica refuses even from an authentic record.  Exit 0, or 1 with
- * a message. */
+ * test must not trust the code it tests).  It opens IN, the record stored
+ * at ETCDKEY (PREFIX "keys/" NAME) of format 1 or 2, with the master key,
+ * renames its files as told (FROM=TO; an empty TO drops the file) and
+ * seals the result as OUT, in IN's format, with sequence SEQ and (format
+ * 2) IN's incarnation, or INC if given.  Whoever holds the master key can
+ * do as much: the tests use it to show what a replica refuses even from an
+ * authentic record.  Exit 0, or 1 with a message. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,8 @@
 
 #include <sodium.h>
 
-#define HEADER 48
+#define HEADER_V1 48   /* format 1: no incarnation, associated data header || NAME */
+#define HEADER_V2 56   /* format 2: u64 incarnation at 24, header || ETCDKEY */
 #define MAX_FILES 256
 #define MAX_REC (64u * 1024 * 1024)
 
@@ -49,16 +51,18 @@ static void put_u32(uint8_t *p, uint32_t v)
     p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
 }
 
-/* header || name */
-static uint8_t *ad_of(const uint8_t *header, const char *name, size_t *adlen)
+static size_t HEADER;   /* of IN's format */
+
+/* header || what (NAME or the etcd key) */
+static uint8_t *ad_of(const uint8_t *header, const char *what, size_t *adlen)
 {
-    size_t nl = strlen(name);
+    size_t nl = strlen(what);
     uint8_t *ad = malloc(HEADER + nl);
 
     if (ad == NULL)
         die("out of memory");
     memcpy(ad, header, HEADER);
-    memcpy(ad + HEADER, name, nl);
+    memcpy(ad + HEADER, what, nl);
     *adlen = HEADER + nl;
     return ad;
 }
@@ -68,18 +72,28 @@ int main(int argc, char **argv)
     uint8_t *key, *rec, *pt, *npt, *out, *ad;
     size_t klen, len, ptlen, off, noff = 0, adlen;
     unsigned long long seq, got;
-    uint32_t n, kept = 0, i;
+    uint32_t n, kept = 0, i, format;
+    const char *bound, *slash;
+    char *end;
     int a;
     FILE *f;
 
     if (argc < 6 || sodium_init() < 0)
-        die("usage: catforge MASTER.key NAME IN OUT SEQ [FROM=TO ...]");
+        die("usage: catforge MASTER.key ETCDKEY IN OUT SEQ[:INC] [FROM=TO ...]");
     key = slurp(argv[1], 64, &klen);
     if (klen != crypto_aead_xchacha20poly1305_ietf_KEYBYTES)
         die("the master key is not 32 bytes");
     rec = slurp(argv[3], MAX_REC, &len);
-    if (len < HEADER + 16 || memcmp(rec, "KSCAT\0\0\1", 8) != 0)
+    if (len < 12 || memcmp(rec, "KSCAT\0\0\1", 8) != 0)
         die("IN is not a catalogue record");
+    format = get_u32(rec + 8);
+    if (format != 1 && format != 2)
+        die("IN is of a format catforge does not know");
+    HEADER = format == 1 ? HEADER_V1 : HEADER_V2;
+    slash = strrchr(argv[2], '/');
+    bound = format == 1 && slash != NULL ? slash + 1 : argv[2];
+    if (len < HEADER + 16)
+        die("IN is too short");
     n = get_u32(rec + 12);
     ptlen = len - HEADER - 16;
     pt = malloc(ptlen + 1);
@@ -87,10 +101,10 @@ int main(int argc, char **argv)
     out = malloc(HEADER + ptlen + (size_t)argc * 256 + 16);
     if (pt == NULL || npt == NULL || out == NULL || n > MAX_FILES)
         die("out of memory, or too many files");
-    ad = ad_of(rec, argv[2], &adlen);
+    ad = ad_of(rec, bound, &adlen);
     if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &got, NULL, rec + HEADER, len - HEADER,
-                                                   ad, adlen, rec + 24, key) != 0)
-        die("IN does not authenticate for NAME under the master key");
+                                                   ad, adlen, rec + HEADER - 24, key) != 0)
+        die("IN does not authenticate for ETCDKEY under the master key");
     free(ad);
     for (off = 0, i = 0; i < n; i++) {
         char name[256];
@@ -129,15 +143,23 @@ int main(int argc, char **argv)
         }
         off += dl;
     }
-    seq = strtoull(argv[5], NULL, 10);
-    memcpy(out, rec, 12);
+    seq = strtoull(argv[5], &end, 10);
+    memcpy(out, rec, HEADER - 24);   /* magic, format, n, seq, incarnation */
     put_u32(out + 12, kept);
     put_u32(out + 16, (uint32_t)(seq >> 32));
     put_u32(out + 20, (uint32_t)seq);
-    randombytes_buf(out + 24, 24);
-    ad = ad_of(out, argv[2], &adlen);
+    if (*end == ':') {
+        unsigned long long inc = strtoull(end + 1, NULL, 10);
+
+        if (format != 2)
+            die("a record of format 1 has no incarnation");
+        put_u32(out + 24, (uint32_t)(inc >> 32));
+        put_u32(out + 28, (uint32_t)inc);
+    }
+    randombytes_buf(out + HEADER - 24, 24);
+    ad = ad_of(out, bound, &adlen);
     crypto_aead_xchacha20poly1305_ietf_encrypt(out + HEADER, &got, npt, noff, ad, adlen, NULL,
-                                               out + 24, key);
+                                               out + HEADER - 24, key);
     free(ad);
     f = fopen(argv[4], "wb");
     if (f == NULL || fwrite(out, 1, HEADER + got, f) != HEADER + got || fclose(f) != 0)

@@ -8,14 +8,19 @@
 #    told it was retired and A's info lists version 1 as retired;
 #  - attach-cert --version 2 on A shows on B; rotate --all on B reaches A;
 #  - a replica that was down during rotate + retire catches up at start;
+#  - incarnations: key inc at version 3 deleted and generated again on A
+#    while B is down: within 1 s of its start B serves the new key (version
+#    1, A's public key) and the old versions are gone from its disk;
+#  - ATTACK: the deleted inc's record put back into etcd, as it was
+#    (sequence) or re-sealed with a newer sequence (incarnation): refused;
 #  - ATTACK: the key's record from before the rotations put back into etcd
-#    is refused (sequence); genuine records of a key of that name whose
-#    versions are lower, or bring back retired ones (sealed by a replica of
-#    another fleet under the same master key, so with newer sequences) are
-#    refused (versions never go back), and so are records forged with the
-#    master key: a lower current version, or one version's sealed file in
-#    place of another's (each unseals only under its own stem, NAME.vN);
-#    the family stays as it was;
+#    is refused (sequence); another fleet's record of a key of that name
+#    (same master key, its own prefix, newer sequence and incarnation) does
+#    not authenticate here (bound to its etcd key); records forged with the
+#    master key (newer sequence, same incarnation): a lower current
+#    version, one version's sealed file in place of another's (each unseals
+#    only under its own stem, NAME.vN), a retired version back: refused
+#    (versions never go back); the family stays as it was;
 #  - etcd down: rotate and delete are refused and change nothing (delete
 #    publishes its tombstone before it removes any version's files).
 . "$(dirname "$0")/lib.sh"
@@ -56,13 +61,16 @@ kvs = json.load(sys.stdin).get("kvs", [])
 sys.stdout.buffer.write(base64.b64decode(kvs[0]["value"]) if kvs else b"")' > "$3"
     [ -s "$3" ] || fail "no record for $2 under $1 in etcd"
 }
-refusals() { cat a/keystored.log b/keystored.log | grep -c "catalogue: refusing the record of key web.*$1" || true; }
-put_refused() {   # FILE WHY-REGEX: put FILE as web's record; both replicas must refuse it
+refusals() {   # WHY-REGEX [KEY]
+    cat a/keystored.log b/keystored.log |
+        grep -c "catalogue: refusing the record of key ${2:-web} .*$1" || true
+}
+put_refused() {   # FILE WHY-REGEX [KEY]: put FILE as KEY's (web's) record; both replicas must refuse it
     local before i
-    before=$(refusals "$2")
-    etcd_ctl put /kst/keys/web < "$1" >/dev/null || fail "etcdctl put"
+    before=$(refusals "$2" "${3:-web}")
+    etcd_ctl put "/kst/keys/${3:-web}" < "$1" >/dev/null || fail "etcdctl put"
     for i in $(seq 1 50); do
-        [ "$(refusals "$2")" -ge $(( before + 2 )) ] && return 0
+        [ "$(refusals "$2" "${3:-web}")" -ge $(( before + 2 )) ] && return 0
         sleep 0.05
     done
     grep catalogue a/keystored.log b/keystored.log >&2
@@ -137,6 +145,7 @@ pass "rotate --all on b: web version 3 and e2 version 2 on a after $ms ms"
 # ---- a replica down during rotate + retire catches up ------------------------
 replica_stop a
 replica_ctl b rotate web >/dev/null || fail "rotate web on b while a is down"
+save_record /kst/ web versions-2-3-4.rec
 replica_ctl b retire web --version 2 >/dev/null || fail "retire version 2 on b while a is down"
 replica_ctl b pubkey web -o v4.pub >/dev/null
 replica_start a
@@ -147,6 +156,54 @@ wait_info a web "^  version 2: retired" 3 >/dev/null || fail "a did not catch up
 sign_on a keystore:web sig4 && verify v4.pub sig4 || fail "a does not sign with version 4 after catching up"
 sign_on a 'keystore:web?version=3' sig3 || fail "a cannot sign with version 3"
 pass "a, down during rotate and retire on b, caught up at start: versions 3 and 4, version 2 retired"
+
+# ---- deleted and made again while a replica was down (incarnations) ----------
+# b saw key inc at version 3; while b is down, inc is deleted and generated
+# again on a (version 1, the tombstone overwritten in etcd): at its start b
+# must take the new key, even though its version is lower, and drop the old.
+replica_ctl a generate inc --type ec >/dev/null || fail "generate inc on a"
+replica_ctl a rotate inc >/dev/null && replica_ctl a rotate inc >/dev/null || fail "rotate inc on a"
+wait_info b inc "version 3: .*\(current\)$" 2 >/dev/null || fail "inc version 3 not on b"
+replica_ctl b pubkey inc -o inc-old.pub >/dev/null || fail "pubkey inc on b"
+save_record /kst/ inc inc-old.rec
+replica_stop b
+replica_ctl a delete inc >/dev/null || fail "delete inc on a"
+replica_ctl a generate inc --type ec >/dev/null || fail "generate inc again on a"
+replica_ctl a pubkey inc -o inc-new.pub >/dev/null || fail "pubkey of the new inc on a"
+cmp -s inc-old.pub inc-new.pub && fail "the new inc has the old key's public key"
+replica_start b
+start=$(date +%s%N)
+until replica_ctl b pubkey inc -o inc-b.pub >/dev/null 2>&1 && cmp -s inc-b.pub inc-new.pub; do
+    [ $(( ($(date +%s%N) - start) / 1000000 )) -le 1000 ] ||
+        { grep catalogue b/keystored.log | tail -3 >&2; fail "b, down while inc was deleted and made again, does not serve the new inc (its public key) within 1 s of its start"; }
+    sleep 0.02
+done
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+[ ! -e b/keys/inc.v2.key ] && [ ! -e b/keys/inc.v3.key ] || { ls b/keys; fail "the old inc's versions 2 and 3 are still on b's disk"; }
+if replica_ctl b info inc | grep -q '^  version '; then replica_ctl b info inc; fail "b lists more than the new inc's version 1"; fi
+sign_on b keystore:inc sig && openssl dgst -sha256 -verify inc-new.pub -signature sig data >/dev/null 2>&1 ||
+    fail "keystore:inc through b does not sign with the new key"
+KEYSTORE_SERVER="unix:$T/b/ks.sock" expect_fail "has no version 3" \
+    openssl dgst "${PROV[@]}" -sha256 -sign 'keystore:inc?version=3' -out /dev/null data
+pass "inc (version 3) deleted and made again on a while b was down: b serves the new key (version 1, same public key as a's) $ms ms after its start, the old versions are gone from its disk"
+
+# ATTACK: the old incarnation's record put back: its sequence is older (and
+# one re-sealed with a newer sequence is of an older incarnation): refused.
+inc_same() {
+    sleep 0.3
+    for r in a b; do
+        replica_ctl $r pubkey inc -o inc-now.pub >/dev/null && cmp -s inc-now.pub inc-new.pub ||
+            fail "$1: $r no longer serves the new inc"
+        if replica_ctl $r info inc | grep -q '^  version '; then fail "$1: $r has other versions of inc"; fi
+    done
+}
+put_refused inc-old.rec "older than" inc
+inc_same "the old inc's record put back"
+"$KS_BUILD_ROOT/tests/catforge" master.key /kst/keys/inc inc-old.rec inc-old-newer.rec 999999980 ||
+    fail "catforge"
+put_refused inc-old-newer.rec "its incarnation [0-9]* is older than this replica's" inc
+inc_same "the old inc's record with a newer sequence"
+pass "ATTACK: the deleted inc's record put back into etcd, as it was or re-sealed with a newer sequence: refused on a and b (sequence, incarnation); both serve the new inc"
 
 # ---- ATTACK: records that would take the versions back ------------------------
 save_record /kst/ web family.rec
@@ -163,38 +220,39 @@ put_refused before-rotation.rec "older than"
 family_same "the record from before the rotations"
 pass "ATTACK: web's record from before the rotations put back into etcd: refused (sequence), family unchanged"
 
-# Genuine records with newer sequences: a replica of another fleet (its own
-# prefix in the same etcd, the same master key) has a key named web.
+# Genuine records of another fleet (its own prefix in the same etcd, the
+# same master key) that has a key named web: each record is bound to its
+# etcd key (prefix and name), so they do not authenticate here, whatever
+# their sequence or incarnation (a new key made there would otherwise pass
+# for web deleted and made again here).
 base=$T; mkdir -p c; cp -p master.key c/master.key; T=$base/c; KS_PID=
 ks_start "catalogue = etcd" "catalogue_endpoints = $ETCD_ENDPOINTS" "catalogue_prefix = /other/" \
     "allow_client_generate = no"
 REPLICA_PID[c]=$KS_PID; KS_PID=; T=$base
-# (its first record of a name has sequence 1, below ours: deleted and made
-# again, web's record there has a sequence above every revision so far)
 for step in generate delete generate; do
     replica_ctl c $step web $([ $step = generate ] && echo --type ec) >/dev/null || fail "$step web on c"
 done
-save_record /other/ web lower.rec
-put_refused lower.rec "would make version 1 current, below this replica's current version 4"
-family_same "a record of version 1"
-for i in 2 3 4 5; do replica_ctl c rotate web >/dev/null || fail "rotate web on c"; done
-save_record /other/ web retired.rec
-put_refused retired.rec "would bring back version 1, retired here"
-family_same "a record of versions 1 to 5"
-pass "ATTACK: authentic records with newer sequences that lower the current version or bring back retired ones: refused, family unchanged"
+save_record /other/ web other-fleet.rec
+put_refused other-fleet.rec "does not authenticate under the master key"
+family_same "another fleet's record of web"
+pass "ATTACK: another fleet's record of a key named web (same master key, newer sequence and incarnation): does not authenticate under this prefix, family unchanged"
 
 # Forged with the master key (tests/catforge): the family's own record with
 # a newer sequence, version 4 dropped (a lower current version), or version
 # 3's sealed file in place of version 4's (sealed under its stem web.v3).
-"$KS_BUILD_ROOT/tests/catforge" master.key web family.rec forged-lower.rec 999999990 web.v4.key= ||
+"$KS_BUILD_ROOT/tests/catforge" master.key /kst/keys/web family.rec forged-lower.rec 999999990 web.v4.key= ||
     fail "catforge"
 put_refused forged-lower.rec "would make version 3 current, below this replica's current version 4"
 family_same "a forged record without version 4"
-"$KS_BUILD_ROOT/tests/catforge" master.key web family.rec forged-swap.rec 999999991 web.v4.key= \
+"$KS_BUILD_ROOT/tests/catforge" master.key /kst/keys/web family.rec forged-swap.rec 999999991 web.v4.key= \
     web.v3.key=web.v4.key || fail "catforge"
 put_refused forged-swap.rec "its web.v4.key does not unseal"
 family_same "version 3's file as version 4's"
-pass "ATTACK: forged records (newer sequence): without version 4, or version 3's file as version 4's: refused, family unchanged"
+"$KS_BUILD_ROOT/tests/catforge" master.key /kst/keys/web versions-2-3-4.rec forged-retired.rec 999999992 ||
+    fail "catforge"
+put_refused forged-retired.rec "would bring back version 2, retired here"
+family_same "a record of versions 2 to 4"
+pass "ATTACK: forged records (newer sequence, same incarnation): without version 4, version 3's file as version 4's, or with retired version 2: refused, family unchanged"
 grep -h "catalogue: refusing the record of key web" a/keystored.log | tail -2 | sed 's/^/   /'
 
 # ---- etcd away: writes of versions change nothing ----------------------------

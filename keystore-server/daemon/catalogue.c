@@ -54,7 +54,7 @@ int ks_catalogue_start(const struct ks_config *cfg)
     if (ks_catalogue_agent_start(cfg, &req_fd, &ev_fd) != 0)
         return -1;
     if (req_fd >= 0)
-        ks_catalogue_enable(put_record);
+        ks_catalogue_enable(put_record, cfg->catalogue_prefix);
     return 0;
 }
 

@@ -14,15 +14,19 @@
 #include "wire.h"
 
 #define MAGIC "KSCAT\0\0\1"
-#define HEADER 48
+#define FORMAT 2
+#define HEADER 56     /* format 2; format 1 (no incarnation) had 48 */
+#define HEADER_V1 48
 #define BUCKETS 4096
 
 static ks_catalogue_put_fn put_fn;
+static char rec_prefix[256];   /* the fleet's etcd prefix "keys/": bound into each record */
 static uint64_t max_revision;
 
 struct state {
     char name[KS_MAX_KEY_NAME + 1];
     uint64_t seq, mod_rev;
+    uint64_t inc;              /* the key's incarnation, 0 unknown (a state of format 1) */
     struct state *next;
 };
 
@@ -32,12 +36,14 @@ static int dirty, state_dirfd = -1;
 
 #define STATE_FILE ".catalogue"
 #define STATE_TMP ".catalogue.tmp"
-#define STATE_MAGIC "KSCATST\1"
+#define STATE_MAGIC "KSCATST\2"
+#define STATE_MAGIC_V1 "KSCATST\1"
 #define STATE_HEADER 44
 
-void ks_catalogue_enable(ks_catalogue_put_fn put)
+void ks_catalogue_enable(ks_catalogue_put_fn put, const char *prefix)
 {
     put_fn = put;
+    snprintf(rec_prefix, sizeof(rec_prefix), "%skeys/", prefix);
 }
 
 int ks_catalogue_enabled(void)
@@ -65,7 +71,7 @@ void ks_catalogue_saw_revision(uint64_t rev)
         max_revision = rev;
 }
 
-int ks_catalogue_applied(const char *name, uint64_t seq, uint64_t mod_rev)
+int ks_catalogue_applied(const char *name, uint64_t seq, uint64_t mod_rev, uint64_t inc)
 {
     struct state **pp = slot(name), *s = *pp;
 
@@ -83,8 +89,24 @@ int ks_catalogue_applied(const char *name, uint64_t seq, uint64_t mod_rev)
     }
     if (mod_rev > s->mod_rev)
         s->mod_rev = mod_rev;
+    if (inc > s->inc) {
+        s->inc = inc;
+        dirty = 1;
+    }
     ks_catalogue_saw_revision(mod_rev);
     return 0;
+}
+
+int ks_catalogue_check_incarnation(const char *name, uint64_t inc, uint64_t *local)
+{
+    struct state *s = *slot(name);
+
+    *local = s != NULL ? s->inc : 0;
+    if (inc == 0 || s == NULL)
+        return 0;   /* a format-1 record, or nothing known of the name: today's rules */
+    if (s->inc == 0)
+        return 1;   /* unknown (format-1 state): the next change is taken */
+    return inc > s->inc ? 1 : inc == s->inc ? 0 : -1;
 }
 
 static void put_u32(uint8_t *p, uint32_t v);
@@ -104,7 +126,7 @@ int ks_catalogue_state_flush(char *err, size_t errlen)
         return 0;
     for (i = 0; i < BUCKETS; i++)
         for (s = buckets[i]; s != NULL; s = s->next)
-            ptlen += 1 + strlen(s->name) + 16;
+            ptlen += 1 + strlen(s->name) + 24;
     pt = malloc(ptlen > 0 ? ptlen : 1);
     file = malloc(STATE_HEADER + ptlen + KS_SEAL_TAG_LEN);
     if (pt == NULL || file == NULL) {
@@ -120,7 +142,8 @@ int ks_catalogue_state_flush(char *err, size_t errlen)
             off += nl;
             put_u64(pt + off, s->seq);
             put_u64(pt + off + 8, s->mod_rev);
-            off += 16;
+            put_u64(pt + off + 16, s->inc);
+            off += 24;
         }
     memcpy(file, STATE_MAGIC, 8);
     put_u32(file + 8, (uint32_t)nstates);
@@ -149,13 +172,14 @@ int ks_catalogue_state_load(int dirfd, char *err, size_t errlen)
     size_t len, ptlen, off = 0, i;
     char why[256];
     uint32_t n;
-    int rc = -1;
+    int rc = -1, v1;
 
     state_dirfd = dirfd;
     if (ks_read_file_at(dirfd, STATE_FILE, KS_CAT_RECORD_MAX, &file, &len, why,
                         sizeof(why)) != 0)
         return errno == ENOENT ? 0 : (snprintf(err, errlen, "%s: %s", STATE_FILE, why), -1);
-    if (len < STATE_HEADER + KS_SEAL_TAG_LEN || memcmp(file, STATE_MAGIC, 8) != 0) {
+    v1 = len >= 8 && memcmp(file, STATE_MAGIC_V1, 8) == 0;
+    if (len < STATE_HEADER + KS_SEAL_TAG_LEN || (!v1 && memcmp(file, STATE_MAGIC, 8) != 0)) {
         snprintf(err, errlen, "%s is not a catalogue state file", STATE_FILE);
         goto out;
     }
@@ -169,21 +193,22 @@ int ks_catalogue_state_load(int dirfd, char *err, size_t errlen)
     }
     for (i = 0; i < n; i++) {
         char name[KS_MAX_KEY_NAME + 1];
-        size_t nl;
+        size_t nl, el = v1 ? 16 : 24;
 
-        if (off >= ptlen || (nl = pt[off++]) == 0 || nl > KS_MAX_KEY_NAME || ptlen - off < nl + 16)
+        if (off >= ptlen || (nl = pt[off++]) == 0 || nl > KS_MAX_KEY_NAME || ptlen - off < nl + el)
             goto bad;
         memcpy(name, pt + off, nl);
         name[nl] = '\0';
         off += nl;
-        if (ks_catalogue_applied(name, get_u64(pt + off), get_u64(pt + off + 8)) != 0)
+        if (ks_catalogue_applied(name, get_u64(pt + off), get_u64(pt + off + 8),
+                                 v1 ? 0 : get_u64(pt + off + 16)) != 0)
             goto bad;
-        off += 16;
+        off += el;
     }
     if (off != ptlen)
         goto bad;
     ks_catalogue_saw_revision(get_u64(file + 12));
-    dirty = 0;
+    dirty = v1;   /* rewritten in format 2 */
     rc = 0;
     goto out;
 bad:
@@ -225,25 +250,29 @@ static uint64_t get_u64(const uint8_t *p)
     return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
 }
 
-/* header || name */
-static uint8_t *make_ad(const uint8_t *header, const char *name, size_t *adlen)
+/* header || name (format 1); header || the record's etcd key PREFIX
+ * "keys/" NAME (format 2: a record is not authentic under another prefix,
+ * another fleet's or another key's). */
+static uint8_t *make_ad(const uint8_t *header, size_t hl, const char *name, int bind,
+                        size_t *adlen)
 {
-    size_t nl = strlen(name);
-    uint8_t *ad = malloc(HEADER + nl);
+    size_t nl = strlen(name), pl = bind ? strlen(rec_prefix) : 0;
+    uint8_t *ad = malloc(hl + pl + nl);
 
     if (ad != NULL) {
-        memcpy(ad, header, HEADER);
-        memcpy(ad + HEADER, name, nl);
+        memcpy(ad, header, hl);
+        memcpy(ad + hl, rec_prefix, pl);
+        memcpy(ad + hl + pl, name, nl);
     }
-    *adlen = HEADER + nl;
+    *adlen = hl + pl + nl;
     return ad;
 }
 
-int ks_catalogue_publish(const char *name, const struct ks_cat_file *files, size_t n,
-                         char *err, size_t errlen)
+int ks_catalogue_publish(const char *name, int created, const struct ks_cat_file *files,
+                         size_t n, char *err, size_t errlen)
 {
     struct state *s = *slot(name);
-    uint64_t seq, expect = s != NULL ? s->mod_rev : 0, rev = 0;
+    uint64_t seq, inc, expect = s != NULL ? s->mod_rev : 0, rev = 0;
     uint8_t *rec = NULL, *pt = NULL, *ad = NULL;
     size_t i, ptlen = 0, adlen, off;
     int rc = -1;
@@ -263,6 +292,9 @@ int ks_catalogue_publish(const char *name, const struct ks_cat_file *files, size
     seq = (max_revision > expect ? max_revision : expect) + 1;
     if (s != NULL && seq <= s->seq)
         seq = s->seq + 1;
+    /* a key made here starts an incarnation; later records carry it (an
+     * unknown one starts one too: the others then take this family whole) */
+    inc = created || s == NULL || s->inc == 0 ? seq : s->inc;
     pt = malloc(ptlen > 0 ? ptlen : 1);
     rec = malloc(HEADER + ptlen + KS_SEAL_TAG_LEN);
     if (pt == NULL || rec == NULL) {
@@ -281,17 +313,18 @@ int ks_catalogue_publish(const char *name, const struct ks_cat_file *files, size
         off += files[i].len;
     }
     memcpy(rec, MAGIC, 8);
-    put_u32(rec + 8, 1);
+    put_u32(rec + 8, FORMAT);
     put_u32(rec + 12, (uint32_t)n);
     put_u64(rec + 16, seq);
-    randombytes_buf(rec + 24, KS_SEAL_NONCE_LEN);
-    ad = make_ad(rec, name, &adlen);
-    if (ad == NULL || ks_master_seal(pt, ptlen, ad, adlen, rec + 24, rec + HEADER) != 0) {
+    put_u64(rec + 24, inc);
+    randombytes_buf(rec + 32, KS_SEAL_NONCE_LEN);
+    ad = make_ad(rec, HEADER, name, 1, &adlen);
+    if (ad == NULL || ks_master_seal(pt, ptlen, ad, adlen, rec + 32, rec + HEADER) != 0) {
         snprintf(err, errlen, "cannot seal the catalogue record of key %s", name);
         goto out;
     }
     rc = put_fn(name, expect, rec, HEADER + ptlen + KS_SEAL_TAG_LEN, &rev, err, errlen);
-    if (rc == 1 && ks_catalogue_applied(name, seq, rev) != 0) {
+    if (rc == 1 && ks_catalogue_applied(name, seq, rev, inc) != 0) {
         snprintf(err, errlen, "out of memory");
         rc = -1;
     }
@@ -315,13 +348,15 @@ int ks_catalogue_open(const char *name, const uint8_t *rec, size_t len,
                       struct ks_cat_record *r, char *why, size_t whylen)
 {
     uint8_t *ad = NULL;
-    size_t adlen, ptlen, off, i, nl = strlen(name);
-    uint32_t n;
+    size_t adlen, ptlen, off, i, nl = strlen(name), hl;
+    uint32_t n, format;
 
     memset(r, 0, sizeof(*r));
-    if (len < HEADER + KS_SEAL_TAG_LEN || len > KS_CAT_RECORD_MAX + HEADER + KS_SEAL_TAG_LEN ||
-        memcmp(rec, MAGIC, 8) != 0 || get_u32(rec + 8) != 1) {
-        snprintf(why, whylen, "not a catalogue record (%zu bytes)", len);
+    format = len >= 12 && memcmp(rec, MAGIC, 8) == 0 ? get_u32(rec + 8) : 0;
+    hl = format == 1 ? HEADER_V1 : HEADER;
+    if ((format != 1 && format != FORMAT) || len < hl + KS_SEAL_TAG_LEN ||
+        len > KS_CAT_RECORD_MAX + hl + KS_SEAL_TAG_LEN) {
+        snprintf(why, whylen, "not a catalogue record of format 1 or %d (%zu bytes)", FORMAT, len);
         return -1;
     }
     n = get_u32(rec + 12);
@@ -329,21 +364,24 @@ int ks_catalogue_open(const char *name, const uint8_t *rec, size_t len,
         snprintf(why, whylen, "a record of %u files (at most %d)", n, KS_CAT_MAX_FILES);
         return -1;
     }
-    ptlen = len - HEADER - KS_SEAL_TAG_LEN;
+    ptlen = len - hl - KS_SEAL_TAG_LEN;
     r->pt = malloc(ptlen > 0 ? ptlen : 1);
-    ad = make_ad(rec, name, &adlen);
+    ad = make_ad(rec, hl, name, format != 1, &adlen);
     if (r->pt == NULL || ad == NULL) {
         snprintf(why, whylen, "out of memory");
         goto fail;
     }
-    if (ks_master_unseal(rec + HEADER, len - HEADER, ad, adlen, rec + 24, r->pt) != 0) {
+    if (ks_master_unseal(rec + hl, len - hl, ad, adlen, rec + hl - KS_SEAL_NONCE_LEN,
+                         r->pt) != 0) {
         snprintf(why, whylen, "it does not authenticate under the master key (not written by "
-                 "a replica with this master key for key %s, or altered)", name);
+                 "a replica with this master key for key %s under prefix %.*s, or altered)",
+                 name, (int)(strlen(rec_prefix) - 5), rec_prefix);
         goto fail;
     }
     free(ad);
     ad = NULL;
     r->seq = get_u64(rec + 16);
+    r->inc = format == 1 ? 0 : get_u64(rec + 24);
     /* authentic, but checked as if hostile anyway */
     for (off = 0, i = 0; i < n; i++) {
         size_t fl;

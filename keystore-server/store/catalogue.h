@@ -5,13 +5,26 @@
  * under the master key (etcd sees no plaintext, the agent that talks to etcd
  * holds no key):
  *   offset 0  8 bytes  magic "KSCAT\0\0\1"
- *          8  u32 BE   format version (1)
+ *          8  u32 BE   format version (2)
  *         12  u32 BE   number of files (0: the key was deleted, a tombstone)
  *         16  u64 BE   sequence number
- *         24  24 bytes XChaCha20-Poly1305 nonce
- *         48  ...      ciphertext + tag of the files, each
+ *         24  u64 BE   incarnation
+ *         32  24 bytes XChaCha20-Poly1305 nonce
+ *         56  ...      ciphertext + tag of the files, each
  *                      u8 name length, name, u32 BE length, bytes
- *   associated data = the 48 header bytes || NAME.
+ *   associated data = the 56 header bytes || PREFIX "keys/" NAME (bound to
+ *   its etcd key: another fleet's record under the same master key does not
+ *   authenticate here).
+ * Format 1 (written before incarnations) had no incarnation (nonce at 24,
+ * files at 48) and the associated data was its 48 header bytes || NAME; it
+ * is still read, as incarnation unknown: today's version rules apply.
+ *
+ * The incarnation of a key is the sequence of the record that created it
+ * (add, generate, import); every later record of it (rotate, retire,
+ * attach-cert, its tombstone) carries it.  A record of a higher
+ * incarnation is a new key under the old name (deleted and made again
+ * while this replica did not see the tombstone): the old family goes
+ * whole, even if the new one's versions are lower; a lower one is refused.
  * The files are the key directory's files of that key exactly as on disk:
  * every live version's sealed key file and certificate chain (NAME.key,
  * NAME.crt, NAME.v2.key, ...); any file kind NAME.* travels the same way.
@@ -45,7 +58,8 @@
 typedef int (*ks_catalogue_put_fn)(const char *name, uint64_t expect, const uint8_t *rec,
                                    size_t len, uint64_t *rev, char *err, size_t errlen);
 
-void ks_catalogue_enable(ks_catalogue_put_fn put);
+/* prefix: the fleet's catalogue_prefix (ends in '/'), bound into records */
+void ks_catalogue_enable(ks_catalogue_put_fn put, const char *prefix);
 int ks_catalogue_enabled(void);
 
 struct ks_cat_file {
@@ -56,15 +70,18 @@ struct ks_cat_file {
 
 struct ks_cat_record {
     uint64_t seq;
+    uint64_t inc;       /* its incarnation, 0 for a record of format 1 */
     size_t n;
     struct ks_cat_file f[KS_CAT_MAX_FILES];
     uint8_t *pt;        /* the decrypted files (public or sealed data); f[] points into it */
 };
 
 /* Seal and publish the files of key `name` (n = 0: its tombstone) as its
- * next record.  Returns 1, 0 (conflict) or -1 like ks_catalogue_put_fn. */
-int ks_catalogue_publish(const char *name, const struct ks_cat_file *files, size_t n,
-                         char *err, size_t errlen);
+ * next record; created: the key is new (add), its record starts an
+ * incarnation, else it carries the name's (or starts one if unknown).
+ * Returns 1, 0 (conflict) or -1 like ks_catalogue_put_fn. */
+int ks_catalogue_publish(const char *name, int created, const struct ks_cat_file *files,
+                         size_t n, char *err, size_t errlen);
 
 /* Authenticate and parse a record from etcd for `name`.  0, or -1 with why. */
 int ks_catalogue_open(const char *name, const uint8_t *rec, size_t len,
@@ -76,14 +93,24 @@ void ks_catalogue_record_free(struct ks_cat_record *r);
  * (replayed or rolled back: refuse; *applied says what we have). */
 int ks_catalogue_check(const char *name, uint64_t seq, uint64_t *applied);
 
-/* Record that `name` is at sequence seq, etcd revision mod_rev. */
-int ks_catalogue_applied(const char *name, uint64_t seq, uint64_t mod_rev);
+/* A newer record's incarnation inc against the one applied for `name`:
+ * 1 a new key under the old name (or the applied one is unknown: a state
+ * of format 1), 0 the same key (or inc 0, a format-1 record, or nothing
+ * applied for the name: the version rules decide), -1 an older
+ * incarnation (refuse).  *local says what we have. */
+int ks_catalogue_check_incarnation(const char *name, uint64_t inc, uint64_t *local);
+
+/* Record that `name` is at sequence seq, etcd revision mod_rev,
+ * incarnation inc (0: unchanged). */
+int ks_catalogue_applied(const char *name, uint64_t seq, uint64_t mod_rev, uint64_t inc);
 
 /* The applied state is kept in KEY_DIR/.catalogue (sealed: magic
- * "KSCATST\1", u32 BE count, u64 BE highest revision, 24-byte nonce, then
- * the AEAD of u8 name length, name, u64 BE sequence, u64 BE revision per
- * name; the 44 header bytes are the associated data), so that a restarted
- * replica still refuses what it refused before.  load: at start-up (a
+ * "KSCATST\2", u32 BE count, u64 BE highest revision, 24-byte nonce, then
+ * the AEAD of u8 name length, name, u64 BE sequence, u64 BE revision, u64
+ * BE incarnation per name; the 44 header bytes are the associated data),
+ * so that a restarted replica still refuses what it refused before.  A
+ * state of format 1 ("KSCATST\1", no incarnation) is read with every
+ * incarnation unknown and rewritten in format 2.  load: at start-up (a
  * missing file, or one that does not authenticate (a master-key rotation
  * does not re-seal it), is an empty state, with a warning).  flush: writes it if anything changed.  0 or -1 with err. */
 int ks_catalogue_state_load(int dirfd, char *err, size_t errlen);

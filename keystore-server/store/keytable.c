@@ -1095,7 +1095,8 @@ static enum ks_store_status gather_file(struct family_files *ff, const struct ks
  * records are made, so that every write sends the whole family.  `what`
  * ends the message of a conflict ("nothing was retired").  write_lock held;
  * KS_STORE_OK or the status for the caller to return (err set). */
-static enum ks_store_status publish_family(const char *name, const struct ks_key *head,
+static enum ks_store_status publish_family(const char *name, int created,
+                                           const struct ks_key *head,
                                            const struct cat_change *ch, size_t nch,
                                            const char *what, char *err, size_t errlen)
 {
@@ -1119,7 +1120,7 @@ static enum ks_store_status publish_family(const char *name, const struct ks_key
                              err, errlen);
     }
     if (st == KS_STORE_OK) {
-        pr = ks_catalogue_publish(name, ff->f, ff->n, err, errlen);
+        pr = ks_catalogue_publish(name, created, ff->f, ff->n, err, errlen);
         if (pr == 0)
             snprintf(err, errlen, "key '%s' was changed on another replica meanwhile; %s: try "
                      "again", name, what);
@@ -1188,7 +1189,7 @@ enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usa
     if (ks_catalogue_enabled()) {
         struct cat_change ch = { keyf, file, filelen };
 
-        rc = publish_family(name, k, &ch, 1, "no key was made", err, errlen);
+        rc = publish_family(name, 1, k, &ch, 1, "no key was made", err, errlen);
         if (rc != KS_STORE_OK) {
             pthread_mutex_unlock(&write_lock);
             if (rc == KS_STORE_CONFLICT) {
@@ -1279,7 +1280,7 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
     }
     /* the tombstone first: an etcd that refuses it leaves every version here */
     if (ks_catalogue_enabled()) {
-        enum ks_store_status pst = publish_family(name, NULL, NULL, 0, "nothing was deleted",
+        enum ks_store_status pst = publish_family(name, 0, NULL, NULL, 0, "nothing was deleted",
                                                   err, errlen);
 
         if (pst != KS_STORE_OK) {
@@ -1453,7 +1454,7 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
     }
     if (ks_catalogue_enabled()) {
         struct cat_change ch = { crtf, ncerts > 0 ? blob : NULL, total };
-        enum ks_store_status pst = publish_family(expected->name, head, &ch, 1,
+        enum ks_store_status pst = publish_family(expected->name, 0, head, &ch, 1,
                                                   "its certificates were not changed", err,
                                                   errlen);
 
@@ -1771,8 +1772,12 @@ out:
  * the record lacks removed (retired on another replica: they become
  * RETIRED here too), the highest version current; then the manifest of the
  * new state.  Every key file unseals under its own stem and every chain
- * fits its version's key before anything is written.  write_lock held. */
-static int apply_files(const char *name, const struct ks_cat_record *r, char *err, size_t errlen)
+ * fits its version's key before anything is written.  renew: r is a new
+ * key under the old name (a higher incarnation): nothing of the old family
+ * is kept or compared (its versions are gone, not retired).  write_lock
+ * held. */
+static int apply_files(const char *name, const struct ks_cat_record *r, int renew, char *err,
+                       size_t errlen)
 {
     struct rec_version *rv = calloc(KS_CAT_MAX_FILES, sizeof(*rv));
     struct ks_key *cur = NULL, *top = NULL;
@@ -1787,10 +1792,11 @@ static int apply_files(const char *name, const struct ks_cat_record *r, char *er
     if (record_versions(name, r, rv, &nrv, err, errlen) != 0)
         goto out;
     cur = ks_store_get(name);
-    if (cur != NULL && check_versions(cur, rv, nrv, err, errlen) != 0)
+    if (cur != NULL && !renew && check_versions(cur, rv, nrv, err, errlen) != 0)
         goto out;
     for (i = 0; i < nrv; i++) {
-        if (record_entry(name, &rv[i], cur != NULL ? family_version(cur, rv[i].version) : NULL,
+        if (record_entry(name, &rv[i],
+                         cur != NULL && !renew ? family_version(cur, rv[i].version) : NULL,
                          err, errlen) != 0)
             goto out;
         same += !rv[i].fresh;
@@ -1807,14 +1813,15 @@ static int apply_files(const char *name, const struct ks_cat_record *r, char *er
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    if (cur != NULL) {
+    if (cur != NULL && !renew) {
         memcpy(ret, cur->retired, cur->nretired * sizeof(*ret));
         nret = cur->nretired;
     }
     uncarry(name);
     if (write_versions(rv, nrv, err, errlen) != 0)
         goto out;
-    /* versions the record lacks were retired: their files go, oldest first */
+    /* versions the record lacks were retired (or, renew, deleted with the
+     * old key): their files go, oldest first */
     for (i = 0; cur != NULL && i <= cur->nolder; i++) {
         const struct ks_key *v = i < cur->nolder ? cur->older[i] : cur;
         size_t j;
@@ -1825,8 +1832,10 @@ static int apply_files(const char *name, const struct ks_cat_record *r, char *er
             continue;
         if (unlink_version(v, err, errlen) != 0)
             goto out;
-        ret[nret].version = v->version;
-        ret[nret++].when = (uint64_t)time(NULL);
+        if (!renew) {
+            ret[nret].version = v->version;
+            ret[nret++].when = (uint64_t)time(NULL);
+        }
         removed = 1;
     }
     if (removed && fsync_dir(err, errlen) != 0)
@@ -1862,8 +1871,8 @@ int ks_store_apply_remote(const char *name, uint64_t mod_rev, const uint8_t *rec
 {
     struct ks_cat_record r;
     char why[4700];   /* paths of up to 4 KiB */
-    uint64_t applied;
-    int rc, chk;
+    uint64_t applied, local_inc;
+    int rc, chk, renew;
 
     if (!ks_valid_key_name(name)) {
         ks_log("error: catalogue: refusing a record from etcd (revision %llu): not a valid "
@@ -1889,18 +1898,36 @@ int ks_store_apply_remote(const char *name, uint64_t mod_rev, const uint8_t *rec
         return -1;
     }
     if (chk == 0) {
-        ks_catalogue_applied(name, r.seq, mod_rev);
+        ks_catalogue_applied(name, r.seq, mod_rev, r.inc);
         pthread_mutex_unlock(&write_lock);
         ks_catalogue_record_free(&r);
         return 0;
     }
-    rc = r.n == 0 ? apply_tombstone(name, why, sizeof(why)) : apply_files(name, &r, why, sizeof(why));
+    /* a newer sequence of an older incarnation: a record of a key deleted
+     * since (its records carry their own sequences, all below the new key's) */
+    renew = ks_catalogue_check_incarnation(name, r.inc, &local_inc);
+    if (renew < 0) {
+        pthread_mutex_unlock(&write_lock);
+        ks_log("error: catalogue: refusing the record of key %s from etcd (revision %llu): its "
+               "incarnation %llu is older than this replica's %llu: a record of a key deleted "
+               "since, put back; the key stays as it is", name, (unsigned long long)mod_rev,
+               (unsigned long long)r.inc, (unsigned long long)local_inc);
+        ks_catalogue_record_free(&r);
+        return -1;
+    }
+    rc = r.n == 0 ? apply_tombstone(name, why, sizeof(why))
+                  : apply_files(name, &r, renew, why, sizeof(why));
     if (rc >= 0)
-        ks_catalogue_applied(name, r.seq, mod_rev);
+        ks_catalogue_applied(name, r.seq, mod_rev, r.inc);
     pthread_mutex_unlock(&write_lock);
     if (rc < 0)
         ks_log("error: catalogue: refusing the record of key %s from etcd (revision %llu): %s",
                name, (unsigned long long)mod_rev, why);
+    else if (rc > 0 && renew && r.n > 0)
+        ks_log("catalogue: key %s made again on another replica (incarnation %llu, this "
+               "replica had %llu): the old key is gone here, every version (etcd revision %llu)",
+               name, (unsigned long long)r.inc, (unsigned long long)local_inc,
+               (unsigned long long)mod_rev);
     else if (rc > 0)
         ks_log("catalogue: key %s %s (etcd revision %llu)", name,
                r.n == 0 ? "deleted on another replica" : "updated from the catalogue",
@@ -2194,7 +2221,7 @@ enum ks_store_status ks_store_rotate(const char *name, EVP_PKEY *pkey, uint32_t 
     if (ks_catalogue_enabled()) {
         struct cat_change ch = { keyf, file, filelen };
 
-        rc = publish_family(name, k, &ch, 1, "no new version was made", err, errlen);
+        rc = publish_family(name, 0, k, &ch, 1, "no new version was made", err, errlen);
         if (rc != KS_STORE_OK)
             goto unlock;
         rc = KS_STORE_INTERNAL;
@@ -2281,7 +2308,7 @@ enum ks_store_status ks_store_retire(const char *name, uint32_t version,
         goto unlock;
     }
     if (ks_catalogue_enabled()) {
-        rc = publish_family(name, head, NULL, 0, "nothing was retired", err, errlen);
+        rc = publish_family(name, 0, head, NULL, 0, "nothing was retired", err, errlen);
         if (rc != KS_STORE_OK)
             goto unlock;
         rc = KS_STORE_INTERNAL;

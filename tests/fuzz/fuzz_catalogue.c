@@ -9,12 +9,15 @@
  *      u8 name seed, u8 flags, u16 BE mutate offset, u8 mutate xor, body.
  *      flags & 1: the body is the plaintext of a record sealed here under the
  *      test master key (flags >> 4 files, plus KS_CAT_MAX_FILES - 4 with
- *      flags & 4, flags & 2: format version from the
- *      body's first byte) and, with a non-zero xor, one byte of the sealed
- *      record is changed: it must then be refused.  Else the body is the
- *      record as etcd would hand it over (raw garbage);
+ *      flags & 4, flags & 2: format version from the body's first byte;
+ *      format 2 (incarnation from the mutate offset, associated data bound
+ *      to the etcd key under PREFIX), format 1 with flags & 8) and, with a
+ *      non-zero xor, one byte of the sealed record is changed: it must then
+ *      be refused.  Else the body is the record as etcd would hand it over
+ *      (raw garbage);
  *   2  the .catalogue state file (ks_catalogue_state_load): u8 flags, u32 BE
- *      count, body; flags & 1: the body is the sealed plaintext, else the file.
+ *      count, body; flags & 1: the body is the sealed plaintext, else the
+ *      file; flags & 2: format 2 (an incarnation per name), else 1.
  * Whatever a parser accepts must lie inside its input. */
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,6 +32,8 @@
 #include "store/catalogue.h"
 #include "store/masterkey.h"
 #include "store/masterkey_gen.h"
+
+#define PREFIX "/f/"
 
 static char dir[64];
 static int dirfd = -1;
@@ -66,6 +71,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0)
         die("open the state directory");
+    ks_catalogue_enable(NULL, PREFIX);   /* the prefix records are bound to; no writes */
     return 0;
 }
 
@@ -75,6 +81,12 @@ static void be(uint8_t *p, uint64_t v, int n)
 
     for (i = n - 1; i >= 0; i--, v >>= 8)
         p[i] = (uint8_t)v;
+}
+
+static uint32_t get_format(const uint8_t *rec, size_t len)
+{
+    return len >= 12 ? (uint32_t)rec[8] << 24 | (uint32_t)rec[9] << 16 | (uint32_t)rec[10] << 8 |
+                       rec[11] : 0;
 }
 
 static void inside(const uint8_t *p, size_t len, const uint8_t *base, size_t blen)
@@ -122,7 +134,7 @@ static void fuzz_record(const uint8_t *d, size_t n)
     char name[20], why[512];
     struct ks_cat_record r;
     uint8_t *rec, flags, x;
-    size_t i, nl, len, pos;
+    size_t i, nl, len, pos, hl;
     int rc;
 
     if (n < 5)
@@ -136,23 +148,30 @@ static void fuzz_record(const uint8_t *d, size_t n)
     x = d[4];
     d += 5;
     n -= 5;
+    hl = 56;
     if (flags & 1) {
+        const char *bind = (flags & 8) ? "" : PREFIX "keys/";
+        size_t bl = strlen(bind);
         uint8_t *ad;
 
-        len = 48 + n + KS_SEAL_TAG_LEN;
+        hl = (flags & 8) ? 48 : 56;
+        len = hl + n + KS_SEAL_TAG_LEN;
         rec = malloc(len);
-        ad = malloc(48 + nl);
+        ad = malloc(hl + bl + nl);
         if (rec == NULL || ad == NULL)
             die("out of memory");
         memcpy(rec, "KSCAT\0\0\1", 8);
-        be(rec + 8, (flags & 2) && n > 0 ? d[0] : 1, 4);
+        be(rec + 8, (flags & 2) && n > 0 ? d[0] : (flags & 8) ? 1 : 2, 4);
         /* flags & 4: past the limit of files per record too */
         be(rec + 12, (flags >> 4) + ((flags & 4) ? KS_CAT_MAX_FILES - 4 : 0), 4);
         be(rec + 16, 7, 8);
-        randombytes_buf(rec + 24, KS_SEAL_NONCE_LEN);
-        memcpy(ad, rec, 48);
-        memcpy(ad + 48, name, nl);
-        if (ks_master_seal(d, n, ad, 48 + nl, rec + 24, rec + 48) != 0)
+        if (hl == 56)
+            be(rec + 24, pos, 8);
+        randombytes_buf(rec + hl - KS_SEAL_NONCE_LEN, KS_SEAL_NONCE_LEN);
+        memcpy(ad, rec, hl);
+        memcpy(ad + hl, bind, bl);
+        memcpy(ad + hl + bl, name, nl);
+        if (ks_master_seal(d, n, ad, hl + bl + nl, rec + hl - KS_SEAL_NONCE_LEN, rec + hl) != 0)
             die("seal");
         free(ad);
         if (x != 0)
@@ -171,7 +190,9 @@ static void fuzz_record(const uint8_t *d, size_t n)
         if (r.n > KS_CAT_MAX_FILES)
             die("too many files");
         for (i = 0; i < r.n; i++) {
-            inside(r.f[i].data, r.f[i].len, r.pt, len - 48 - KS_SEAL_TAG_LEN);
+            /* its format's header (a raw record of either format) */
+            hl = get_format(rec, len) == 1 ? 48 : 56;
+            inside(r.f[i].data, r.f[i].len, r.pt, len - hl - KS_SEAL_TAG_LEN);
             if (strncmp(r.f[i].name, name, nl) != 0 || r.f[i].name[nl] != '.' ||
                 strchr(r.f[i].name, '/') != NULL)
                 die("a file that is not the key's own");
@@ -197,7 +218,7 @@ static void fuzz_state(const uint8_t *d, size_t n)
         file = malloc(len);
         if (file == NULL)
             die("out of memory");
-        memcpy(file, "KSCATST\1", 8);
+        memcpy(file, (d[0] & 2) ? "KSCATST\2" : "KSCATST\1", 8);
         memcpy(file + 8, d + 1, 4);
         be(file + 12, 9, 8);
         randombytes_buf(file + 20, KS_SEAL_NONCE_LEN);

@@ -56,7 +56,8 @@ def frame(body):
 def named(t, name, rev, rec=None):
     b = t + bytes([len(name)]) + name + struct.pack('>Q', rev)
     return b if rec is None else b + struct.pack('>I', len(rec)) + rec
-rec = b'KSCAT\0\0\1' + struct.pack('>IIQ', 1, 1, 7) + bytes(24) + bytes(40)
+rec = b'KSCAT\0\0\1' + struct.pack('>IIQQ', 2, 1, 7, 5) + bytes(24) + bytes(40)
+rec1 = b'KSCAT\0\0\1' + struct.pack('>IIQ', 1, 1, 7) + bytes(24) + bytes(40)
 save(cat, 'wire', bytes([0]) + frame(named(b'T', b'web', 0, rec)) + frame(named(b'P', b'web', 12, rec))
      + frame(named(b'D', b'web', 13)) + frame(b'S' + struct.pack('>Q', 13))
      + frame(b'R' + bytes([1]) + struct.pack('>QH', 14, 5) + b'hello'))
@@ -65,9 +66,14 @@ files = b''.join(bytes([len(n)]) + n + struct.pack('>I', len(v)) + v
 save(cat, 'record-sealed', bytes([1, 0x21, 0, 0, 0]) + files)
 save(cat, 'record-tombstone', bytes([1, 0x01, 0, 0, 0]))
 save(cat, 'record-tampered', bytes([1, 0x21, 0, 60, 4]) + files)
+save(cat, 'record-sealed-v1', bytes([1, 0x29, 0, 0, 0]) + files)
 save(cat, 'record-raw', bytes([1, 0, 0, 0, 0]) + rec)
+save(cat, 'record-raw-v1', bytes([1, 0, 0, 0, 0]) + rec1)
 ents = b''.join(bytes([len(n)]) + n + struct.pack('>QQ', s, r) for n, s, r in ((b'web', 7, 9), (b'db', 3, 4)))
-save(cat, 'state-sealed', bytes([2, 1]) + struct.pack('>I', 2) + ents)
+save(cat, 'state-sealed-v1', bytes([2, 1]) + struct.pack('>I', 2) + ents)
+ents = b''.join(bytes([len(n)]) + n + struct.pack('>QQQ', s, r, i)
+                for n, s, r, i in ((b'web', 7, 9, 5), (b'db', 3, 4, 3)))
+save(cat, 'state-sealed', bytes([2, 3]) + struct.pack('>I', 2) + ents)
 save(cat, 'state-raw', bytes([2, 0]) + b'KSCATST\1' + bytes(60))
 b64 = lambda s: base64.b64encode(s).decode()
 hdr = {"cluster_id": "14841639068965178418", "member_id": "10276657743932975437",
