@@ -233,25 +233,7 @@ static long long now_ns(void)
  * reply that comes while we sleep costs a wake-up, 50-100 us on a VM. */
 static long long spin_cap_ns(void)
 {
-    static int cached = -1;
-    int cap = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    const char *e;
-
-    if (cap < 0) {
-        long v = KS_DEFAULT_SHM_SPIN_US;
-        char *end;
-
-        e = getenv("KEYSTORE_SPIN_US");
-        if (e != NULL && *e != '\0') {
-            long t = strtol(e, &end, 10);
-
-            if (*end == '\0' && t >= 0 && t <= 100000)
-                v = t;
-        }
-        cap = (int)v;   /* every thread computes the same value */
-        __atomic_store_n(&cached, cap, __ATOMIC_RELAXED);
-    }
-    return cap * 1000LL;
+    return ks_spin_us(KS_DEFAULT_SHM_SPIN_US) * 1000LL;
 }
 
 /* The socket must stay silent while the rings are in use: readable means

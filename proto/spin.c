@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-static int spin_us = KS_DEFAULT_CLIENT_SPIN_US;
+static int env_us = -1;   /* KEYSTORE_SPIN_US, or -1 if unset or invalid */
 static pthread_once_t spin_once = PTHREAD_ONCE_INIT;
 
 static void spin_init(void)
@@ -19,8 +19,14 @@ static void spin_init(void)
         long v = strtol(e, &end, 10);
 
         if (*end == '\0' && v >= 0 && v <= 100000)
-            spin_us = (int)v;
+            env_us = (int)v;
     }
+}
+
+int ks_spin_us(int dflt)
+{
+    (void)pthread_once(&spin_once, spin_init);
+    return env_us >= 0 ? env_us : dflt;
 }
 
 long long ks_mono_us(void)
@@ -34,9 +40,9 @@ long long ks_mono_us(void)
 void ks_spin_wait(int fd)
 {
     struct pollfd p = { .fd = fd, .events = POLLIN };
+    int spin_us = ks_spin_us(KS_DEFAULT_CLIENT_SPIN_US);
     long long end;
 
-    (void)pthread_once(&spin_once, spin_init);
     if (spin_us == 0)
         return;
     end = ks_mono_us() + spin_us;

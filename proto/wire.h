@@ -93,6 +93,10 @@ int ks_hello_io(const struct ks_io *io, const char *client_name, size_t *server_
 #define KS_DEFAULT_SHM_SPIN_US 1000
 void ks_spin_wait(int fd);
 
+/* KEYSTORE_SPIN_US (0..100000, read once per process), or dflt if it is
+ * unset or not such a number: the socket and the rings have their own defaults. */
+int ks_spin_us(int dflt);
+
 /* CLOCK_MONOTONIC in microseconds. */
 long long ks_mono_us(void);
 
