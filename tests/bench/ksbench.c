@@ -7,6 +7,9 @@
  *   ksbench --calibrate          the machine's own costs: a system call, a
  *                                Unix socket round trip between processes, and
  *                                handing one core between two processes and back
+ *   --gap-us N                   each client sleeps N us after every operation:
+ *                                the latency of a request that finds the
+ *                                server idle (a TLS server's pattern)
  *   --server-pid PID             also the CPU time per operation of the client and
  *                                of the server process PID (all its threads)
  *   ksbench --pem-dir DIR --fork-burst 1000 [--ops 4] [--algs p256]
@@ -68,6 +71,7 @@ struct worker {
 };
 
 static const char *pem_dir;
+static long gap_us;   /* --gap-us: each client sleeps this long after every operation */
 
 static double now(void)
 {
@@ -171,6 +175,13 @@ static void *run_worker(void *arg)
         if (w->n < MAX_SAMPLES)
             w->lat[w->n] = (float)((now() - t) * 1e6);
         w->n++;
+        if (gap_us > 0) {
+            /* an idle pause, as between a TLS server's handshakes: the
+             * keystore worker has gone to sleep when the next request comes */
+            struct timespec ts = { gap_us / 1000000, (gap_us % 1000000) * 1000 };
+
+            nanosleep(&ts, NULL);
+        }
     }
     EVP_PKEY_CTX_free(ctx);
     return NULL;
@@ -581,6 +592,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--backends") == 0 && i + 1 < argc) backends = argv[++i];
         else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = atoi(argv[++i]);
         else if (strcmp(argv[i], "--calibrate") == 0) calibrate = 1;
+        else if (strcmp(argv[i], "--gap-us") == 0 && i + 1 < argc) gap_us = atol(argv[++i]);
         else if (strcmp(argv[i], "--fork-burst") == 0 && i + 1 < argc) burst = atoi(argv[++i]);
         else if (strcmp(argv[i], "--ops") == 0 && i + 1 < argc) burst_ops = atoi(argv[++i]);
         else {

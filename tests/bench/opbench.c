@@ -2,7 +2,7 @@
  * reply), in-process, without sockets: for counting instructions per
  * operation with callgrind (repeatable on a loaded machine, unlike time).
  *
- *   opbench MASTER_KEY EMPTY_KEY_DIR ALG N     ALG: p256, ed25519, rsa2048
+ *   opbench MASTER_KEY EMPTY_KEY_DIR ALG N     ALG: p256, ed25519, rsa2048, rsa2048-pss
  *   valgrind --tool=callgrind --toggle-collect=ks_handle_frame opbench ...
  *
  * The key is made in a fresh store in EMPTY_KEY_DIR; the requests come from
@@ -48,7 +48,7 @@ int main(int argc, char **argv)
     struct timespec t0, t1;
 
     if (argc != 5 || (n = atol(argv[4])) <= 0) {
-        fprintf(stderr, "usage: opbench MASTER_KEY EMPTY_KEY_DIR p256|ed25519|rsa2048 N\n");
+        fprintf(stderr, "usage: opbench MASTER_KEY EMPTY_KEY_DIR p256|ed25519|rsa2048|rsa2048-pss N\n");
         return 1;
     }
     snprintf(conf, sizeof(conf), "%s.opbench.conf", argv[1]);
@@ -81,6 +81,11 @@ int main(int argc, char **argv)
         sr.tbs.len = 32;
         if (strcmp(argv[3], "rsa2048") == 0)
             sr.padding = KEYSTORE__PADDING__PADDING_PKCS1;
+        if (strcmp(argv[3], "rsa2048-pss") == 0) {   /* what TLS 1.3 asks of an RSA key */
+            sr.padding = KEYSTORE__PADDING__PADDING_PSS;
+            sr.pss_saltlen = -1;
+            sr.mgf1_digest = (char *)"SHA256";
+        }
     }
     for (i = -1; i < n; i++) {   /* i = -1: the Hello */
         struct ks_arena arena = KS_ARENA_INIT;

@@ -4,7 +4,8 @@
 # Prints the machine (cores, load, the cost of a system call and of a Unix
 # socket round trip, before and after), the ksbench table (each case 3 times,
 # interleaved, median and spread, and the CPU time per operation of client and
-# server), then TLS 1.3 full handshakes/s (openssl s_time)
+# server), one client pausing between operations (the latency of waking an
+# idle server), then TLS 1.3 full handshakes/s (openssl s_time)
 # against s_server with a key file versus the same key in the keystore, and
 # a burst of 1000 forked processes each doing a few operations.
 set -euo pipefail
@@ -49,6 +50,12 @@ echo "# tests/bench/run.sh $(date -u +%Y-%m-%dT%H:%MZ), ${secs}s per run"
 machine
 echo
 "$build/tests/bench/ksbench" --pem-dir "$T" --seconds "$secs" --server-pid "$kspid" "$@"
+
+echo
+echo "# one client that pauses ${KS_BENCH_GAP_US:-1000} us after each operation: the keystore worker is asleep"
+echo "# when a request comes, as between a TLS server's handshakes (+p50 is the cost of waking it)"
+"$build/tests/bench/ksbench" --pem-dir "$T" --seconds "$secs" --clients 1 --modes threads \
+    --algs p256,ed25519,rsa2048 --gap-us "${KS_BENCH_GAP_US:-1000}" | tail -n +2
 
 echo
 echo "# TLS 1.3 full handshakes/s (openssl s_time -new, ${secs}x3 s per run), s_server key from a"
