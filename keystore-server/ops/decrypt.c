@@ -30,49 +30,32 @@ static void bad_setup(struct ks_op *op, const struct ks_key *k, const char *what
 
 /* A context for this OAEP request: a copy of the prepared one for its key
  * and digests (the label goes into the copy only), or, if preparing
- * failed, a new one.  NULL after replying with the error. */
+ * failed, a new one made the same way.  NULL after replying with the error. */
 static EVP_PKEY_CTX *oaep_ctx(struct ks_op *op, struct ks_key *k, const Keystore__DecryptRequest *r)
 {
     EVP_MD *md, *mgf1 = NULL;
+    const EVP_MD *mask;
     EVP_PKEY_CTX *ctx = NULL, *base;
     unsigned char *label;
+    const char *failed;
 
     md = ks_op_fetch_md(op, r->oaep_digest[0] != '\0' ? r->oaep_digest : "SHA1", "OAEP digest");
     if (md == NULL)
         return NULL;
     if (r->mgf1_digest[0] != '\0' && (mgf1 = ks_op_fetch_md(op, r->mgf1_digest, "MGF1 digest")) == NULL)
         goto out;
-    if ((base = ks_prep_rsa_oaep(k, md, mgf1 != NULL ? mgf1 : md)) != NULL
-        && (ctx = EVP_PKEY_CTX_dup(base)) != NULL) {
-        /* prepared: padding and digests are set */
-    } else {
-        ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-        if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) != 1) {
-            bad_setup(op, k, "decryption");
-            goto fail;
-        }
-        if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) != 1) {
-            bad_setup(op, k, "OAEP padding");
-            goto fail;
-        }
-        if (EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) != 1) {
-            bad_setup(op, k, "this OAEP digest");
-            goto fail;
-        }
-        if (EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, mgf1 != NULL ? mgf1 : md) != 1) {
-            bad_setup(op, k, "this MGF1 digest");
-            goto fail;
-        }
+    mask = mgf1 != NULL ? mgf1 : md;   /* MGF1 follows the OAEP digest unless named */
+    if ((base = ks_prep_rsa_oaep(k, md, mask)) != NULL)
+        ctx = EVP_PKEY_CTX_dup(base);
+    if (ctx == NULL && (failed = ks_rsa_oaep_ctx_new(k->pkey, md, mask, &ctx)) != NULL) {
+        bad_setup(op, k, failed);
+        goto out;
     }
     if (r->oaep_label.len > 0) {
         /* set0 takes ownership of an OPENSSL_malloc'd copy */
         label = OPENSSL_memdup(r->oaep_label.data, r->oaep_label.len);
-        if (label == NULL || r->oaep_label.len > 0x7fffffff) {
-            OPENSSL_free(label);
-            bad_setup(op, k, "the OAEP label");
-            goto fail;
-        }
-        if (EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, label, (int)r->oaep_label.len) != 1) {
+        if (label == NULL || r->oaep_label.len > 0x7fffffff
+            || EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, label, (int)r->oaep_label.len) != 1) {
             OPENSSL_free(label);
             bad_setup(op, k, "the OAEP label");
             goto fail;

@@ -16,7 +16,7 @@ enum kind { K_ECDSA = 1, K_RSA_SIGN, K_EDDSA, K_RSA_OAEP };
 struct entry {
     struct ks_key *k;       /* referenced while cached */
     int kind;
-    int md_nid;             /* ECDSA: the digest set in ctx; OAEP: both digests' */
+    int md_nid;             /* digests_key() of the digests set in ctx */
     void *ctx;              /* EVP_PKEY_CTX, or EVP_MD_CTX for K_EDDSA */
     uint64_t used;          /* tick of the last use, for LRU */
     int next;               /* bucket chain, -1 ends */
@@ -173,84 +173,132 @@ static void insert(struct cache *c, struct ks_key *k, int kind, int nid, void *c
     c->bucket[b] = i;
 }
 
-EVP_PKEY_CTX *ks_prep_ecdsa(struct ks_key *k, const EVP_MD *md)
+const char *ks_rsa_oaep_ctx_new(EVP_PKEY *pkey, const EVP_MD *md, const EVP_MD *mgf1,
+                                EVP_PKEY_CTX **out)
 {
-    struct cache *c = cache();
-    int nid = EVP_MD_get_type(md);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    const char *failed = NULL;
+
+    if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) != 1)
+        failed = "decryption";
+    else if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) != 1)
+        failed = "OAEP padding";
+    else if (EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) != 1)
+        failed = "this OAEP digest";
+    else if (EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, mgf1) != 1)
+        failed = "this MGF1 digest";
+    if (failed != NULL) {
+        EVP_PKEY_CTX_free(ctx);   /* leaves the error queue to the caller */
+        ctx = NULL;
+    }
+    *out = ctx;
+    return failed;
+}
+
+/* The cache key of a context made for these digests (none, the first or
+ * both): the digests' NIDs in one int, -1 if they do not fit. */
+static int digests_key(const EVP_MD *md, const EVP_MD *mgf1)
+{
+    int a = md != NULL ? EVP_MD_get_type(md) : 0, b = mgf1 != NULL ? EVP_MD_get_type(mgf1) : 0;
+
+    if ((md != NULL && a <= NID_undef) || (mgf1 != NULL && b <= NID_undef) || a >= 65536
+        || b >= 32768)
+        return -1;
+    return b * 65536 + a;
+}
+
+/* The kinds' contexts, made new: NULL on failure (OpenSSL's error queue as
+ * it is left).  RSA sign: sign_init and nothing else. */
+static void *make_rsa_sign(struct ks_key *k, const EVP_MD *md, const EVP_MD *mgf1)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+
+    (void)md;
+    (void)mgf1;
+    if (ctx != NULL && EVP_PKEY_sign_init(ctx) != 1) {
+        EVP_PKEY_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static void *make_ecdsa(struct ks_key *k, const EVP_MD *md, const EVP_MD *mgf1)
+{
+    EVP_PKEY_CTX *ctx = make_rsa_sign(k, md, mgf1);
+
+    if (ctx != NULL && EVP_PKEY_CTX_set_signature_md(ctx, md) != 1) {
+        EVP_PKEY_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static void *make_rsa_oaep(struct ks_key *k, const EVP_MD *md, const EVP_MD *mgf1)
+{
     EVP_PKEY_CTX *ctx;
 
-    if (c == NULL || nid == NID_undef)
+    return ks_rsa_oaep_ctx_new(k->pkey, md, mgf1, &ctx) == NULL ? ctx : NULL;
+}
+
+static void *make_eddsa(struct ks_key *k, const EVP_MD *md, const EVP_MD *mgf1)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    (void)md;
+    (void)mgf1;
+    if (ctx != NULL && EVP_DigestSignInit_ex(ctx, NULL, NULL, NULL, NULL, k->pkey, NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
         return NULL;
-    if ((ctx = lookup(c, k, K_ECDSA, nid)) != NULL)
+    }
+    return ctx;
+}
+
+/* What differs between the kinds: how their contexts are made (the cache
+ * key is digests_key() for all) */
+typedef void *make_fn(struct ks_key *k, const EVP_MD *md, const EVP_MD *mgf1);
+static make_fn *const makers[] = {
+    [K_ECDSA] = make_ecdsa,
+    [K_RSA_SIGN] = make_rsa_sign,
+    [K_EDDSA] = make_eddsa,
+    [K_RSA_OAEP] = make_rsa_oaep,
+};
+
+/* The one way to a prepared context of any kind: this thread's cached one
+ * for the key and the digests, else a new one cached. */
+static void *prepared(int kind, struct ks_key *k, const EVP_MD *md, const EVP_MD *mgf1)
+{
+    struct cache *c = cache();
+    int key;
+    void *ctx;
+
+    if (c == NULL || (key = digests_key(md, mgf1)) < 0)
+        return NULL;
+    if ((ctx = lookup(c, k, kind, key)) != NULL)
         return ctx;
-    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-    if (ctx == NULL || EVP_PKEY_sign_init(ctx) != 1 || EVP_PKEY_CTX_set_signature_md(ctx, md) != 1) {
-        EVP_PKEY_CTX_free(ctx);
+    if ((ctx = makers[kind](k, md, mgf1)) == NULL) {
         ERR_clear_error();
         return NULL;
     }
-    insert(c, k, K_ECDSA, nid, ctx);
+    insert(c, k, kind, key, ctx);
     return ctx;
+}
+
+EVP_PKEY_CTX *ks_prep_ecdsa(struct ks_key *k, const EVP_MD *md)
+{
+    return prepared(K_ECDSA, k, md, NULL);
 }
 
 EVP_PKEY_CTX *ks_prep_rsa_sign(struct ks_key *k)
 {
-    struct cache *c = cache();
-    EVP_PKEY_CTX *ctx;
-
-    if (c == NULL)
-        return NULL;
-    if ((ctx = lookup(c, k, K_RSA_SIGN, 0)) != NULL)
-        return ctx;
-    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-    if (ctx == NULL || EVP_PKEY_sign_init(ctx) != 1) {
-        EVP_PKEY_CTX_free(ctx);
-        ERR_clear_error();
-        return NULL;
-    }
-    insert(c, k, K_RSA_SIGN, 0, ctx);
-    return ctx;
+    return prepared(K_RSA_SIGN, k, NULL, NULL);
 }
 
 EVP_PKEY_CTX *ks_prep_rsa_oaep(struct ks_key *k, const EVP_MD *md, const EVP_MD *mgf1)
 {
-    struct cache *c = cache();
-    int a = EVP_MD_get_type(md), b = EVP_MD_get_type(mgf1), both;
-    EVP_PKEY_CTX *ctx;
-
-    if (c == NULL || a <= NID_undef || b <= NID_undef || a >= 65536 || b >= 32768)
-        return NULL;
-    both = b * 65536 + a;
-    if ((ctx = lookup(c, k, K_RSA_OAEP, both)) != NULL)
-        return ctx;
-    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-    if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) != 1
-        || EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) != 1
-        || EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) != 1
-        || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, mgf1) != 1) {
-        EVP_PKEY_CTX_free(ctx);
-        ERR_clear_error();
-        return NULL;
-    }
-    insert(c, k, K_RSA_OAEP, both, ctx);
-    return ctx;
+    return prepared(K_RSA_OAEP, k, md, mgf1);
 }
 
 EVP_MD_CTX *ks_prep_eddsa(struct ks_key *k)
 {
-    struct cache *c = cache();
-    EVP_MD_CTX *ctx;
-
-    if (c == NULL)
-        return NULL;
-    if ((ctx = lookup(c, k, K_EDDSA, 0)) != NULL)
-        return ctx;
-    ctx = EVP_MD_CTX_new();
-    if (ctx == NULL || EVP_DigestSignInit_ex(ctx, NULL, NULL, NULL, NULL, k->pkey, NULL) != 1) {
-        EVP_MD_CTX_free(ctx);
-        ERR_clear_error();
-        return NULL;
-    }
-    insert(c, k, K_EDDSA, 0, ctx);
-    return ctx;
+    return prepared(K_EDDSA, k, NULL, NULL);
 }

@@ -36,12 +36,21 @@ EVP_PKEY_CTX *ks_prep_ecdsa(struct ks_key *k, const EVP_MD *md);
  * next.  Borrowed as above. */
 EVP_PKEY_CTX *ks_prep_rsa_sign(struct ks_key *k);
 
-/* RSA OAEP decryption: a context after EVP_PKEY_decrypt_init with OAEP
- * padding and these digests set (setting a digest fetches it by name again
- * inside the provider: that, not the RSA key, was the set-up's cost).  A
- * request works on an EVP_PKEY_CTX_dup of it, where it may set a label.
- * Borrowed as above. */
+/* RSA OAEP decryption: a context as ks_rsa_oaep_ctx_new makes it (setting
+ * a digest fetches it by name again inside the provider: that, not the RSA
+ * key, was the set-up's cost).  A request works on an EVP_PKEY_CTX_dup of
+ * it, where it may set a label.  Borrowed as above. */
 EVP_PKEY_CTX *ks_prep_rsa_oaep(struct ks_key *k, const EVP_MD *md, const EVP_MD *mgf1);
+
+/* The one set-up of an RSA OAEP decryption context, for the prepared one
+ * and for a request's own when preparing failed: in *out a new context
+ * after EVP_PKEY_decrypt_init with OAEP padding, OAEP digest md and MGF1
+ * digest mgf1 set.  Returns NULL, or on failure (*out NULL, OpenSSL's error
+ * queue kept for the reason) the step the key rejected, worded for "key K
+ * rejects ...": "decryption", "OAEP padding", "this OAEP digest" or "this
+ * MGF1 digest". */
+const char *ks_rsa_oaep_ctx_new(EVP_PKEY *pkey, const EVP_MD *md, const EVP_MD *mgf1,
+                                EVP_PKEY_CTX **out);
 
 /* EdDSA: an EVP_MD_CTX after EVP_DigestSignInit_ex, for EVP_DigestSign
  * (one-shot; it keeps no state between calls).  Borrowed as above. */
