@@ -60,7 +60,7 @@ echo $! > "$demo/keystored.pid"
 for _ in $(seq 100); do [ -S "$demo/admin.sock" ] && break; sleep 0.1; done
 [ -S "$demo/admin.sock" ] || { cat "$demo/keystored.log"; exit 1; }
 export KEYSTORE_SERVER="unix:$demo/keystored.sock" KEYSTORE_ADMIN="unix:$demo/admin.sock"
-P=(-provider keystore -provider default)
+P=(-provider default -provider keystore)
 
 step "generating keys inside the server"
 "$ctl" generate web --type ec --curve P-256

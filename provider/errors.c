@@ -28,6 +28,7 @@ static const OSSL_ITEM reason_strings[] = {
     { KS_R_NO_CERTIFICATE, "key has no certificate in the keystore" },
     { KS_R_WRONG_USAGE, "the keystore key's usage does not allow this operation" },
     { KS_R_KEY_MISMATCH, "keystore servers hold different keys under this name" },
+    { KS_R_PROVIDER_ORDER, "the keystore provider is activated before the default provider" },
     { 0, NULL }
 };
 

@@ -32,6 +32,7 @@ enum {
     KS_R_NO_CERTIFICATE,
     KS_R_WRONG_USAGE,
     KS_R_KEY_MISMATCH,
+    KS_R_PROVIDER_ORDER,
 };
 
 /* The reason strings handed to the core by get_reason_strings. */

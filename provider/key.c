@@ -109,8 +109,8 @@ static EVP_PKEY *decode_spki(KS_PROVCTX *pc, const char *tname, const char *keyn
          * it nothing can decode it, and the server is not to blame. */
         KS_RAISE(pc, KS_R_NEEDS_DEFAULT_PROVIDER,
                  "cannot use key '%s': the default provider is not loaded; the keystore provider "
-                 "needs it for public keys (use -provider keystore -provider default, or activate "
-                 "both in openssl.cnf)", keyname);
+                 "needs it for public keys (use -provider default -provider keystore, or activate "
+                 "both in openssl.cnf, default listed first)", keyname);
         OSSL_DECODER_CTX_free(dctx);
         return NULL;
     }

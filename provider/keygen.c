@@ -3,7 +3,7 @@
  * normal keystore key, a name and a public half.  Only parameters the
  * server honours are settable, so nothing is silently ignored.
  *
- *   openssl genpkey -provider keystore -provider default -propquery '?provider=keystore'
+ *   openssl genpkey -provider default -provider keystore -propquery '?provider=keystore'
  *       -algorithm RSA -pkeyopt keystore-name:web -pkeyopt keystore-usage:sign,decrypt
  *
  * keystore-usage is sign (the default), decrypt or sign,decrypt: fixed for

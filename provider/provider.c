@@ -6,6 +6,8 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/params.h>
 #include <openssl/provider.h>
 #include <sodium.h>
@@ -142,16 +144,66 @@ static int ks_get_params(void *provctx, OSSL_PARAM params[])
     return 1;
 }
 
-/* With "-provider keystore -provider default" our keymgmts come first in
+/* With keystore activated before default (its -provider given first, or
+ * listed first in openssl.cnf, against the docs) our keymgmts come first in
  * the default context's list, so fetches without a property query ("EC" for
  * an ephemeral ECDHE key, libssl's TLS group check) would get our
  * public-only keymgmt.  The provider list is a name-sorted stack that is
  * only re-sorted by a lookup; looking ourselves up puts "default" (and
  * "base", "fips") before "keystore" for every operation fetched from then
- * on, which is what opening a key (URI or reference file) precedes.  Nothing else changes. */
+ * on, which is what opening a key (URI or reference file) precedes.  Nothing
+ * else changes.  An SSL_CTX made before any key is opened is caught by
+ * ks_get_capabilities. */
 void ks_prefer_other_providers(void)
 {
     (void)OSSL_PROVIDER_available(NULL, "keystore");
+}
+
+/* Whether a fetch of key management NAME without a property query, in the
+ * default library context, returns ours (the keystore instance PC). */
+static int our_keymgmt_wins(KS_PROVCTX *pc, const char *name)
+{
+    EVP_KEYMGMT *km;
+    int ours;
+
+    ERR_set_mark();
+    km = EVP_KEYMGMT_fetch(NULL, name, NULL);
+    ours = km != NULL && OSSL_PROVIDER_get0_provider_ctx(EVP_KEYMGMT_get0_provider(km)) == pc;
+    EVP_KEYMGMT_free(km);
+    ERR_pop_to_mark();
+    return ours;
+}
+
+/* libssl asks each provider for its "TLS-GROUP" capability when it makes an
+ * SSL_CTX, and keeps a group only if fetching the group's key management
+ * without a property query returns the provider that named it.  When that
+ * fetch returns our public-only keymgmt (keystore activated before default,
+ * and no keystore key opened since, which re-orders them), X25519, X448 and
+ * every EC group would go without a word, leaving FFDHE alone: fail the
+ * SSL_CTX with the remedy instead.  Checked in the default library context,
+ * where openssl.cnf and -provider load us; we name no groups ourselves. */
+static int ks_get_capabilities(void *provctx, const char *capability, OSSL_CALLBACK *cb,
+                               void *arg)
+{
+    static const char *const shadowed[] = { "X25519", "EC", "X448" };
+    KS_PROVCTX *pc = provctx;
+    size_t i;
+
+    (void)cb;
+    (void)arg;
+    if (strcmp(capability, "TLS-GROUP") != 0)
+        return 1;
+    for (i = 0; i < sizeof(shadowed) / sizeof(shadowed[0]); i++) {
+        if (our_keymgmt_wins(pc, shadowed[i])) {
+            KS_RAISE(pc, KS_R_PROVIDER_ORDER,
+                     "TLS would offer no X25519, X448 or EC groups, only FFDHE: the keystore "
+                     "provider's %s key management comes before the default provider's; activate "
+                     "default first (-provider default -provider keystore, or default listed "
+                     "before keystore in openssl.cnf's provider section)", shadowed[i]);
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static const OSSL_ITEM *ks_get_reason_strings(void *provctx)
@@ -178,6 +230,7 @@ static const OSSL_DISPATCH provider_functions[] = {
     { OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))ks_get_params },
     { OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))ks_query },
     { OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))ks_get_reason_strings },
+    { OSSL_FUNC_PROVIDER_GET_CAPABILITIES, (void (*)(void))ks_get_capabilities },
     { 0, NULL }
 };
 

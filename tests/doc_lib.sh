@@ -124,7 +124,7 @@ doc_ca() {
 }
 # doc_issue KEY CA OUT: the keystore key KEY's certificate OUT, issued by doc_ca CA.
 doc_issue() {
-    OPENSSL_CONF=/dev/null openssl req -provider keystore -provider default -new \
+    OPENSSL_CONF=/dev/null openssl req -provider default -provider keystore -new \
         -key "keystore:$1" -subj "/CN=$1" \
         | OPENSSL_CONF=/dev/null openssl x509 -req -CA "$2.crt" -CAkey "$2.key" -CAcreateserial \
             -days 30 -out "$3" 2>/dev/null

@@ -141,6 +141,22 @@ replica_wait_key() {   # NAME KEY present|gone SECONDS
     echo $(( (now - start) / 1000000 ))
 }
 
+# sign_on REPLICA KEY|URI [OUT]: sign the file ./data through REPLICA's
+# socket with key KEY (keystore:KEY) or a keystore: URI (a version, say);
+# the signature goes to OUT (default sig.REPLICA) and openssl's errors are
+# appended to ./sign.err, for the caller to show when a signature it needs
+# fails.  It only signs: callers that need the signature to be the key's
+# check it with sig_verifies (a refused key must make this fail, so it
+# does not fetch a public key of its own).
+sign_on() {
+    local uri=$2
+    case $uri in keystore:*) ;; *) uri=keystore:$uri ;; esac
+    KEYSTORE_SERVER="unix:$T/$1/ks.sock" openssl dgst "${PROV[@]}" -sha256 -sign "$uri" \
+        -out "${3:-sig.$1}" data 2>>sign.err
+}
+# sig_verifies PUB SIG: SIG is a signature of ./data by PUB's private key.
+sig_verifies() { openssl dgst -sha256 -verify "$1" -signature "$2" data >/dev/null 2>&1; }
+
 catalogue_cleanup() {
     local rc=$? n
     for n in "${!REPLICA_PID[@]}"; do replica_stop "$n" || true; done

@@ -123,7 +123,7 @@ CNF
 }
 
 # openssl with both providers loaded on the command line, as users do.
-PROV=(-provider keystore -provider default)
+PROV=(-provider default -provider keystore)
 
 # Assert that a command fails and that its output matches a pattern.
 expect_fail() {

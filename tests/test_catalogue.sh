@@ -16,11 +16,6 @@ replica_start a
 replica_start b
 printf 'data to sign\n' > data
 
-sign_on() {   # REPLICA KEY OUT
-    KEYSTORE_SERVER="unix:$T/$1/ks.sock" openssl dgst "${PROV[@]}" -sha256 -sign "keystore:$2" \
-        -out "$3" data 2>/dev/null
-}
-
 # 1. generate on A, sign through B
 # visibility is timed with keystorectl (a small C program; openssl's start-up
 # on a loaded machine would dominate), then the key must sign at once
@@ -28,13 +23,14 @@ replica_ctl a generate web --type ec >/dev/null || fail "generate on a"
 ms=$(replica_wait_key b web present 1) || fail "key generated on a not on b within 1 s"
 sign_on b web sig.tmp || fail "b lists web but cannot sign with it"
 replica_ctl a pubkey web -o web.pub >/dev/null
-openssl dgst -sha256 -verify web.pub -signature sig.tmp data >/dev/null ||
-    fail "b's signature does not verify with a's public key"
+sig_verifies web.pub sig.tmp || fail "b's signature does not verify with a's public key"
 pass "generated on a, on b after $ms ms, signed through b"
 
 replica_ctl b generate rsa1 --type rsa --usage sign,decrypt >/dev/null || fail "generate rsa on b"
 ms=$(replica_wait_key a rsa1 present 1) || fail "rsa key from b not on a within 1 s"
 sign_on a rsa1 sig.tmp || fail "a lists rsa1 but cannot sign with it"
+replica_ctl b pubkey rsa1 -o rsa1.pub >/dev/null || fail "pubkey rsa1 on b"
+sig_verifies rsa1.pub sig.tmp || fail "a's RSA signature does not verify with b's public key"
 pass "RSA key generated on b, on a after $ms ms, signed through a"
 
 # 2. attach-cert on A propagates

@@ -16,10 +16,6 @@ replica_start a
 replica_start b
 printf 'data\n' > data
 
-sign_on() {   # REPLICA KEY
-    KEYSTORE_SERVER="unix:$T/$1/ks.sock" openssl dgst "${PROV[@]}" -sha256 -sign "keystore:$2" \
-        -out "sig.$1" data 2>>sign-errors
-}
 # Sign through both replicas until the file STOP exists; count failures.
 sign_loop() {
     local n=0 bad=0
@@ -51,7 +47,7 @@ replica_wait_key b e2 present 2 >/dev/null || fail "e2 (written after the electi
 sleep 0.5
 touch STOP; wait "$loop"
 read -r n bad < loop.out
-[ "$bad" = 0 ] || { cat sign-errors; fail "$bad of $n signatures failed while the etcd leader died"; }
+[ "$bad" = 0 ] || { cat sign.err; fail "$bad of $n signatures failed while the etcd leader died"; }
 pass "leader m$leader killed: $n signatures, 0 failed; admin write succeeded after $ms ms ($tries refused), reached b"
 etcd_member_start "$leader" existing
 etcd_wait_healthy

@@ -18,10 +18,6 @@ replica_start a
 replica_start b
 printf 'data\n' > data
 
-sign_on() {   # REPLICA KEY
-    KEYSTORE_SERVER="unix:$T/$1/ks.sock" openssl dgst "${PROV[@]}" -sha256 -sign "keystore:$2" \
-        -out sig data 2>/dev/null
-}
 # etcd's value of key NAME's record, as a file (binary)
 save_record() {   # NAME FILE
     etcd_ctl get "/kst/keys/$1" -w json | /usr/bin/python3 -c '

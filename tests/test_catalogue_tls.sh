@@ -72,11 +72,6 @@ TLS=("catalogue_cacert = $T/pki/ca.crt" "catalogue_cert = $T/pki/keystore.crt"
 replica_start a "${TLS[@]}" "catalogue_password_file = $T/pw"
 replica_start b "${TLS[@]}" "catalogue_password_file = $T/pw"
 printf 'data\n' > data
-sign_on() {   # REPLICA KEY
-    KEYSTORE_SERVER="unix:$T/$1/ks.sock" openssl dgst "${PROV[@]}" -sha256 -sign "keystore:$2" \
-        -out "sig.$1" data 2>/dev/null
-}
-
 # 1. through TLS, client certificate and etcd password
 replica_ctl a generate web --type ec >gen.out 2>&1 || { cat gen.out; tail -5 a/keystored.log; fail "generate on a through TLS + auth"; }
 ms=$(replica_wait_key b web present 2) || fail "the key generated on a is not on b within 2 s"

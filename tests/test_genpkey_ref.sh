@@ -8,7 +8,7 @@
 . "$(dirname "$0")/tls_lib.sh"
 ks_start "allow_client_generate = yes"
 
-gen() { openssl genpkey "${PROV[@]}" "$@"; }
+gen() { openssl genpkey "${PROV[@]}" -propquery provider=keystore "$@"; }
 
 gen -algorithm EC -pkeyopt group:P-256 -pkeyopt keystore-name:web -out "$T/web.pem" || fail "genpkey EC P-256"
 gen -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -pkeyopt keystore-name:ec384 -out "$T/ec384.pem" \
@@ -20,8 +20,11 @@ gen -algorithm RSA-PSS -pkeyopt keystore-name:pss -out "$T/pss.pem" || fail "gen
 gen -algorithm ED25519 -pkeyopt keystore-name:ed -out "$T/ed.pem" || fail "genpkey Ed25519"
 gen -algorithm ED448 -pkeyopt keystore-name:ed448 -out "$T/ed448.pem" || fail "genpkey Ed448"
 # the explicit property query selects keystore whatever the provider order
-openssl genpkey -provider default -provider keystore -propquery provider=keystore -algorithm EC \
-    -pkeyopt keystore-name:pq -out "$T/pq.pem" || fail "genpkey with -propquery provider=keystore"
+openssl genpkey "${PROV[@]:2:2}" "${PROV[@]:0:2}" -propquery provider=keystore -algorithm EC \
+    -pkeyopt keystore-name:pq -out "$T/pq.pem" || fail "genpkey with keystore first and -propquery provider=keystore"
+# without it default's key management is chosen and keystore-name is refused
+expect_fail "command not supported" openssl genpkey "${PROV[@]}" -algorithm EC -pkeyopt keystore-name:noq \
+    -out "$T/noq.pem"
 
 list=$(ks_ctl list)
 check_key() {
@@ -35,6 +38,7 @@ check_key pss RSA-PSS 2048
 check_key ed ED25519 -
 check_key ed448 ED448 -
 check_key pq EC P-256
+grep -q "^noq " <<<"$list" && fail "genpkey without the property query made a key in the server"
 pass "genpkey generated every key type inside the server"
 
 # The reference file: tiny, the URI only, no key material.

@@ -27,7 +27,7 @@ ks_ctl info web | grep -q "usage sign$" || { ks_ctl info web; fail "info: a key 
 # ---- ATTACK: a key name that is a version file of another key ---------------
 expect_fail "'web.v2' ends in .vN, which names key versions" "$KEYSTORECTL" generate web.v2 --type ec
 # a client with generate rights (allow_client_generate) over the client socket
-openssl genpkey "${PROV[@]}" -algorithm EC -pkeyopt group:P-256 -pkeyopt keystore-name:web.v3 \
+openssl genpkey "${PROV[@]}" -propquery provider=keystore -algorithm EC -pkeyopt group:P-256 -pkeyopt keystore-name:web.v3 \
     -out /dev/null >gen.out 2>&1 && { cat gen.out; fail "a client generated key web.v3"; }
 grep -q "ends in .vN" gen.out || { cat gen.out; fail "generate web.v3: no reason given"; }
 [ ! -e keys/web.v2.key ] && [ ! -e keys/web.v3.key ] || fail "a version file was written"

@@ -197,7 +197,7 @@ for u in www-data haproxy; do
         || fail "no connection from a worker running as $u"
 done
 expect_fail "keystore server unreachable.*Permission denied" setpriv --reuid nobody --regid nogroup --clear-groups \
-    openssl pkey -provider keystore -provider default -in keystore:web-ec -noout
+    openssl pkey -provider default -provider keystore -in keystore:web-ec -noout
 pass "workers connect as www-data and haproxy; a user outside group keystore cannot"
 
 # --- reload (what the units' ExecReload= run), then again with a rotated key

@@ -35,6 +35,8 @@ tls_get() {
     if ! printf 'GET / HTTP/1.0\r\n\r\n' | timeout 30 openssl s_client -connect "127.0.0.1:$SRV_PORT" \
             -servername localhost -verify_return_error -ign_eof "$@" >"$out" 2>&1; then
         cat "$out" >&2
+        # a client that failed before connecting leaves the server waiting
+        kill "$SRV_PID" 2>/dev/null || true
         wait "$SRV_PID" 2>/dev/null || true
         fail "s_client failed: $*"
     fi

@@ -41,7 +41,7 @@ def one(d, name, fname, g, t):
         fh.write(bytes.fromhex(t["ct"]))
     if os.path.exists(base + ".pt"):
         os.unlink(base + ".pt")
-    cmd = ["openssl", "pkeyutl", "-provider", "keystore", "-provider", "default",
+    cmd = ["openssl", "pkeyutl", "-provider", "default", "-provider", "keystore",
            "-decrypt", "-inkey", "keystore:" + name,
            "-pkeyopt", "rsa_padding_mode:oaep",
            "-pkeyopt", "rsa_oaep_md:" + MD[g["sha"]],

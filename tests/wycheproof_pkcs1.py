@@ -40,7 +40,7 @@ def one(d, name, t):
         fh.write(ct)
     if os.path.exists(base + ".pt"):
         os.unlink(base + ".pt")
-    r = subprocess.run(["openssl", "pkeyutl", "-provider", "keystore", "-provider", "default",
+    r = subprocess.run(["openssl", "pkeyutl", "-provider", "default", "-provider", "keystore",
                         "-decrypt", "-inkey", "keystore:" + name,
                         "-pkeyopt", "rsa_padding_mode:pkcs1",
                         "-in", base + ".ct", "-out", base + ".pt"],

@@ -33,7 +33,7 @@ def one(d, name, g, t):
     base = os.path.join(d, "%s-%d" % (name, t["tcId"]))
     with open(base + ".msg", "wb") as fh:
         fh.write(bytes.fromhex(t["msg"]))
-    r = subprocess.run(["openssl", "dgst", "-provider", "keystore", "-provider", "default",
+    r = subprocess.run(["openssl", "dgst", "-provider", "default", "-provider", "keystore",
                         "-" + MD[g["sha"]], "-sign", "keystore:" + name,
                         "-out", base + ".sig", base + ".msg"],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)

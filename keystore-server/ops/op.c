@@ -180,7 +180,9 @@ Keystore__KeyInfo *ks_op_keyinfo_of(struct ks_op *op, const struct ks_key *k,
     ki->name = ks_arena_memdup(op->arena, k->name, strlen(k->name) + 1);
     ki->type = k->type;
     ki->bits = k->bits;
-    ki->public_key_der.data = ks_arena_memdup(op->arena, k->spki, k->spki_len);
+    ki->public_key_der.data = ks_arena_alloc(op->arena, k->spki_len);
+    if (ki->public_key_der.data == NULL || ks_key_spki(k, ki->public_key_der.data) != 0)
+        return NULL;
     ki->public_key_der.len = k->spki_len;
     if (k->group[0] != '\0')
         ki->group = ks_arena_memdup(op->arena, k->group, strlen(k->group) + 1);

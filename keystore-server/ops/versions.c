@@ -45,7 +45,7 @@ void ks_op_rotate(struct ks_op *op, const Keystore__RotateKeyRequest *r)
         g.type = cur->type;
         g.bits = cur->type == KEYSTORE__KEY_TYPE__KEY_TYPE_RSA ||
                  cur->type == KEYSTORE__KEY_TYPE__KEY_TYPE_RSA_PSS ? cur->bits : 0;
-        g.group = cur->type == KEYSTORE__KEY_TYPE__KEY_TYPE_EC ? cur->group : (char *)"";
+        g.group = (char *)(cur->type == KEYSTORE__KEY_TYPE__KEY_TYPE_EC ? cur->group : "");
         g.usage = r->usage != 0 ? r->usage : cur->usage;
         if (r->bits != 0 && g.bits != 0)
             g.bits = r->bits;

@@ -1,6 +1,7 @@
 /* Fast bulk loading of keys; see keyload.h. */
 #include "keyload.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,8 +18,10 @@
 #define MAX_PUB 160         /* P-521 uncompressed: 133 */
 
 /* What precedes the encoded public key in the SPKI of every key of one
- * type, curve and public key length. */
-struct spki_template {
+ * type, curve and public key length: learnt from the first such key, then
+ * kept for the life of the process (key entries point to it) and never
+ * changed, so readers need no lock. */
+struct ks_spki_prefix {
     Keystore__KeyType type;
     char group[KS_GROUP_MAX];
     size_t publen;
@@ -26,11 +29,13 @@ struct spki_template {
     size_t prefixlen;
 };
 
+static struct ks_spki_prefix prefixes[MAX_TEMPLATES];
+static size_t nprefixes;
+static pthread_mutex_t prefixes_lock = PTHREAD_MUTEX_INITIALIZER;
+
 struct ks_loader {
     OSSL_DECODER_CTX *dec[NTYPES];
     EVP_PKEY *out[NTYPES];              /* where dec[i] puts its result */
-    struct spki_template t[MAX_TEMPLATES];
-    size_t nt;
 };
 
 static const char *const type_names[NTYPES] = {
@@ -128,44 +133,88 @@ static int has_template_form(EVP_PKEY *pkey, Keystore__KeyType type)
     }
 }
 
-int ks_loader_spki(struct ks_loader *l, EVP_PKEY *pkey, Keystore__KeyType type,
-                   const char *group, uint8_t **out, size_t *outlen)
+/* prefixes_lock held */
+static const struct ks_spki_prefix *prefix_find(Keystore__KeyType type, const char *group,
+                                                size_t publen)
+{
+    size_t i;
+
+    for (i = 0; i < nprefixes; i++)
+        if (prefixes[i].type == type && prefixes[i].publen == publen &&
+            strcmp(prefixes[i].group, group) == 0)
+            return &prefixes[i];
+    return NULL;
+}
+
+/* The first key of its kind: learn the prefix if its SPKI really is
+ * prefix || public key (prefixes_lock held).  NULL if not, or if full. */
+static const struct ks_spki_prefix *prefix_learn(Keystore__KeyType type, const char *group,
+                                                 const uint8_t *pub, size_t publen,
+                                                 const uint8_t *spki, size_t spkilen)
+{
+    struct ks_spki_prefix *p;
+
+    if (nprefixes >= MAX_TEMPLATES || spkilen <= publen || spkilen - publen > MAX_PREFIX ||
+        strlen(group) >= KS_GROUP_MAX || memcmp(spki + spkilen - publen, pub, publen) != 0)
+        return NULL;
+    p = &prefixes[nprefixes];
+    p->type = type;
+    strcpy(p->group, group);
+    p->publen = publen;
+    p->prefixlen = spkilen - publen;
+    memcpy(p->prefix, spki, p->prefixlen);
+    nprefixes++;
+    return p;
+}
+
+int ks_spki_of(EVP_PKEY *pkey, Keystore__KeyType type, const char *group,
+               const struct ks_spki_prefix **prefix, uint8_t **out, size_t *outlen)
 {
     uint8_t pub[MAX_PUB];
-    size_t publen, i;
-    struct spki_template *t;
+    size_t publen;
+    const struct ks_spki_prefix *p;
 
+    *prefix = NULL;
     *out = NULL;
-    if (l == NULL || !has_template_form(pkey, type) ||
+    if (!has_template_form(pkey, type) ||
         EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub,
                                         sizeof(pub), &publen) != 1) {
         ERR_clear_error();
         return spki_slow(pkey, out, outlen);
     }
-    for (i = 0; i < l->nt; i++) {
-        t = &l->t[i];
-        if (t->type == type && t->publen == publen && strcmp(t->group, group) == 0) {
-            if ((*out = malloc(t->prefixlen + publen)) == NULL)
-                return -1;
-            memcpy(*out, t->prefix, t->prefixlen);
-            memcpy(*out + t->prefixlen, pub, publen);
-            *outlen = t->prefixlen + publen;
-            return 0;
-        }
+    pthread_mutex_lock(&prefixes_lock);
+    p = prefix_find(type, group, publen);
+    pthread_mutex_unlock(&prefixes_lock);
+    if (p == NULL) {
+        if (spki_slow(pkey, out, outlen) != 0)
+            return -1;
+        pthread_mutex_lock(&prefixes_lock);
+        p = prefix_find(type, group, publen);
+        if (p == NULL)
+            p = prefix_learn(type, group, pub, publen, *out, *outlen);
+        pthread_mutex_unlock(&prefixes_lock);
+        if (p == NULL)
+            return 0;   /* not of that form after all: the caller keeps *out */
+        free(*out);
+        *out = NULL;
     }
-    if (spki_slow(pkey, out, outlen) != 0)
+    *prefix = p;
+    *outlen = p->prefixlen + publen;
+    return 0;
+}
+
+int ks_spki_write(const struct ks_spki_prefix *p, EVP_PKEY *pkey, uint8_t *out, size_t len)
+{
+    size_t publen;
+
+    if (len != p->prefixlen + p->publen)
         return -1;
-    /* The first key of its kind: learn the prefix if the SPKI really is
-     * prefix || public key. */
-    if (l->nt < MAX_TEMPLATES && *outlen > publen && *outlen - publen <= MAX_PREFIX &&
-        strlen(group) < KS_GROUP_MAX &&
-        memcmp(*out + *outlen - publen, pub, publen) == 0) {
-        t = &l->t[l->nt++];
-        t->type = type;
-        strcpy(t->group, group);
-        t->publen = publen;
-        t->prefixlen = *outlen - publen;
-        memcpy(t->prefix, *out, t->prefixlen);
+    memcpy(out, p->prefix, p->prefixlen);
+    if (EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+                                        out + p->prefixlen, p->publen, &publen) != 1 ||
+        publen != p->publen) {
+        ERR_clear_error();
+        return -1;
     }
     return 0;
 }

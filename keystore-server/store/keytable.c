@@ -74,7 +74,6 @@ static void key_free(struct ks_key *k)
     if (k == NULL)
         return;
     EVP_PKEY_free(k->pkey);
-    free(k->spki);
     for (i = 0; i < k->ncerts; i++)
         free(k->certs[i].der);
     free(k->certs);
@@ -131,39 +130,81 @@ static int copy_certs(struct ks_key *k, const struct ks_cert *certs, size_t n)
     return 0;
 }
 
+/* A blank entry (refs = 1) with its name and spki_len bytes of spki (0:
+ * none stored) after it, in the same allocation; NULL if out of memory or
+ * too long. */
+static struct ks_key *key_alloc(const char *name, const uint8_t *spki, size_t spki_len)
+{
+    size_t nlen = strlen(name);
+    struct ks_key *k;
+
+    if (nlen > KS_MAX_KEY_NAME || spki_len > UINT32_MAX ||
+        (k = calloc(1, sizeof(*k) + nlen + 1 + spki_len)) == NULL)
+        return NULL;
+    memcpy(k->name, name, nlen + 1);
+    if (spki_len > 0) {
+        k->spki = (uint8_t *)k->name + nlen + 1;
+        memcpy(k->spki, spki, spki_len);
+    }
+    k->spki_len = (uint32_t)spki_len;
+    k->group = "";
+    k->refs = 1;
+    k->version = 1;
+    return k;
+}
+
 /* New entry with refs = 1 holding its own reference to pkey. */
 static struct ks_key *key_new(const char *name, EVP_PKEY *pkey, uint64_t created,
                               uint32_t usage, char *why, size_t whylen)
 {
-    struct ks_key *k = calloc(1, sizeof(*k));
+    char group[KS_GROUP_MAX];
+    const struct ks_spki_prefix *prefix;
+    const char *canon;
+    Keystore__KeyType type;
+    unsigned bits;
+    uint8_t *spki;
+    size_t spki_len;
+    struct ks_key *k;
 
+    if (ks_pkey_describe(pkey, &type, &bits, group, why, whylen) != 0)
+        return NULL;
+    if (ks_spki_of(pkey, type, group, &prefix, &spki, &spki_len) != 0 ||
+        spki_len > UINT32_MAX) {
+        snprintf(why, whylen, "cannot encode the public key");
+        ERR_clear_error();
+        free(spki);
+        return NULL;
+    }
+    k = key_alloc(name, spki, spki != NULL ? spki_len : 0);
+    free(spki);
     if (k == NULL) {
         snprintf(why, whylen, "out of memory");
         return NULL;
     }
-    k->refs = 1;
-    k->version = 1;
-    snprintf(k->name, sizeof(k->name), "%s", name);
-    if (ks_pkey_describe(pkey, &k->type, &k->bits, k->group, why, whylen) != 0) {
-        free(k);
-        return NULL;
-    }
-    if (ks_loader_spki(loader, pkey, k->type, k->group, &k->spki, &k->spki_len) != 0) {
-        snprintf(why, whylen, "cannot encode the public key");
-        ERR_clear_error();
-        free(k);
-        return NULL;
-    }
     if (EVP_PKEY_up_ref(pkey) != 1) {
         snprintf(why, whylen, "EVP_PKEY_up_ref failed");
-        free(k->spki);
         free(k);
         return NULL;
     }
+    k->spki_prefix = prefix;
+    k->spki_len = (uint32_t)spki_len;
+    /* the static string of ks_canonical_group, which describe copied */
+    canon = ks_canonical_group(group);
+    k->group = canon != NULL ? canon : "";
+    k->type = type;
+    k->bits = bits;
     k->pkey = pkey;
     k->created = created;
     k->usage = usage;
     return k;
+}
+
+int ks_key_spki(const struct ks_key *k, uint8_t *out)
+{
+    if (k->spki_prefix != NULL)
+        return ks_spki_write(k->spki_prefix, k->pkey, out, k->spki_len);
+    memcpy(out, k->spki, k->spki_len);
+    return 0;
 }
 
 /* ---- table (callers hold the appropriate locks) ---------------------- */
@@ -354,6 +395,16 @@ static uint32_t stem_version(const char *stem, char name[KS_MAX_KEY_NAME + 1])
         return 1;
     }
     return (uint32_t)v;
+}
+
+/* An entry loaded from the files of stem NAME.vN (its name so far): takes
+ * version N and name NAME, in place (never longer than the stem). */
+static void key_take_stem(struct ks_key *k)
+{
+    char name[KS_MAX_KEY_NAME + 1];
+
+    k->version = stem_version(k->name, name);
+    memcpy(k->name, name, strlen(name) + 1);
 }
 
 int ks_key_name_reserved(const char *name)
@@ -723,7 +774,7 @@ static int load_one(const char *fname, const struct ks_manifest *mf)
     memcpy(k->key_hash, hash, sizeof(hash));
     k->has_crt = load_cert_file(k, crtf, mf, k->crt_hash);
     /* NAME.vN.key is version N of key NAME (sealed under the stem) */
-    k->version = stem_version(name, k->name);
+    key_take_stem(k);
     family_insert(k);
     return 1;
 }
@@ -1317,28 +1368,35 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
     return KS_STORE_OK;
 }
 
-/* Fill the blank entry k as a copy of expected with another chain (the
- * EVP_PKEY is shared).  On failure k is left for key_free. */
-static int key_with_certs(struct ks_key *k, const struct ks_key *expected,
-                          const struct ks_cert *certs, size_t ncerts)
+/* A new entry (refs = 1) that is a copy of `from` with another chain (the
+ * EVP_PKEY is shared), without a family (the caller's: family_set); NULL
+ * if out of memory. */
+static struct ks_key *key_copy(const struct ks_key *from, const struct ks_cert *certs,
+                               size_t ncerts)
 {
-    *k = *expected;
+    struct ks_key *k = key_alloc(from->name, from->spki, from->spki != NULL ? from->spki_len : 0);
+    uint8_t *spki;
+
+    if (k == NULL)
+        return NULL;
+    spki = k->spki;
+    *k = *from;          /* not the name, a flexible array member */
+    k->spki = spki;      /* its own copy, if stored */
     k->refs = 1;
     k->next = NULL;
     k->certs = NULL;
     k->ncerts = 0;
     k->pkey = NULL;
-    k->older = NULL;     /* the family is the caller's (family_set) */
+    k->older = NULL;
     k->nolder = 0;
     k->retired = NULL;
     k->nretired = 0;
-    k->spki = malloc(expected->spki_len);
-    if (k->spki == NULL || copy_certs(k, certs, ncerts) != 0 ||
-        EVP_PKEY_up_ref(expected->pkey) != 1)
-        return -1;
-    k->pkey = expected->pkey;
-    memcpy(k->spki, expected->spki, expected->spki_len);
-    return 0;
+    if (copy_certs(k, certs, ncerts) != 0 || EVP_PKEY_up_ref(from->pkey) != 1) {
+        key_free(k);
+        return NULL;
+    }
+    k->pkey = from->pkey;
+    return k;
 }
 
 /* Give head (fresh, without a family) the versions of from's family:
@@ -1408,20 +1466,16 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
     for (i = 0; i < ncerts; i++)
         total += certs[i].len;
     blob = malloc(total > 0 ? total : 1);
-    k = calloc(1, sizeof(*k));
+    k = key_copy(expected, certs, ncerts);
     if (blob == NULL || k == NULL) {
         snprintf(err, errlen, "out of memory");
         free(blob);
-        free(k);
+        key_free(k);
         return KS_STORE_INTERNAL;
     }
     for (total = 0, i = 0; i < ncerts; i++) {
         memcpy(blob + total, certs[i].der, certs[i].len);
         total += certs[i].len;
-    }
-    if (key_with_certs(k, expected, certs, ncerts) != 0) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
     }
     k->has_crt = ncerts > 0;
     if (ncerts > 0)
@@ -1442,9 +1496,8 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
         head = k;
         hrc = family_set(head, cur, 0, NULL, NULL);
     } else {
-        head = calloc(1, sizeof(*head));
-        hrc = head == NULL || key_with_certs(head, cur, cur->certs, cur->ncerts) != 0 ||
-              family_set(head, cur, 0, k, NULL) != 0 ? -1 : 0;
+        head = key_copy(cur, cur->certs, cur->ncerts);
+        hrc = head == NULL || family_set(head, cur, 0, k, NULL) != 0 ? -1 : 0;
     }
     ks_key_put(cur);
     if (hrc != 0) {
@@ -1682,8 +1735,8 @@ static int record_entry(const char *name, struct rec_version *rv, const struct k
     if (old != NULL && memcmp(old->key_hash, kh, sizeof(kh)) == 0 &&
         old->has_crt == (rv->crt != NULL) &&
         (rv->crt == NULL || memcmp(old->crt_hash, ch, sizeof(ch)) == 0)) {
-        rv->k = calloc(1, sizeof(*rv->k));
-        if (rv->k == NULL || key_with_certs(rv->k, old, old->certs, old->ncerts) != 0) {
+        rv->k = key_copy(old, old->certs, old->ncerts);
+        if (rv->k == NULL) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
@@ -1703,7 +1756,7 @@ static int record_entry(const char *name, struct rec_version *rv, const struct k
         return -1;
     }
     rv->k = k;
-    k->version = stem_version(stem, k->name);
+    key_take_stem(k);
     memcpy(k->key_hash, kh, sizeof(kh));
     if (rv->crt == NULL)
         return 0;
@@ -2184,9 +2237,9 @@ enum ks_store_status ks_store_rotate(const char *name, EVP_PKEY *pkey, uint32_t 
     }
     if (ks_catalogue_enabled() && cur->nolder + 1 >= KS_CAT_MAX_VERSIONS) {
         /* one record carries the whole family */
-        snprintf(err, errlen, "key '%s' has %zu versions, the most one catalogue record "
+        snprintf(err, errlen, "key '%s' has %u versions, the most one catalogue record "
                  "carries (catalogue = etcd): retire old versions first (keystorectl retire "
-                 "%s --version %u)", name, cur->nolder + 1, name,
+                 "%s --version %u)", name, (unsigned)cur->nolder + 1, name,
                  (unsigned)(cur->nolder > 0 ? cur->older[0]->version : cur->version));
         rc = KS_STORE_REFUSED;
         goto unlock;
@@ -2210,9 +2263,8 @@ enum ks_store_status ks_store_rotate(const char *name, EVP_PKEY *pkey, uint32_t 
     }
     ks_file_hash(file, filelen, k->key_hash);
     file_names(stem, keyf, keytmp, crtf, crttmp);
-    bare = calloc(1, sizeof(*bare));
-    if (bare == NULL || key_with_certs(bare, cur, cur->certs, cur->ncerts) != 0 ||
-        family_set(k, cur, 0, bare, NULL) != 0 ||
+    bare = key_copy(cur, cur->certs, cur->ncerts);
+    if (bare == NULL || family_set(k, cur, 0, bare, NULL) != 0 ||
         ks_manifest_add(&extra, keyf, k->key_hash, KS_MF_OPTIONAL) != 0) {
         snprintf(err, errlen, "out of memory");
         goto unlock;
@@ -2301,9 +2353,8 @@ enum ks_store_status ks_store_retire(const char *name, uint32_t version,
     }
     r.version = version;
     r.when = (uint64_t)time(NULL);
-    head = calloc(1, sizeof(*head));
-    if (head == NULL || key_with_certs(head, cur, cur->certs, cur->ncerts) != 0 ||
-        family_set(head, cur, version, NULL, &r) != 0) {
+    head = key_copy(cur, cur->certs, cur->ncerts);
+    if (head == NULL || family_set(head, cur, version, NULL, &r) != 0) {
         snprintf(err, errlen, "out of memory");
         goto unlock;
     }

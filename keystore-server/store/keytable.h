@@ -33,30 +33,38 @@ struct ks_key_retired {
 /* Each version of a key is an entry of its own (NAME.key is version 1,
  * NAME.vN.key version N).  The table holds the current version; its entry
  * also references the older usable versions, oldest first.  An entry is
- * immutable: rotate, retire and attach-cert publish a new current entry. */
+ * immutable: rotate, retire and attach-cert publish a new current entry.
+ * The entry and its name (and SubjectPublicKeyInfo if stored) are one
+ * allocation, the fields ordered without padding: a store of many small
+ * keys pays one malloc header per key (docs/performance.md, "Many keys"). */
+struct ks_spki_prefix;
 struct ks_key {
-    char name[KS_MAX_KEY_NAME + 1];
     EVP_PKEY *pkey;
+    const char *group;             /* "P-256" etc. for EC, "" otherwise (static strings) */
+    /* The SubjectPublicKeyInfo DER (ks_key_spki), spki_len bytes: the
+     * prefix of its kind followed by pkey's encoded public key (EC named
+     * curves, EdDSA, X25519/X448: nothing stored), or stored after the name. */
+    const struct ks_spki_prefix *spki_prefix;
+    uint8_t *spki;                 /* NULL with spki_prefix */
+    uint64_t created;
+    struct ks_cert *certs;         /* leaf first */
+    struct ks_key **older;         /* current entry only: usable older versions, referenced */
+    struct ks_key_retired *retired;   /* current entry only */
     Keystore__KeyType type;
     unsigned bits;
-    char group[KS_GROUP_MAX];      /* "P-256" etc. for EC, "" otherwise */
-    uint8_t *spki;                 /* SubjectPublicKeyInfo DER */
-    size_t spki_len;
-    uint64_t created;
+    uint32_t spki_len;
     uint32_t usage;                /* KS_USAGE_* bits */
-    struct ks_cert *certs;         /* leaf first */
-    size_t ncerts;
+    uint32_t ncerts;
     uint32_t version;              /* 1, 2, ... */
-    struct ks_key **older;         /* current entry only: usable older versions, referenced */
-    size_t nolder;
-    struct ks_key_retired *retired;   /* current entry only */
-    size_t nretired;
+    uint32_t nolder;
+    uint32_t nretired;
     /* private to keytable.c */
-    uint8_t key_hash[32];          /* of NAME.key, for the manifest */
-    uint8_t crt_hash[32];          /* of NAME.crt if has_crt */
     int has_crt;
     int refs;
     struct ks_key *next;
+    uint8_t key_hash[32];          /* of NAME.key, for the manifest */
+    uint8_t crt_hash[32];          /* of NAME.crt if has_crt */
+    char name[];                   /* at most KS_MAX_KEY_NAME; the SPKI follows it */
 };
 
 enum ks_store_status {
@@ -90,6 +98,10 @@ int ks_store_dir_fd(void);
 
 /* Close the store's own descriptor of the key directory (-1 from then on). */
 void ks_store_release_dir(void);
+
+/* The SubjectPublicKeyInfo DER of k into out (k->spki_len bytes).  0, or
+ * -1 if out of memory. */
+int ks_key_spki(const struct ks_key *k, uint8_t *out);
 
 /* Up-referenced entry or NULL.  Release with ks_key_put. */
 struct ks_key *ks_store_get(const char *name);

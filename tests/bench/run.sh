@@ -79,7 +79,7 @@ for k in p256 p384 rsa2048 ed25519; do
     fs=() ks=()
     for r in 1 2 3; do
         fs+=("$(rate -key "$T/$k.pem")")
-        ks+=("$(rate -provider keystore -provider default -key "keystore:bench-$k")")
+        ks+=("$(rate -provider default -provider keystore -key "keystore:bench-$k")")
     done
     python3 - "$k" "${fs[@]}" "${ks[@]}" <<'PY'
 import statistics, sys

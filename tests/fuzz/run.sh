@@ -4,14 +4,14 @@
 # fuzz_catalogue: what the key process reads from its catalogue agent;
 # fuzz_etcd: what the agent reads from etcd) with
 # clang + ASan/UBSan in their own build dir, replays every committed regression
-# input, then fuzzes each target for FUZZ_SECONDS (default 40) from a fresh seed
+# input, then fuzzes each target for FUZZ_SECONDS (default 30) from a fresh seed
 # corpus.  Fails on any crash, leak or sanitizer report.  docs/fuzzing.md has the longer local runs.
 #
 #   tests/fuzz/run.sh            (or through meson test: the "fuzz" test)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${KS_FUZZ_BUILD:-${KS_BUILD_ROOT:-$src/build-tests}/fuzz-build}
-secs=${FUZZ_SECONDS:-40}
+secs=${FUZZ_SECONDS:-30}
 
 if [ ! -f "$build/build.ninja" ]; then
     CC=clang meson setup "$build" "$src" --werror -Dfuzzing=true \
