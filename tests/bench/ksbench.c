@@ -597,7 +597,8 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--ops") == 0 && i + 1 < argc) burst_ops = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: ksbench --pem-dir DIR [--seconds S] [--clients 1,2,4] "
-                            "[--algs rsa2048,...] [--modes threads,procs] [--backends default,keystore]\n");
+                            "[--algs rsa2048,...] [--modes threads,procs] [--backends default,keystore] "
+                            "[--gap-us N] [--server-pid PID] [--repeat N] | --calibrate | --fork-burst N\n");
             return 1;
         }
     }
