@@ -138,3 +138,12 @@ expect_fail() {
         fail "error output of '$*' does not match /$pattern/"
     fi
 }
+
+# Damage one byte of a file in place: invert it, so the byte always changes
+# (writing a fixed value is a no-op 1 time in 256, when the byte already holds it).
+flip_byte() {
+    local file=$1 off=$2 b
+    b=$(od -An -tu1 -j "$off" -N1 "$file" | tr -d ' ')
+    [ -n "$b" ] || fail "flip_byte: $file has no byte at offset $off"
+    printf "\\x$(printf %02x $((b ^ 0xff)))" | dd of="$file" bs=1 seek="$off" conv=notrunc 2>/dev/null
+}

@@ -48,7 +48,7 @@ snap > "$T/before"
 # a tampered archive: refused whole, nothing replaced
 cp "$T/b1" "$T/bad"
 size=$(stat -c %s "$T/bad")
-printf '\x5a' | dd of="$T/bad" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+flip_byte "$T/bad" $((size / 2))
 expect_fail "does not authenticate under the master key .*nothing was restored" \
     "$KEYSTORED" --restore "$T/bad" -c "$T/keystored.conf" --allow-rollback
 head -c $((size - 100)) "$T/b1" > "$T/short"

@@ -166,8 +166,8 @@ ks_ctl generate victim2 --type ec >/dev/null || fail "generate victim2"
 before=$(names | wc -l)
 ks_stop
 size=$(stat -c %s "$T/keys/victim.key")
-printf '\x55' | dd of="$T/keys/victim.key" bs=1 seek=$((size - 5)) conv=notrunc 2>/dev/null
-printf '\x09' | dd of="$T/keys/victim2.key" bs=1 seek=19 conv=notrunc 2>/dev/null   # "created" field
+flip_byte "$T/keys/victim.key" $((size - 5))
+flip_byte "$T/keys/victim2.key" 19   # "created" field
 mv "$T/keystored.log" "$T/keystored.log.final"
 ks_start "$CONF"
 grep -q "refusing $T/keys/victim.key: the manifest (generation [0-9]*) does not vouch for it" "$T/keystored.log" \
