@@ -32,13 +32,14 @@ struct state {
 
 static struct state *buckets[BUCKETS];
 static size_t nstates;
-static int dirty, state_dirfd = -1;
+/* changes counts every change of the state; written is its value when the
+ * image last written was made (keytable.c writes the file) */
+static uint64_t changes, written;
 
-#define STATE_FILE ".catalogue"
-#define STATE_TMP ".catalogue.tmp"
 #define STATE_MAGIC "KSCATST\2"
 #define STATE_MAGIC_V1 "KSCATST\1"
 #define STATE_HEADER 44
+#define STATE_NONCE 20
 
 void ks_catalogue_enable(ks_catalogue_put_fn put, const char *prefix)
 {
@@ -85,13 +86,13 @@ int ks_catalogue_applied(const char *name, uint64_t seq, uint64_t mod_rev, uint6
     }
     if (seq > s->seq) {
         s->seq = seq;
-        dirty = 1;
+        changes++;
     }
     if (mod_rev > s->mod_rev)
         s->mod_rev = mod_rev;
     if (inc > s->inc) {
         s->inc = inc;
-        dirty = 1;
+        changes++;
     }
     ks_catalogue_saw_revision(mod_rev);
     return 0;
@@ -114,24 +115,33 @@ static uint32_t get_u32(const uint8_t *p);
 static void put_u64(uint8_t *p, uint64_t v);
 static uint64_t get_u64(const uint8_t *p);
 
-int ks_catalogue_state_flush(char *err, size_t errlen)
+int ks_catalogue_state_image(uint8_t **out, size_t *outlen, uint64_t *tag, char *err,
+                             size_t errlen)
 {
     uint8_t *pt, *file;
     size_t i, off = 0, ptlen = 0;
     struct state *s;
-    char why[256];
-    int rc = -1;
 
-    if (!dirty || state_dirfd < 0)
+    *out = NULL;
+    *outlen = 0;
+    *tag = changes;
+    if (changes == written)
         return 0;
     for (i = 0; i < BUCKETS; i++)
         for (s = buckets[i]; s != NULL; s = s->next)
             ptlen += 1 + strlen(s->name) + 24;
+    if (ptlen > KS_CAT_STATE_MAX - STATE_HEADER - KS_SEAL_TAG_LEN) {
+        snprintf(err, errlen, "the catalogue state of %zu keys exceeds %u MiB", nstates,
+                 KS_CAT_STATE_MAX >> 20);
+        return -1;
+    }
     pt = malloc(ptlen > 0 ? ptlen : 1);
     file = malloc(STATE_HEADER + ptlen + KS_SEAL_TAG_LEN);
     if (pt == NULL || file == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
+        snprintf(err, errlen, "out of memory for the catalogue state");
+        free(pt);
+        free(file);
+        return -1;
     }
     for (i = 0; i < BUCKETS; i++)
         for (s = buckets[i]; s != NULL; s = s->next) {
@@ -148,47 +158,56 @@ int ks_catalogue_state_flush(char *err, size_t errlen)
     memcpy(file, STATE_MAGIC, 8);
     put_u32(file + 8, (uint32_t)nstates);
     put_u64(file + 12, max_revision);
-    randombytes_buf(file + 20, KS_SEAL_NONCE_LEN);
-    if (ks_master_seal(pt, ptlen, file, STATE_HEADER, file + 20, file + STATE_HEADER) != 0) {
+    randombytes_buf(file + STATE_NONCE, KS_SEAL_NONCE_LEN);
+    if (ks_master_seal(pt, ptlen, file, STATE_HEADER, file + STATE_NONCE,
+                       file + STATE_HEADER) != 0) {
         snprintf(err, errlen, "cannot seal the catalogue state");
-        goto out;
+        free(pt);
+        free(file);
+        return -1;
     }
-    if (ks_write_file_atomic_at(state_dirfd, STATE_FILE, STATE_TMP, file,
-                                STATE_HEADER + ptlen + KS_SEAL_TAG_LEN, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "cannot write the catalogue state %s: %s", STATE_FILE, why);
-        goto out;
-    }
-    dirty = 0;
-    rc = 0;
-out:
     free(pt);
-    free(file);
-    return rc;
+    *out = file;
+    *outlen = STATE_HEADER + ptlen + KS_SEAL_TAG_LEN;
+    return 1;
 }
 
-int ks_catalogue_state_load(int dirfd, char *err, size_t errlen)
+void ks_catalogue_state_written(uint64_t tag)
 {
-    uint8_t *file = NULL, *pt = NULL;
-    size_t len, ptlen, off = 0, i;
-    char why[256];
-    uint32_t n;
-    int rc = -1, v1;
+    written = tag;
+}
 
-    state_dirfd = dirfd;
-    if (ks_read_file_at(dirfd, STATE_FILE, KS_CAT_RECORD_MAX, &file, &len, why,
-                        sizeof(why)) != 0)
-        return errno == ENOENT ? 0 : (snprintf(err, errlen, "%s: %s", STATE_FILE, why), -1);
-    v1 = len >= 8 && memcmp(file, STATE_MAGIC_V1, 8) == 0;
-    if (len < STATE_HEADER + KS_SEAL_TAG_LEN || (!v1 && memcmp(file, STATE_MAGIC, 8) != 0)) {
-        snprintf(err, errlen, "%s is not a catalogue state file", STATE_FILE);
-        goto out;
+/* 1 for format 2, 0 for format 1, -1 if not a state file */
+static int state_format(const uint8_t *file, size_t len)
+{
+    if (len < STATE_HEADER + KS_SEAL_TAG_LEN || len > KS_CAT_STATE_MAX)
+        return -1;
+    if (memcmp(file, STATE_MAGIC, 8) == 0)
+        return 1;
+    return memcmp(file, STATE_MAGIC_V1, 8) == 0 ? 0 : -1;
+}
+
+int ks_catalogue_state_parse(const uint8_t *file, size_t len, size_t *count, char *err,
+                             size_t errlen)
+{
+    uint8_t *pt = NULL;
+    size_t ptlen, off = 0, i;
+    uint32_t n;
+    int rc = -1, v1, f = state_format(file, len);
+
+    *count = 0;
+    if (f < 0) {
+        snprintf(err, errlen, "it is not a catalogue state file");
+        return -1;
     }
+    v1 = f == 0;
     n = get_u32(file + 8);
     ptlen = len - STATE_HEADER - KS_SEAL_TAG_LEN;
     pt = malloc(ptlen > 0 ? ptlen : 1);
     if (pt == NULL || ks_master_unseal(file + STATE_HEADER, len - STATE_HEADER, file,
-                                       STATE_HEADER, file + 20, pt) != 0) {
-        snprintf(err, errlen, "%s does not authenticate under the master key", STATE_FILE);
+                                       STATE_HEADER, file + STATE_NONCE, pt) != 0) {
+        snprintf(err, errlen, pt == NULL ? "out of memory"
+                 : "it does not authenticate under the master key");
         goto out;
     }
     for (i = 0; i < n; i++) {
@@ -208,15 +227,44 @@ int ks_catalogue_state_load(int dirfd, char *err, size_t errlen)
     if (off != ptlen)
         goto bad;
     ks_catalogue_saw_revision(get_u64(file + 12));
-    dirty = v1;   /* rewritten in format 2 */
+    written = v1 ? changes - 1 : changes;   /* format 1 is rewritten in format 2 */
+    *count = n;
     rc = 0;
     goto out;
 bad:
-    snprintf(err, errlen, "%s is malformed", STATE_FILE);
+    snprintf(err, errlen, "it is malformed");
 out:
     free(pt);
-    free(file);
     return rc;
+}
+
+int ks_catalogue_state_reseal(const uint8_t *file, size_t len, uint8_t **out, char *why,
+                              size_t whylen)
+{
+    uint8_t *buf;
+    int r;
+
+    *out = NULL;
+    if (state_format(file, len) < 0) {
+        snprintf(why, whylen, "it is not a catalogue state file");
+        return -1;
+    }
+    buf = malloc(len);
+    if (buf == NULL)
+        return -2;
+    memcpy(buf, file, STATE_HEADER);   /* the same header but for the nonce */
+    randombytes_buf(buf + STATE_NONCE, KS_SEAL_NONCE_LEN);
+    r = ks_master_reseal(file + STATE_HEADER, len - STATE_HEADER, file, STATE_HEADER,
+                         file + STATE_NONCE, buf, STATE_HEADER, buf + STATE_NONCE,
+                         buf + STATE_HEADER);
+    if (r != 0) {
+        free(buf);
+        if (r == -1)
+            snprintf(why, whylen, "it does not authenticate under the master key");
+        return r;
+    }
+    *out = buf;
+    return 0;
 }
 
 int ks_catalogue_check(const char *name, uint64_t seq, uint64_t *applied)
@@ -327,13 +375,6 @@ int ks_catalogue_publish(const char *name, int created, const struct ks_cat_file
     if (rc == 1 && ks_catalogue_applied(name, seq, rev, inc) != 0) {
         snprintf(err, errlen, "out of memory");
         rc = -1;
-    }
-    if (rc == 1) {
-        char why[512];
-
-        /* etcd has it already: a failure here costs only replay detection */
-        if (ks_catalogue_state_flush(why, sizeof(why)) != 0)
-            ks_log("error: catalogue: %s", why);
     }
     if (rc == 0 && rev > 0)
         ks_catalogue_saw_revision(rev);

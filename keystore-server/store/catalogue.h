@@ -110,11 +110,33 @@ int ks_catalogue_applied(const char *name, uint64_t seq, uint64_t mod_rev, uint6
  * BE incarnation per name; the 44 header bytes are the associated data),
  * so that a restarted replica still refuses what it refused before.  A
  * state of format 1 ("KSCATST\1", no incarnation) is read with every
- * incarnation unknown and rewritten in format 2.  load: at start-up (a
- * missing file, or one that does not authenticate (a master-key rotation
- * does not re-seal it), is an empty state, with a warning).  flush: writes it if anything changed.  0 or -1 with err. */
-int ks_catalogue_state_load(int dirfd, char *err, size_t errlen);
-int ks_catalogue_state_flush(char *err, size_t errlen);
+ * incarnation unknown and rewritten in format 2.  The file is read, written
+ * and vouched for by the manifest in keytable.c (an old copy put back would
+ * let a replica apply again what it refused); these only make and read its
+ * image. */
+#define KS_CAT_STATE_FILE ".catalogue"
+#define KS_CAT_STATE_TMP ".catalogue.tmp"
+#define KS_CAT_STATE_MAX (16u * 1024 * 1024)
+
+/* The sealed image of the state if it changed since the image last
+ * written: 1 with *out (malloc'd, *outlen bytes) and *tag for
+ * ks_catalogue_state_written, 0 if unchanged, -1 with err. */
+int ks_catalogue_state_image(uint8_t **out, size_t *outlen, uint64_t *tag, char *err,
+                             size_t errlen);
+/* The image of *tag is now the file. */
+void ks_catalogue_state_written(uint64_t tag);
+
+/* Authenticate and take the state from a file's bytes (start-up); *count
+ * names.  0, or -1 with err ("it does not authenticate ...": the caller
+ * names the file). */
+int ks_catalogue_state_parse(const uint8_t *file, size_t len, size_t *count, char *err,
+                             size_t errlen);
+
+/* Master-key rotation (rotate.c): the same state sealed under the next
+ * master key with a new nonce.  0, -1 if it does not authenticate or is not
+ * a state file (why says which), -2 internal. */
+int ks_catalogue_state_reseal(const uint8_t *file, size_t len, uint8_t **out, char *why,
+                              size_t whylen);
 
 /* The highest etcd revision seen (a range's header, a watch event). */
 void ks_catalogue_saw_revision(uint64_t rev);

@@ -38,6 +38,12 @@ static char dir_path[4096];
 static uint64_t generation;
 static struct ks_manifest carried;
 
+/* The hash of KEY_DIR/.catalogue (catalogue = etcd: what this replica has
+ * applied) when every manifest lists it: an old copy put back is refused
+ * like an old key file.  Set at start-up and by flush_catalogue. */
+static uint8_t cat_hash[KS_FILE_HASH_LEN];
+static int cat_listed;
+
 /* While load_all runs, in its thread only: the decoders, and one locked
  * buffer every key is unsealed into (keyload.h, ks_unseal_key_into). */
 static __thread struct ks_loader *loader;
@@ -494,6 +500,8 @@ static int commit(const struct ks_manifest *extra, char *err, size_t errlen)
         b.failed = ks_manifest_add(&m, carried.e[i].file, carried.e[i].hash, carried.e[i].flags);
     for (i = 0; !b.failed && extra != NULL && i < extra->n; i++)
         b.failed = ks_manifest_add(&m, extra->e[i].file, extra->e[i].hash, extra->e[i].flags);
+    if (!b.failed && cat_listed)
+        b.failed = ks_manifest_add(&m, KS_CAT_STATE_FILE, cat_hash, 0);
     if (b.failed) {
         snprintf(err, errlen, "out of memory for the manifest of %s", dir_path);
         goto out;
@@ -827,8 +835,8 @@ static void report_missing(const struct ks_manifest *mf)
         if (i > 0 && strcmp(mf->e[i].file, mf->e[i - 1].file) == 0)
             continue;
         ks_manifest_vouches(mf, mf->e[i].file, NULL, NULL, &optional);
-        if (!optional && fstatat(dir_fd, mf->e[i].file, &st, AT_SYMLINK_NOFOLLOW) != 0 &&
-            errno == ENOENT)
+        if (!optional && strcmp(mf->e[i].file, KS_CAT_STATE_FILE) != 0 &&   /* see below */
+            fstatat(dir_fd, mf->e[i].file, &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT)
             ks_log("warning: %s/%s is in the manifest but missing (removed by hand, or a "
                    "delete interrupted by a crash): it is forgotten", dir_path, mf->e[i].file);
     }
@@ -880,6 +888,145 @@ static int open_manifest(uint64_t counter, struct ks_manifest *mf, int *have)
                (unsigned long long)counter, (unsigned long long)mf->gen);
     *have = 1;
     return 0;
+}
+
+/* ---- the applied catalogue state, vouched for by the manifest ---------- */
+
+/* Write the applied state if it changed, as certificates are written: a
+ * manifest accepting the current and the new file, the file, then a
+ * manifest with the new one only; kill -9 anywhere leaves a vouched file.
+ * write_lock held.  0, or -1 with err. */
+static int flush_catalogue(char *err, size_t errlen)
+{
+    struct ks_manifest extra = { 0 };
+    uint8_t *file, hash[KS_FILE_HASH_LEN];
+    char why[256];
+    uint64_t tag;
+    size_t len;
+    int r, rc = -1;
+
+    r = ks_catalogue_state_image(&file, &len, &tag, err, errlen);
+    if (r <= 0)
+        return r;
+    ks_file_hash(file, len, hash);
+    if (ks_manifest_add(&extra, KS_CAT_STATE_FILE, hash, KS_MF_OPTIONAL) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (commit(&extra, err, errlen) != 0)
+        goto out;
+    if (ks_write_file_atomic_at(dir_fd, KS_CAT_STATE_FILE, KS_CAT_STATE_TMP, file, len, why,
+                                sizeof(why)) != 0) {
+        snprintf(err, errlen, "cannot write %s/%s: %s", dir_path, KS_CAT_STATE_FILE, why);
+        goto out;
+    }
+    memcpy(cat_hash, hash, sizeof(hash));
+    cat_listed = 1;
+    ks_catalogue_state_written(tag);
+    /* the old file is no longer vouched for; failing here leaves both */
+    rc = commit(NULL, err, errlen);
+out:
+    ks_manifest_free(&extra);
+    free(file);
+    return rc;
+}
+
+/* The end of a mutation: with catalogue = etcd its record moved this
+ * replica's applied state, written now that its files are in place (a
+ * crash before: the replica applies its own record again, harmlessly). */
+static void write_unlock(void)
+{
+    char err[4608];   /* the key directory's path and why */
+
+    if (ks_catalogue_enabled() && flush_catalogue(err, sizeof(err)) != 0)
+        ks_log("error: catalogue: %s (the applied state is written with the next change)", err);
+    pthread_mutex_unlock(&write_lock);
+}
+
+/* Start-up, before the first commit: take KEY_DIR/.catalogue if the
+ * manifest mf (NULL on a first start) vouches for it.  With catalogue off
+ * the manifest's entry is kept as it is.  0, or -1 (logged): do not start. */
+static int load_catalogue_state(uint64_t counter, const struct ks_manifest *mf)
+{
+    uint8_t *file = NULL, hash[KS_FILE_HASH_LEN];
+    char why[256], remedy[9000];   /* two paths */
+    int vouched, rc = -1;
+    size_t len, i, count;
+    const char *cp = ks_generation_path();
+
+    for (i = 0; mf != NULL && i < mf->n; i++)
+        if (strcmp(mf->e[i].file, KS_CAT_STATE_FILE) == 0 &&
+            (mf->e[i].flags & KS_MF_OPTIONAL) == 0) {
+            memcpy(cat_hash, mf->e[i].hash, sizeof(cat_hash));
+            cat_listed = 1;
+        }
+    snprintf(remedy, sizeof(remedy), "This replica would apply again records from etcd it has "
+             "already refused (an old key put back). Put the current file back; if the key "
+             "directory was restored on purpose, restore the key directory and %s together from "
+             "one backup; to start with an empty catalogue state, remove %s/%s and %s", cp,
+             dir_path, KS_CAT_STATE_FILE, cp);
+    if (ks_read_file_at(dir_fd, KS_CAT_STATE_FILE, KS_CAT_STATE_MAX, &file, &len, why,
+                        sizeof(why)) != 0) {
+        if (errno != ENOENT) {
+            ks_log("error: cannot read %s/%s: %s", dir_path, KS_CAT_STATE_FILE, why);
+            return -1;
+        }
+        if (!ks_catalogue_enabled() || !cat_listed)
+            return 0;   /* nothing applied yet (or a first write in progress) */
+        if (counter > 0) {
+            ks_log("error: %s/%s is missing but the manifest (generation %llu) lists it. %s",
+                   dir_path, KS_CAT_STATE_FILE, (unsigned long long)mf->gen, remedy);
+            return -1;
+        }
+        ks_log("warning: %s/%s is missing and the rollback counter %s is new: starting with an "
+               "empty catalogue state (an old record replayed into etcd is accepted once more, "
+               "until newer ones arrive)", dir_path, KS_CAT_STATE_FILE, cp);
+        cat_listed = 0;
+        return 0;
+    }
+    ks_file_hash(file, len, hash);
+    vouched = mf != NULL && ks_manifest_vouches(mf, KS_CAT_STATE_FILE, hash, NULL, NULL);
+    if (!ks_catalogue_enabled()) {
+        if (vouched) {
+            memcpy(cat_hash, hash, sizeof(hash));
+            cat_listed = 1;
+        }
+        free(file);
+        return 0;   /* kept as the manifest has it, for when catalogue = etcd is back */
+    }
+    /* only a listed (required) entry refuses: an optional one alone is a
+     * first write in progress over a file an older keystored left */
+    if (!vouched && cat_listed && counter > 0) {
+        ks_log("error: refusing %s/%s: the manifest (generation %llu) does not vouch for it (an "
+               "old copy put back?). %s", dir_path, KS_CAT_STATE_FILE,
+               (unsigned long long)mf->gen, remedy);
+        goto out;
+    }
+    if (!vouched)
+        ks_log("catalogue: taking %s/%s, which the manifest did not list (%s): from now on "
+               "only the file it vouches for is loaded", dir_path, KS_CAT_STATE_FILE,
+               cat_listed ? "the rollback counter is new" : "written by an older keystored");
+    if (ks_catalogue_state_parse(file, len, &count, why, sizeof(why)) != 0) {
+        if (vouched) {
+            ks_log("error: cannot use %s/%s, which the manifest vouches for: %s. Check "
+                   "master_key in the config; %s", dir_path, KS_CAT_STATE_FILE, why, remedy);
+            goto out;
+        }
+        ks_log("warning: %s/%s: %s: starting with an empty catalogue state (an old record "
+               "replayed into etcd is accepted once more, until newer ones arrive)", dir_path,
+               KS_CAT_STATE_FILE, why);
+        cat_listed = 0;
+        rc = 0;
+        goto out;
+    }
+    memcpy(cat_hash, hash, sizeof(hash));
+    cat_listed = 1;
+    ks_log("catalogue: applied state of %zu keys loaded from %s/%s", count, dir_path,
+           KS_CAT_STATE_FILE);
+    rc = 0;
+out:
+    free(file);
+    return rc;
 }
 
 static int load_all(uint64_t counter)
@@ -942,6 +1089,8 @@ static int load_all(uint64_t counter)
     }
     if (have)
         report_missing(&mf);
+    if (load_catalogue_state(counter, have ? &mf : NULL) != 0)
+        goto out;
     /* A clean manifest of what is here now: collapses writes in progress. */
     if (commit(NULL, err, sizeof(err)) != 0) {
         ks_log("error: %s", err);
@@ -995,27 +1144,15 @@ int ks_store_open(const char *key_dir, const char *counter_path)
         ks_log("error: out of memory for the key table");
         return -1;
     }
-    if (load_all(counter) != 0)
-        return -1;
-    if (ks_catalogue_enabled()) {
-        char err[512];
-
-        /* not fatal: removing the file has the same effect, and a master-key
-         * rotation (store/rotate.c) does not re-seal it */
-        if (ks_catalogue_state_load(dir_fd, err, sizeof(err)) != 0)
-            ks_log("warning: %s/%s: starting with an empty catalogue state (an old record "
-                   "replayed into etcd is accepted once more, until newer ones arrive)",
-                   dir_path, err);
-    }
-    return 0;
+    return load_all(counter);
 }
 
 void ks_store_catalogue_flush(void)
 {
-    char err[512];
+    char err[4608];
 
     pthread_mutex_lock(&write_lock);
-    if (ks_catalogue_state_flush(err, sizeof(err)) != 0)
+    if (flush_catalogue(err, sizeof(err)) != 0)
         ks_log("error: catalogue: %s", err);
     pthread_mutex_unlock(&write_lock);
 }
@@ -1230,7 +1367,7 @@ enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usa
     existing = ks_store_get(name);
     if (existing != NULL) {
         ks_key_put(existing);
-        pthread_mutex_unlock(&write_lock);
+        write_unlock();
         snprintf(err, errlen, "a key named '%s' already exists", name);
         rc = KS_STORE_EXISTS;
         goto out;
@@ -1242,7 +1379,7 @@ enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usa
 
         rc = publish_family(name, 1, k, &ch, 1, "no key was made", err, errlen);
         if (rc != KS_STORE_OK) {
-            pthread_mutex_unlock(&write_lock);
+            write_unlock();
             if (rc == KS_STORE_CONFLICT) {
                 snprintf(err, errlen, "a key named '%s' already exists (another replica "
                          "created it; the catalogue in etcd has it)", name);
@@ -1254,17 +1391,17 @@ enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usa
     }
     /* A .crt left behind by a manual key file deletion must not attach to the new key. */
     if (ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT) {
-        pthread_mutex_unlock(&write_lock);
+        write_unlock();
         snprintf(err, errlen, "cannot remove old %s/%s: %s", dir_path, crtf, strerror(errno));
         goto out;
     }
     uncarry(name);
     if (commit(&extra, err, errlen) != 0) {
-        pthread_mutex_unlock(&write_lock);
+        write_unlock();
         goto out;
     }
     if (ks_write_file_atomic_at(dir_fd, keyf, keytmp, file, filelen, why, sizeof(why)) != 0) {
-        pthread_mutex_unlock(&write_lock);
+        write_unlock();
         snprintf(err, errlen, "cannot store key %s in %s: %s", name, dir_path, why);
         goto out;
     }
@@ -1274,7 +1411,7 @@ enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usa
     }
     table_put(k);
     k = NULL;
-    pthread_mutex_unlock(&write_lock);
+    write_unlock();
     EVP_PKEY_free(pkey);   /* the entry holds its own reference */
     rc = KS_STORE_OK;
 out:
@@ -1325,7 +1462,7 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
     pthread_mutex_lock(&write_lock);
     k = ks_store_get(name);
     if (k == NULL) {
-        pthread_mutex_unlock(&write_lock);
+        write_unlock();
         snprintf(err, errlen, "no key named '%s'", name);
         return KS_STORE_NO_SUCH_KEY;
     }
@@ -1336,7 +1473,7 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
 
         if (pst != KS_STORE_OK) {
             ks_key_put(k);
-            pthread_mutex_unlock(&write_lock);
+            write_unlock();
             return pst;
         }
     }
@@ -1344,14 +1481,14 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
      * versions, never an old version back as the current one */
     if (unlink_versions(k, err, errlen) != 0) {
         ks_key_put(k);
-        pthread_mutex_unlock(&write_lock);
+        write_unlock();
         return KS_STORE_INTERNAL;
     }
     version_file_names(k, keyf, keytmp, crtf, crttmp);
     ks_key_put(k);
     if (ks_unlink_at(dir_fd, keyf) != 0 && errno != ENOENT) {
         snprintf(err, errlen, "cannot delete %s/%s: %s", dir_path, keyf, strerror(errno));
-        pthread_mutex_unlock(&write_lock);
+        write_unlock();
         return KS_STORE_INTERNAL;
     }
     /* From here the key is gone on disk: drop it from memory whatever happens. */
@@ -1361,10 +1498,10 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
         ks_log("warning: key %s deleted but %s/%s could not be removed: %s",
                name, dir_path, crtf, strerror(errno));
     if (fsync_dir(err, errlen) != 0 || commit(NULL, err, errlen) != 0) {
-        pthread_mutex_unlock(&write_lock);
+        write_unlock();
         return KS_STORE_INTERNAL;
     }
-    pthread_mutex_unlock(&write_lock);
+    write_unlock();
     return KS_STORE_OK;
 }
 
@@ -1485,7 +1622,7 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
     cur = ks_store_get(expected->name);
     if (cur == NULL || !in_family(cur, expected)) {
         ks_key_put(cur);
-        pthread_mutex_unlock(&write_lock);
+        write_unlock();
         snprintf(err, errlen, "key '%s' version %u was deleted, retired or replaced meanwhile",
                  expected->name, (unsigned)expected->version);
         rc = KS_STORE_NO_SUCH_KEY;
@@ -1501,7 +1638,7 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
     }
     ks_key_put(cur);
     if (hrc != 0) {
-        pthread_mutex_unlock(&write_lock);
+        write_unlock();
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -1512,7 +1649,7 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
                                                   errlen);
 
         if (pst != KS_STORE_OK) {
-            pthread_mutex_unlock(&write_lock);
+            write_unlock();
             rc = pst;
             goto out;
         }
@@ -1524,22 +1661,22 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
                                        expected->has_crt ? 0 : KS_MF_OPTIONAL) != 0) ||
         (ncerts == 0 && expected->has_crt &&
          ks_manifest_add(&extra, crtf, expected->crt_hash, KS_MF_OPTIONAL) != 0)) {
-        pthread_mutex_unlock(&write_lock);
+        write_unlock();
         snprintf(err, errlen, "out of memory");
         goto out;
     }
     if (commit(&extra, err, errlen) != 0) {
-        pthread_mutex_unlock(&write_lock);
+        write_unlock();
         goto out;
     }
     if (ncerts == 0) {
         if (ks_unlink_at(dir_fd, crtf) != 0 && errno != ENOENT) {
-            pthread_mutex_unlock(&write_lock);
+            write_unlock();
             snprintf(err, errlen, "cannot remove %s/%s: %s", dir_path, crtf, strerror(errno));
             goto out;
         }
     } else if (ks_write_file_atomic_at(dir_fd, crtf, crttmp, blob, total, why, sizeof(why)) != 0) {
-        pthread_mutex_unlock(&write_lock);
+        write_unlock();
         snprintf(err, errlen, "cannot store certificates of key %s in %s: %s",
                  expected->name, dir_path, why);
         goto out;
@@ -1553,7 +1690,7 @@ enum ks_store_status ks_store_set_certs(const struct ks_key *expected,
     /* Only the new chain from now on; failing here leaves both vouched for. */
     if (commit(NULL, why, sizeof(why)) != 0)
         ks_log("warning: %s", why);
-    pthread_mutex_unlock(&write_lock);
+    write_unlock();
     rc = KS_STORE_OK;
 out:
     if (head != NULL && head != k)
@@ -2303,7 +2440,7 @@ enum ks_store_status ks_store_rotate(const char *name, EVP_PKEY *pkey, uint32_t 
     EVP_PKEY_free(pkey);   /* the entry holds its own reference */
     rc = KS_STORE_OK;
 unlock:
-    pthread_mutex_unlock(&write_lock);
+    write_unlock();
     ks_key_put(cur);
     if (bare != NULL)
         ks_key_put(bare);   /* k's family holds its own reference */
@@ -2383,7 +2520,7 @@ enum ks_store_status ks_store_retire(const char *name, uint32_t version,
         goto unlock;
     rc = KS_STORE_OK;
 unlock:
-    pthread_mutex_unlock(&write_lock);
+    write_unlock();
     if (head != NULL)
         key_free(head);
     ks_key_put(cur);

@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "common/log.h"
+#include "catalogue.h"
 #include "generation.h"
 #include "keytable.h"
 #include "manifest.h"
@@ -195,7 +196,8 @@ static int roll_forward(const struct paths *p, const char *key_dir)
         goto out;
     }
     while ((errno = 0, de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.' || strcmp(de->d_name, STAGED_KEY) == 0)
+        if ((de->d_name[0] == '.' && strcmp(de->d_name, KS_CAT_STATE_FILE) != 0) ||
+            strcmp(de->d_name, STAGED_KEY) == 0)
             continue;   /* ".", "..", the manifest (below), leftover temporaries */
         if (renameat(sfd, de->d_name, kfd, de->d_name) != 0) {
             ks_log("error: cannot move %s/%s into %s: %s", p->stage, de->d_name, key_dir,
@@ -277,7 +279,7 @@ int ks_rotation_recover(const char *master_path, const char *key_dir, const char
     return 0;
 }
 
-/* Re-seal (keys) or copy (certificates) every file of mf into sfd; the
+/* Re-seal (keys, the catalogue state) or copy (certificates) every file of mf into sfd; the
  * new manifest gets their new hashes. */
 static int stage_files(int kfd, int sfd, const struct ks_manifest *mf, struct ks_manifest *nm,
                        const char *key_dir)
@@ -314,6 +316,15 @@ static int stage_files(int kfd, int sfd, const struct ks_manifest *mf, struct ks
 
             snprintf(stem, sizeof(stem), "%.*s", (int)(n - 4), f);
             r = ks_reseal_key(stem, buf, len, &out, why, sizeof(why));
+            free(buf);
+            if (r != 0) {
+                ks_log("error: cannot re-seal %s/%s: %s", key_dir, f,
+                       r == -1 ? why : "internal error");
+                return -1;
+            }
+            buf = out;
+        } else if (strcmp(f, KS_CAT_STATE_FILE) == 0) {
+            r = ks_catalogue_state_reseal(buf, len, &out, why, sizeof(why));
             free(buf);
             if (r != 0) {
                 ks_log("error: cannot re-seal %s/%s: %s", key_dir, f,
