@@ -207,19 +207,35 @@ static int digests_key(const EVP_MD *md, const EVP_MD *mgf1)
     return b * 65536 + a;
 }
 
-/* The kinds' contexts, made new: NULL on failure (OpenSSL's error queue as
- * it is left).  RSA sign: sign_init and nothing else. */
-static void *make_rsa_sign(struct ks_key *k, const EVP_MD *md, const EVP_MD *mgf1)
+EVP_PKEY_CTX *ks_sign_ctx_new(EVP_PKEY *pkey)
 {
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
 
-    (void)md;
-    (void)mgf1;
     if (ctx != NULL && EVP_PKEY_sign_init(ctx) != 1) {
         EVP_PKEY_CTX_free(ctx);
         return NULL;
     }
     return ctx;
+}
+
+EVP_MD_CTX *ks_eddsa_ctx_new(EVP_PKEY *pkey)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    if (ctx != NULL && EVP_DigestSignInit_ex(ctx, NULL, NULL, NULL, NULL, pkey, NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* The kinds' contexts, made new: NULL on failure (OpenSSL's error queue as
+ * it is left).  RSA sign: sign_init and nothing else. */
+static void *make_rsa_sign(struct ks_key *k, const EVP_MD *md, const EVP_MD *mgf1)
+{
+    (void)md;
+    (void)mgf1;
+    return ks_sign_ctx_new(k->pkey);
 }
 
 static void *make_ecdsa(struct ks_key *k, const EVP_MD *md, const EVP_MD *mgf1)
@@ -242,15 +258,9 @@ static void *make_rsa_oaep(struct ks_key *k, const EVP_MD *md, const EVP_MD *mgf
 
 static void *make_eddsa(struct ks_key *k, const EVP_MD *md, const EVP_MD *mgf1)
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-
     (void)md;
     (void)mgf1;
-    if (ctx != NULL && EVP_DigestSignInit_ex(ctx, NULL, NULL, NULL, NULL, k->pkey, NULL) != 1) {
-        EVP_MD_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
+    return ks_eddsa_ctx_new(k->pkey);
 }
 
 /* What differs between the kinds: how their contexts are made (the cache

@@ -52,6 +52,14 @@ EVP_PKEY_CTX *ks_prep_rsa_oaep(struct ks_key *k, const EVP_MD *md, const EVP_MD 
 const char *ks_rsa_oaep_ctx_new(EVP_PKEY *pkey, const EVP_MD *md, const EVP_MD *mgf1,
                                 EVP_PKEY_CTX **out);
 
+/* The one set-up of a signing context, for the prepared ones and for a
+ * request's own when preparing failed: a new EVP_PKEY_CTX after
+ * EVP_PKEY_sign_init (RSA, ECDSA), or a new EVP_MD_CTX after
+ * EVP_DigestSignInit_ex (EdDSA).  NULL on failure, OpenSSL's error queue
+ * kept for the reason. */
+EVP_PKEY_CTX *ks_sign_ctx_new(EVP_PKEY *pkey);
+EVP_MD_CTX *ks_eddsa_ctx_new(EVP_PKEY *pkey);
+
 /* EdDSA: an EVP_MD_CTX after EVP_DigestSignInit_ex, for EVP_DigestSign
  * (one-shot; it keeps no state between calls).  Borrowed as above. */
 EVP_MD_CTX *ks_prep_eddsa(struct ks_key *k);

@@ -103,9 +103,8 @@ static void sign_eddsa(struct ks_op *op, struct ks_key *k, const Keystore__SignR
     }
     /* the prepared context if there is one, else a context of our own */
     prepared = ks_prep_eddsa(k);
-    mctx = prepared != NULL ? prepared : EVP_MD_CTX_new();
-    if (mctx == NULL || (prepared == NULL &&
-                         EVP_DigestSignInit_ex(mctx, NULL, NULL, NULL, NULL, k->pkey, NULL) != 1)) {
+    mctx = prepared != NULL ? prepared : ks_eddsa_ctx_new(k->pkey);
+    if (mctx == NULL) {
         op_failed(op, k);
         goto out;
     }
@@ -216,12 +215,7 @@ static EVP_PKEY_CTX *sign_ctx(struct ks_key *k, int is_rsa, const EVP_MD *md, in
     }
     if (is_rsa && (base = ks_prep_rsa_sign(k)) != NULL && (ctx = EVP_PKEY_CTX_dup(base)) != NULL)
         return ctx;
-    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-    if (ctx != NULL && EVP_PKEY_sign_init(ctx) != 1) {
-        EVP_PKEY_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
+    return ks_sign_ctx_new(k->pkey);
 }
 
 static void sign_digest(struct ks_op *op, struct ks_key *k, const Keystore__SignRequest *r)
