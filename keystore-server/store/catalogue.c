@@ -33,7 +33,7 @@ struct state {
 static struct state *buckets[BUCKETS];
 static size_t nstates;
 /* changes counts every change of the state; written is its value when the
- * image last written was made (keytable.c writes the file) */
+ * image last written was made (keytable_sync.c writes the file) */
 static uint64_t changes, written;
 
 #define STATE_MAGIC "KSCATST\2"

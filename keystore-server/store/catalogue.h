@@ -111,9 +111,9 @@ int ks_catalogue_applied(const char *name, uint64_t seq, uint64_t mod_rev, uint6
  * so that a restarted replica still refuses what it refused before.  A
  * state of format 1 ("KSCATST\1", no incarnation) is read with every
  * incarnation unknown and rewritten in format 2.  The file is read, written
- * and vouched for by the manifest in keytable.c (an old copy put back would
- * let a replica apply again what it refused); these only make and read its
- * image. */
+ * and vouched for by the manifest in keytable_sync.c (an old copy put back
+ * would let a replica apply again what it refused); these only make and read
+ * its image. */
 #define KS_CAT_STATE_FILE ".catalogue"
 #define KS_CAT_STATE_TMP ".catalogue.tmp"
 #define KS_CAT_STATE_MAX (16u * 1024 * 1024)

@@ -58,7 +58,7 @@ struct ks_key {
     uint32_t version;              /* 1, 2, ... */
     uint32_t nolder;
     uint32_t nretired;
-    /* private to keytable.c */
+    /* private to store/keytable*.c */
     int has_crt;
     int refs;
     struct ks_key *next;
