@@ -154,6 +154,15 @@ sign_on() {
     KEYSTORE_SERVER="unix:$T/$1/ks.sock" openssl dgst "${PROV[@]}" -sha256 -sign "$uri" \
         -out "${3:-sig.$1}" data 2>>sign.err
 }
+# save_record NAME FILE: etcd's value of key NAME's record (under /kst/), as
+# a file (binary), to put back later with etcd_ctl put (a replay).
+save_record() {
+    etcd_ctl get "/kst/keys/$1" -w json | /usr/bin/python3 -c '
+import base64, json, sys
+kvs = json.load(sys.stdin).get("kvs", [])
+sys.stdout.buffer.write(base64.b64decode(kvs[0]["value"]) if kvs else b"")' > "$2"
+    [ -s "$2" ] || fail "no record for $1 in etcd"
+}
 # sig_verifies PUB SIG: SIG is a signature of ./data by PUB's private key.
 sig_verifies() { openssl dgst -sha256 -verify "$1" -signature "$2" data >/dev/null 2>&1; }
 

@@ -18,14 +18,6 @@ replica_start a
 replica_start b
 printf 'data\n' > data
 
-# etcd's value of key NAME's record, as a file (binary)
-save_record() {   # NAME FILE
-    etcd_ctl get "/kst/keys/$1" -w json | /usr/bin/python3 -c '
-import base64, json, sys
-kvs = json.load(sys.stdin).get("kvs", [])
-sys.stdout.buffer.write(base64.b64decode(kvs[0]["value"]) if kvs else b"")' > "$2"
-    [ -s "$2" ] || fail "no record for $1 in etcd"
-}
 put_record() {   # NAME FILE
     etcd_ctl put "/kst/keys/$1" < "$2" >/dev/null || fail "etcdctl put $1"
 }

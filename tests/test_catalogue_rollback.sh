@@ -24,14 +24,6 @@ replica_start a
 replica_start b
 printf 'data\n' > data
 
-save_record() {   # NAME FILE: etcd's value of key NAME's record
-    etcd_ctl get "/kst/keys/$1" -w json | /usr/bin/python3 -c '
-import base64, json, sys
-kvs = json.load(sys.stdin).get("kvs", [])
-sys.stdout.buffer.write(base64.b64decode(kvs[0]["value"]) if kvs else b"")' > "$2"
-    [ -s "$2" ] || fail "no record for $1 in etcd"
-}
-
 # try_start NAME LOG: start replica NAME's keystored with its config; 0 if it
 # serves (its pid in TRY_PID), 1 if it exits (its status in TRY_RC)
 try_start() {

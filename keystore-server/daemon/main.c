@@ -321,6 +321,10 @@ out:
     ks_sd_notify_close();
     ks_confhelper_stop();
     ks_tcp_identity_unload();
+    /* records applied since the catalogue thread's last write: the state on
+     * disk is exact after a clean stop (kill -9 only makes a restart apply
+     * them again) */
+    ks_store_catalogue_flush();
     ks_store_close();
     ks_master_unload();
     if (rc == 0)
