@@ -159,6 +159,27 @@ present=0; for v in "${state[@]}"; do [ "$v" = present ] && present=$((present +
 [ "$n" -gt "$ROUNDS" ] || fail "too few operations ($n) to mean anything"
 pass "$ROUNDS kill -9 rounds, $n keystorectl operations ($nrot rotate, $nret retire): no acknowledged key lost, no deleted key back, no damaged file ($present keys now)"
 
+# a delete stopped between its two unlinks (key file gone, certificate
+# left, the manifest still vouching for both): the next start finishes it,
+# and the start after that has nothing to refuse (before, the certificate
+# was forgotten by the manifest but left on disk, and refused at every
+# later start)
+ks_ctl generate halfdel --type ec >/dev/null || fail "generate halfdel"
+openssl req -new -x509 "${PROV[@]}" -key keystore:halfdel -subj /CN=halfdel -days 2 \
+    -out "$T/halfdel.pem" 2>/dev/null || fail "certificate for halfdel"
+ks_ctl attach-cert halfdel "$T/halfdel.pem" >/dev/null || fail "attach-cert halfdel"
+ks_stop
+rm "$T/keys/halfdel.key"
+mv "$T/keystored.log" "$T/keystored.log.halfdel"
+ks_start "$CONF"
+grep -q "removed $T/keys/halfdel.crt: its key file is gone" "$T/keystored.log" \
+    || { cat "$T/keystored.log" >&2; fail "the interrupted delete's certificate was not removed"; }
+ks_stop
+ks_start "$CONF"
+grep -E "refusing|error" "$T/keystored.log" && fail "the start after an interrupted delete refused a file"
+[ -e "$T/keys/halfdel.crt" ] && fail "halfdel.crt still in the key directory"
+pass "a delete interrupted between its unlinks is finished at the next start; nothing is refused later"
+
 # a damaged file and a tampered header: named, skipped, the rest still load
 ks_ctl generate keeper --type ed25519 >/dev/null || fail "generate keeper"   # >= 1 good key below
 ks_ctl generate victim --type ec >/dev/null || fail "generate victim"

@@ -306,7 +306,8 @@ static void remove_temp_file(const char *fname)
     }
 }
 
-/* A NAME.crt whose key file is absent: refused loudly unless vouched for. */
+/* A NAME.crt whose key file is absent: refused loudly unless vouched for,
+ * removed if it is. */
 static void check_orphan_cert(const char *fname, const struct ks_manifest *mf)
 {
     char key[KS_MF_NAME_MAX], err[256];
@@ -322,10 +323,21 @@ static void check_orphan_cert(const char *fname, const struct ks_manifest *mf)
         return;
     ks_file_hash(buf, len, hash);
     free(buf);
-    if (!ks_manifest_vouches(mf, fname, hash, NULL, NULL))
+    if (!ks_manifest_vouches(mf, fname, hash, NULL, NULL)) {
         ks_log("error: refusing %s/%s: the manifest does not vouch for it and no key file "
                "goes with it (left from a deleted key, or copied in); move it out of the key "
                "directory", kt_dir_path, fname);
+        return;
+    }
+    /* Vouched, its key gone: a delete stopped between the two unlinks.  The
+     * next manifest forgets it, so finish the delete now (left in place it
+     * would be refused as a stray file at every later start). */
+    if (unlinkat(kt_dir_fd, fname, 0) == 0)
+        ks_log("removed %s/%s: its key file is gone (a delete interrupted by a crash)",
+               kt_dir_path, fname);
+    else
+        ks_log("warning: cannot remove %s/%s, whose key file is gone (a delete interrupted "
+               "by a crash): %s; remove it by hand", kt_dir_path, fname, strerror(errno));
 }
 
 /* Listed, required, but absent: say so (the next manifest forgets them). */
