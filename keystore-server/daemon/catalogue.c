@@ -89,6 +89,8 @@ static void *events_thread(void *arg)
                 ks_log("catalogue: in step with etcd at revision %llu, watching for changes",
                        (unsigned long long)m.rev);
             synced = 1;
+            /* keys from before catalogue = etcd, now that etcd's are known */
+            ks_store_catalogue_upload();
             break;
         default:
             ks_log("error: catalogue: unexpected message from the agent; ignored");

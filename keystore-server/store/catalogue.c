@@ -98,6 +98,64 @@ int ks_catalogue_applied(const char *name, uint64_t seq, uint64_t mod_rev, uint6
     return 0;
 }
 
+int ks_catalogue_mark_joining(const char *name)
+{
+    struct state **pp = slot(name);
+
+    if (*pp != NULL)
+        return 0;   /* known already: not a key of before */
+    *pp = calloc(1, sizeof(**pp));
+    if (*pp == NULL)
+        return -1;
+    snprintf((*pp)->name, sizeof((*pp)->name), "%s", name);
+    nstates++;
+    changes++;
+    return 0;
+}
+
+int ks_catalogue_is_joining(const char *name)
+{
+    struct state *s = *slot(name);
+
+    return s != NULL && s->seq == 0;
+}
+
+void ks_catalogue_forget(const char *name)
+{
+    struct state **pp = slot(name), *s = *pp;
+
+    if (s == NULL)
+        return;
+    *pp = s->next;
+    free(s);
+    nstates--;
+    changes++;
+}
+
+struct ks_cat_name *ks_catalogue_joining(size_t *n)
+{
+    struct ks_cat_name *names;
+    size_t i, count = 0;
+    struct state *s;
+
+    *n = 0;
+    for (i = 0; i < BUCKETS; i++)
+        for (s = buckets[i]; s != NULL; s = s->next)
+            count += s->seq == 0;
+    if (count == 0 || (names = calloc(count, sizeof(*names))) == NULL)
+        return NULL;
+    for (i = 0; i < BUCKETS; i++)
+        for (s = buckets[i]; s != NULL; s = s->next)
+            if (s->seq == 0)
+                memcpy(names[(*n)++].s, s->name, sizeof(names[0].s));
+    return names;
+}
+
+void ks_catalogue_touch(void)
+{
+    changes++;
+}
+
 int ks_catalogue_check_incarnation(const char *name, uint64_t inc, uint64_t *local)
 {
     struct state *s = *slot(name);

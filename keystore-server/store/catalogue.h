@@ -43,6 +43,7 @@
 #include <stdint.h>
 
 #include "manifest.h"
+#include "wire.h"
 
 /* A record carries every live version of a key (NAME.key/NAME.crt for
  * version 1, NAME.vN.key/NAME.vN.crt for version N): at most this many
@@ -92,6 +93,23 @@ void ks_catalogue_record_free(struct ks_cat_record *r);
  * (the same sequence: our own write, a repeated range read), -1 older
  * (replayed or rolled back: refuse; *applied says what we have). */
 int ks_catalogue_check(const char *name, uint64_t seq, uint64_t *applied);
+
+/* Keys from before catalogue = etcd ("joining"): a name whose state is
+ * sequence 0 is a key of this key directory that was never in etcd; it is
+ * uploaded once this replica is in step with etcd, unless etcd has another
+ * key of that name (keytable_sync.c).  mark: the name joins (0, or -1 out
+ * of memory); is_joining: 1 if it does; forget: drop what is known of the
+ * name (a key not shared, deleted here); joining: the names, malloc'd, *n of
+ * them (NULL with *n 0 if none or out of memory); touch: the state is
+ * written at the next flush even if unchanged (a first start). */
+int ks_catalogue_mark_joining(const char *name);
+int ks_catalogue_is_joining(const char *name);
+void ks_catalogue_forget(const char *name);
+struct ks_cat_name {
+    char s[KS_MAX_KEY_NAME + 1];
+};
+struct ks_cat_name *ks_catalogue_joining(size_t *n);
+void ks_catalogue_touch(void);
 
 /* A newer record's incarnation inc against the one applied for `name`:
  * 1 a new key under the old name (or the applied one is unknown: a state

@@ -604,7 +604,11 @@ int ks_store_open(const char *key_dir, const char *counter_path)
         ks_log("error: out of memory for the key table");
         return -1;
     }
-    return kt_load_all(counter);
+    if (kt_load_all(counter) != 0)
+        return -1;
+    if (ks_catalogue_enabled())
+        ks_store_catalogue_flush();   /* a first start's state at once (keytable_sync.c) */
+    return 0;
 }
 
 int ks_store_dir_fd(void)

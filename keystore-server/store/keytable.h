@@ -181,6 +181,12 @@ int ks_store_apply_remote(const char *name, uint64_t mod_rev, const uint8_t *rec
  * the applying thread calls it once it has no record waiting. */
 void ks_store_catalogue_flush(void);
 
+/* Share the keys this key directory had before catalogue = etcd was set
+ * (marked at the first start with it; store/catalogue.h): each is
+ * published as a new key unless etcd has another key of its name, which
+ * leaves it this replica's own (logged).  Called when in step with etcd. */
+void ks_store_catalogue_upload(void);
+
 /* Reload of the certificate chains (keystorectl reload, SIGHUP): read every
  * key's NAME.crt again.  prepare checks them all and builds the new entries
  * without publishing anything; a file that does not parse or whose leaf

@@ -82,6 +82,36 @@ void kt_write_unlock(void)
 /* Start-up, before the first commit: take KEY_DIR/.catalogue if the
  * manifest mf (NULL on a first start) vouches for it.  With catalogue off
  * the manifest's entry is kept as it is.  0, or -1 (logged): do not start. */
+static int mark_one(const struct ks_key *k, void *arg)
+{
+    size_t *n = arg;
+
+    if (ks_catalogue_mark_joining(k->name) != 0)
+        return 1;
+    (*n)++;
+    return 0;
+}
+
+/* The first start with catalogue = etcd on this key directory: its keys
+ * are from before, shared once in step with etcd (ks_store_catalogue_upload);
+ * the state is written at once (ks_store_open), so that the next start is
+ * never a first one. */
+static int mark_joining(void)
+{
+    size_t n = 0;
+
+    if (ks_store_foreach(mark_one, &n) != 0) {
+        ks_log("error: out of memory for the catalogue state");
+        return -1;
+    }
+    ks_catalogue_touch();
+    if (n > 0)
+        ks_log("catalogue: first start with catalogue = etcd on %s: its %zu key%s are shared "
+               "once this replica is in step with etcd (a name etcd has for another key stays "
+               "this replica's own, not shared)", kt_dir_path, n, n == 1 ? "" : "s");
+    return 0;
+}
+
 int kt_load_catalogue_state(uint64_t counter, const struct ks_manifest *mf)
 {
     uint8_t *file = NULL, hash[KS_FILE_HASH_LEN];
@@ -107,8 +137,10 @@ int kt_load_catalogue_state(uint64_t counter, const struct ks_manifest *mf)
             ks_log("error: cannot read %s/%s: %s", kt_dir_path, KS_CAT_STATE_FILE, why);
             return -1;
         }
-        if (!ks_catalogue_enabled() || !kt_cat_listed)
-            return 0;   /* nothing applied yet (or a first write in progress) */
+        if (!ks_catalogue_enabled())
+            return 0;
+        if (!kt_cat_listed)
+            return mark_joining();   /* nothing ever written: a first start */
         if (counter > 0) {
             ks_log("error: %s/%s is missing but the manifest (generation %llu) lists it. %s",
                    kt_dir_path, KS_CAT_STATE_FILE, (unsigned long long)mf->gen, remedy);
@@ -629,6 +661,116 @@ out:
     return rc;
 }
 
+/* 1 if record r holds exactly the files of head's family. */
+static int family_matches(const struct ks_key *head, const struct ks_cat_record *r)
+{
+    char keyf[80], keytmp[80], crtf[80], crttmp[80];
+    uint8_t hash[KS_FILE_HASH_LEN];
+    size_t i, j, m, nfiles = 0;
+
+    for (i = 0; i <= head->nolder; i++) {
+        const struct ks_key *v = i < head->nolder ? head->older[i] : head;
+
+        kt_version_file_names(v, keyf, keytmp, crtf, crttmp);
+        for (j = 0; j < 2; j++) {
+            const char *f = j == 0 ? keyf : crtf;
+
+            if (j == 1 && !v->has_crt)
+                continue;
+            nfiles++;
+            for (m = 0; m < r->n && strcmp(r->f[m].name, f) != 0; m++)
+                ;
+            if (m == r->n)
+                return 0;
+            ks_file_hash(r->f[m].data, r->f[m].len, hash);
+            if (memcmp(hash, j == 0 ? v->key_hash : v->crt_hash, sizeof(hash)) != 0)
+                return 0;
+        }
+    }
+    return nfiles == r->n;
+}
+
+static void log_not_shared(const char *name, const char *why)
+{
+    ks_log("error: catalogue: key %s here is from before catalogue = etcd, and %s: this "
+           "replica keeps its own key %s, not shared (the other replicas use etcd's). To use "
+           "etcd's here instead: keystorectl delete %s on this replica (a key not shared is "
+           "deleted here only), then restart keystored", name, why, name, name);
+}
+
+/* A record of a name whose key here is from before catalogue = etcd
+ * (kt_write_lock held): the same key is adopted; another key of the name,
+ * or its deletion (a tombstone says nothing of the key it deleted: this one
+ * may be it, a compromised key put back into the fleet), is refused, and
+ * the key stays this replica's own.  1: not a key here any more (forgotten:
+ * apply as usual), 0 adopted, -1 refused. */
+static int apply_to_joining(const char *name, uint64_t mod_rev, const struct ks_cat_record *r)
+{
+    struct ks_key *head = ks_store_get(name);
+    char why[200];
+    int same;
+
+    if (head == NULL) {
+        ks_catalogue_forget(name);
+        return 1;
+    }
+    same = r->n > 0 && family_matches(head, r);
+    ks_key_put(head);
+    if (same) {
+        ks_catalogue_applied(name, r->seq, mod_rev, r->inc);
+        ks_log("catalogue: key %s (from before catalogue = etcd) is the key etcd has: shared "
+               "(etcd revision %llu)", name, (unsigned long long)mod_rev);
+        return 0;
+    }
+    snprintf(why, sizeof(why), r->n == 0 ? "etcd deleted a key of that name (revision %llu), "
+             "which may have been this one" : "etcd has another key of that name (or other versions "
+             "or certificates of it; revision %llu)",
+             (unsigned long long)mod_rev);
+    log_not_shared(name, why);
+    return -1;
+}
+
+void ks_store_catalogue_upload(void)
+{
+    struct ks_cat_name *names;
+    char err[4700];
+    size_t n, i;
+
+    pthread_mutex_lock(&kt_write_lock);
+    names = ks_catalogue_joining(&n);
+    pthread_mutex_unlock(&kt_write_lock);
+    for (i = 0; i < n; i++) {
+        const char *name = names[i].s;
+        enum ks_store_status st;
+        struct ks_key *head;
+
+        pthread_mutex_lock(&kt_write_lock);
+        if (!ks_catalogue_is_joining(name)) {   /* adopted, or deleted, meanwhile */
+            pthread_mutex_unlock(&kt_write_lock);
+            continue;
+        }
+        head = ks_store_get(name);
+        if (head == NULL) {
+            ks_catalogue_forget(name);
+            kt_write_unlock();
+            continue;
+        }
+        st = kt_publish_family(name, 1, head, NULL, 0, "it is not shared yet", err, sizeof(err));
+        ks_key_put(head);
+        kt_write_unlock();
+        if (st == KS_STORE_OK)
+            ks_log("catalogue: key %s (from before catalogue = etcd) uploaded to etcd: the other "
+                   "replicas use it from now on", name);
+        else if (st == KS_STORE_CONFLICT)
+            log_not_shared(name, "etcd has another key, or a deletion, of that name");
+        else
+            ks_log("error: catalogue: key %s (from before catalogue = etcd) is not shared yet: "
+                   "%s; it is tried again when this replica is next in step with etcd", name,
+                   err);
+    }
+    free(names);
+}
+
 int ks_store_apply_remote(const char *name, uint64_t mod_rev, const uint8_t *rec, size_t len)
 {
     struct ks_cat_record r;
@@ -648,6 +790,11 @@ int ks_store_apply_remote(const char *name, uint64_t mod_rev, const uint8_t *rec
     }
     pthread_mutex_lock(&kt_write_lock);
     ks_catalogue_saw_revision(mod_rev);
+    if (ks_catalogue_is_joining(name) && (rc = apply_to_joining(name, mod_rev, &r)) <= 0) {
+        pthread_mutex_unlock(&kt_write_lock);
+        ks_catalogue_record_free(&r);
+        return rc;
+    }
     chk = ks_catalogue_check(name, r.seq, &applied);
     if (chk < 0) {
         pthread_mutex_unlock(&kt_write_lock);

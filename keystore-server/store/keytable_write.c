@@ -159,6 +159,7 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
 {
     char keyf[80], keytmp[80], crtf[80], crttmp[80];
     struct ks_key *k;
+    int joining;
 
     if (!ks_valid_key_name(name)) {
         snprintf(err, errlen, "no key named '%s'", name);
@@ -172,8 +173,10 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
         snprintf(err, errlen, "no key named '%s'", name);
         return KS_STORE_NO_SUCH_KEY;
     }
-    /* the tombstone first: an etcd that refuses it leaves every version here */
-    if (ks_catalogue_enabled()) {
+    /* the tombstone first: an etcd that refuses it leaves every version here
+     * (a key from before catalogue = etcd, not shared, has none to publish) */
+    joining = ks_catalogue_enabled() && ks_catalogue_is_joining(name);
+    if (ks_catalogue_enabled() && !joining) {
         enum ks_store_status pst = kt_publish_family(name, 0, NULL, NULL, 0, "nothing was deleted",
                                                      err, errlen);
 
@@ -203,6 +206,8 @@ enum ks_store_status ks_store_delete(const char *name, char *err, size_t errlen)
     if (ks_unlink_at(kt_dir_fd, crtf) != 0 && errno != ENOENT)
         ks_log("warning: key %s deleted but %s/%s could not be removed: %s",
                name, kt_dir_path, crtf, strerror(errno));
+    if (joining)
+        ks_catalogue_forget(name);   /* etcd's key of the name applies at the next start */
     if (kt_fsync_dir(err, errlen) != 0 || kt_commit(NULL, err, errlen) != 0) {
         kt_write_unlock();
         return KS_STORE_INTERNAL;
