@@ -26,6 +26,37 @@
  *   certs:  manifest+counter accepting the old and the new NAME.crt, the
  *           file, then manifest+counter with the new one only. */
 
+/* A new entry for pkey (*k) and its PKCS#8 encoding (*der, *derlen, which
+ * the caller sodium_frees): KS_STORE_OK, usage_rc if the key type cannot
+ * have that usage, KS_STORE_INTERNAL; with err. */
+static enum ks_store_status new_entry(const char *name, EVP_PKEY *pkey, uint32_t usage,
+                                      enum ks_store_status usage_rc, struct ks_key **k,
+                                      uint8_t **der, size_t *derlen, char *err, size_t errlen)
+{
+    char why[512];
+
+    *der = NULL;
+    *k = kt_key_new(name, pkey, (uint64_t)time(NULL), usage, why, sizeof(why));
+    if (*k == NULL) {
+        snprintf(err, errlen, "%s", why);
+        return KS_STORE_INTERNAL;
+    }
+    if (ks_usage_check((*k)->type, usage, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "key %s: %s", name, why);
+        ks_key_put(*k);
+        *k = NULL;
+        return usage_rc;
+    }
+    if (ks_pkey_to_pkcs8(pkey, der, derlen) != 0) {
+        snprintf(err, errlen, "cannot encode key %s as PKCS#8 (%s)", name,
+                 ks_ossl_reason(why, sizeof(why)));
+        ks_key_put(*k);
+        *k = NULL;
+        return KS_STORE_INTERNAL;
+    }
+    return KS_STORE_OK;
+}
+
 enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usage,
                                   struct ks_key **out, char *err, size_t errlen)
 {
@@ -39,26 +70,15 @@ enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usa
 
     if (out != NULL)
         *out = NULL;
-    k = kt_key_new(name, pkey, (uint64_t)time(NULL), usage, why, sizeof(why));
-    if (k == NULL) {
-        snprintf(err, errlen, "%s", why);
-        return KS_STORE_INTERNAL;
-    }
-    if (ks_usage_check(k->type, usage, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "key %s: %s", name, why);
-        ks_key_put(k);
-        return KS_STORE_INTERNAL;
-    }
+    /* a usage the type cannot have was refused before this (ops/usage.c) */
+    rc = new_entry(name, pkey, usage, KS_STORE_INTERNAL, &k, &der, &derlen, err, errlen);
+    if (rc != KS_STORE_OK)
+        return rc;
+    rc = KS_STORE_INTERNAL;
     meta.version = KS_KEYFILE_VERSION;
     meta.key_type = (uint32_t)k->type;
     meta.created = k->created;
     meta.usage = usage;
-    if (ks_pkey_to_pkcs8(pkey, &der, &derlen) != 0) {
-        snprintf(err, errlen, "cannot encode key %s as PKCS#8 (%s)", name,
-                 ks_ossl_reason(why, sizeof(why)));
-        ks_key_put(k);
-        return KS_STORE_INTERNAL;
-    }
     if (ks_seal_key(name, &meta, der, derlen, &file, &filelen) != 0) {
         snprintf(err, errlen, "cannot seal key %s with the master key", name);
         goto out;
@@ -445,22 +465,10 @@ enum ks_store_status ks_store_rotate(const char *name, EVP_PKEY *pkey, uint32_t 
 
     if (out != NULL)
         *out = NULL;
-    k = kt_key_new(name, pkey, (uint64_t)time(NULL), usage, why, sizeof(why));
-    if (k == NULL) {
-        snprintf(err, errlen, "%s", why);
-        return KS_STORE_INTERNAL;
-    }
-    if (ks_usage_check(k->type, usage, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "key %s: %s", name, why);
-        ks_key_put(k);
-        return KS_STORE_REFUSED;
-    }
-    if (ks_pkey_to_pkcs8(pkey, &der, &derlen) != 0) {
-        snprintf(err, errlen, "cannot encode key %s as PKCS#8 (%s)", name,
-                 ks_ossl_reason(why, sizeof(why)));
-        ks_key_put(k);
-        return KS_STORE_INTERNAL;
-    }
+    rc = new_entry(name, pkey, usage, KS_STORE_REFUSED, &k, &der, &derlen, err, errlen);
+    if (rc != KS_STORE_OK)
+        return rc;
+    rc = KS_STORE_INTERNAL;
     pthread_mutex_lock(&kt_write_lock);
     cur = ks_store_get(name);
     if (cur == NULL) {
