@@ -23,9 +23,8 @@ replica_ctl a pubkey taken -o taken.a.pub >/dev/null || fail "pubkey taken"
 replica_ctl a generate dead --type ec >/dev/null || fail "generate dead on a"
 replica_ctl a delete dead >/dev/null || fail "delete dead on a"
 
-# c: a keystored of its own (no catalogue), with the fleet's master key
+# c: a keystored of its own (no catalogue, a master key of its own)
 mkdir -p c
-cp -p master.key c/master.key
 T0=$T; T=$T0/c; KS_PID=
 ks_start "allow_client_generate = no"
 for k in mine taken dead; do
@@ -33,6 +32,10 @@ for k in mine taken dead; do
     ks_ctl pubkey "$k" -o "$T0/$k.c.pub" >/dev/null || fail "pubkey $k on c"
 done
 ks_stop
+cmp -s "$T/master.key" "$T0/master.key" && fail "c has the fleet's master key already"
+# to join, c's files are re-sealed under the fleet's master key (docs/scaling.md)
+"$KEYSTORED" --rotate-master-key "$T0/master.key" -c "$T/keystored.conf" >"$T0/rot.log" 2>&1 \
+    || { cat "$T0/rot.log" >&2; fail "re-sealing c under the fleet's master key"; }
 "$KEYSTORED" --backup "$T0/c.ksb" -c "$T/keystored.conf" >/dev/null 2>&1 || fail "backup of c"
 T=$T0
 cmp -s taken.a.pub taken.c.pub && fail "a and c made the same key"
