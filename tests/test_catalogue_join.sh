@@ -80,6 +80,11 @@ grep -q "key dead (from before catalogue = etcd) uploaded" c/keystored.log.1 && 
 replica_ctl a info dead >/dev/null 2>&1 && fail "the fleet has c's dead"
 pass "after a restart nothing is uploaded again and taken is still c's own"
 
+# a change to the key not shared would publish it over the fleet's: refused, saying why
+expect_fail "key 'taken' is from before catalogue = etcd and not shared" replica_ctl c rotate taken
+sign_on a taken sig.a && sig_verifies taken.a.pub sig.a || fail "rotating c's unshared taken changed the fleet's"
+pass "rotating the unshared taken on c is refused, saying it is not shared; the fleet's is untouched"
+
 # the key not shared is deleted on c only; a restart then takes the fleet's
 replica_ctl c delete taken >/dev/null || fail "delete taken on c"
 sign_on a taken sig.a && sig_verifies taken.a.pub sig.a || fail "deleting c's unshared taken deleted the fleet's"

@@ -295,7 +295,11 @@ enum ks_store_status kt_publish_family(const char *name, int created,
     }
     if (st == KS_STORE_OK) {
         pr = ks_catalogue_publish(name, created, ff->f, ff->n, err, errlen);
-        if (pr == 0)
+        if (pr == 0 && ks_catalogue_is_joining(name))
+            snprintf(err, errlen, "key '%s' is from before catalogue = etcd and not shared: etcd "
+                     "has another key, or a deletion, of that name; %s (it can be used and "
+                     "deleted on this replica only)", name, what);
+        else if (pr == 0)
             snprintf(err, errlen, "key '%s' was changed on another replica meanwhile; %s: try "
                      "again", name, what);
         st = pr == 1 ? KS_STORE_OK : pr == 0 ? KS_STORE_CONFLICT : KS_STORE_UNAVAILABLE;
@@ -752,12 +756,16 @@ void ks_store_catalogue_upload(void)
         head = ks_store_get(name);
         if (head == NULL) {
             ks_catalogue_forget(name);
-            kt_write_unlock();
+            pthread_mutex_unlock(&kt_write_lock);
             continue;
         }
         st = kt_publish_family(name, 1, head, NULL, 0, "it is not shared yet", err, sizeof(err));
         ks_key_put(head);
-        kt_write_unlock();
+        /* the state is written once, after the loop (two manifests per key
+         * would make a directory of many keys take hours); a crash before
+         * that: the next start's sync finds these records, the same keys,
+         * and adopts them */
+        pthread_mutex_unlock(&kt_write_lock);
         if (st == KS_STORE_OK)
             ks_log("catalogue: key %s (from before catalogue = etcd) uploaded to etcd: the other "
                    "replicas use it from now on", name);
@@ -768,6 +776,8 @@ void ks_store_catalogue_upload(void)
                    "%s; it is tried again when this replica is next in step with etcd", name,
                    err);
     }
+    if (n > 0)
+        ks_store_catalogue_flush();
     free(names);
 }
 
