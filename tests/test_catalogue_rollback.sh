@@ -122,10 +122,17 @@ done
 grep -q "catalogue: applied state of" b/keystored.log || fail "b's last start loaded no state"
 pass "6 kill -9 rounds while b applies new keys: every restart loads its vouched .catalogue"
 
-# a master-key rotation re-seals .catalogue with the key files
+# a master-key rotation re-seals .catalogue with the key files (a replica
+# leaving the fleet: with catalogue = etcd rotation is refused, nothing changed)
 replica_stop b
 "$KEYSTORED" --gen-master-key new.key >/dev/null 2>&1 || fail "gen-master-key"
-"$KEYSTORED" --rotate-master-key new.key -c b/keystored.conf >rot.log 2>&1 \
+( cd b/keys && sha256sum .manifest .catalogue ) > before.sum
+expect_fail "this keystored has catalogue = etcd: its fleet shares one master key.*Nothing was changed" \
+    "$KEYSTORED" --rotate-master-key new.key -c b/keystored.conf
+( cd b/keys && sha256sum -c --quiet "$T/before.sum" ) || fail "a refused rotation changed b's key directory"
+cmp -s b/master.key master.key || fail "a refused rotation changed b's master key"
+sed 's/^catalogue = etcd$/catalogue = embedded/' b/keystored.conf > b/embedded.conf
+"$KEYSTORED" --rotate-master-key new.key -c b/embedded.conf >rot.log 2>&1 \
     || { cat rot.log >&2; fail "rotation"; }
 try_start b b-rot.log || { cat b-rot.log >&2; fail "b did not start after its master key was rotated"; }
 kill "$TRY_PID"; wait "$TRY_PID" 2>/dev/null || true

@@ -28,6 +28,17 @@ int ks_offline_run(const struct ks_config *cfg, enum ks_offline_cmd cmd, const c
         return 1;
     switch (cmd) {
     case KS_OFFLINE_ROTATE:
+        /* one replica alone would split from its fleet: the records in etcd
+         * and the other replicas stay under the old key (docs/scaling.md) */
+        if (cfg->catalogue) {
+            ks_log("error: --rotate-master-key: this keystored has catalogue = etcd: its fleet "
+                   "shares one master key, and the records in etcd and the other replicas "
+                   "stay sealed under the old one, so this replica could read none of them "
+                   "and they none of its writes. A fleet's master key cannot be rotated yet "
+                   "(docs/scaling.md, Limits); to take this replica out of the fleet for good, "
+                   "set catalogue = embedded first. Nothing was changed");
+            break;
+        }
         rc = ks_rotate_master_key(cfg->master_key, cfg->key_dir, cfg->rollback_counter, arg);
         break;
     case KS_OFFLINE_BACKUP:
