@@ -67,6 +67,8 @@ grep -q "catalogue: key mine (from before catalogue = etcd) uploaded" c/keystore
 # uploaded in the same pass as mine would have been: a must not have it now
 replica_ctl a info dead >/dev/null 2>&1 && fail "c's dead was put into the fleet over its deletion"
 pass "c's key mine (a name the fleet does not use) is uploaded: a signs with it"
+n=$(grep -c "error: catalogue: key taken " c/keystored.log || true)
+[ "$n" = 1 ] || fail "c logged the unshared taken $n times at its start, not once"
 
 # a restart: nothing uploaded again, taken still c's own
 replica_stop c

@@ -27,6 +27,7 @@ struct state {
     char name[KS_MAX_KEY_NAME + 1];
     uint64_t seq, mod_rev;
     uint64_t inc;              /* the key's incarnation, 0 unknown (a state of format 1) */
+    int refused;               /* joining, and etcd's record of the name refused (not kept) */
     struct state *next;
 };
 
@@ -118,6 +119,17 @@ int ks_catalogue_is_joining(const char *name)
     struct state *s = *slot(name);
 
     return s != NULL && s->seq == 0;
+}
+
+int ks_catalogue_joining_refused(const char *name, int set)
+{
+    struct state *s = *slot(name);
+
+    if (s == NULL)
+        return 0;
+    if (set)
+        s->refused = 1;
+    return s->refused;
 }
 
 void ks_catalogue_forget(const char *name)

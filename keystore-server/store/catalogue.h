@@ -104,6 +104,9 @@ int ks_catalogue_check(const char *name, uint64_t seq, uint64_t *applied);
  * written at the next flush even if unchanged (a first start). */
 int ks_catalogue_mark_joining(const char *name);
 int ks_catalogue_is_joining(const char *name);
+/* Whether etcd's record of a joining name was refused since this start
+ * (set: note that it was), so that the refusal is logged once. */
+int ks_catalogue_joining_refused(const char *name, int set);
 void ks_catalogue_forget(const char *name);
 struct ks_cat_name {
     char s[KS_MAX_KEY_NAME + 1];

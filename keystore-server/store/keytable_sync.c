@@ -731,6 +731,7 @@ static int apply_to_joining(const char *name, uint64_t mod_rev, const struct ks_
              "or certificates of it; revision %llu)",
              (unsigned long long)mod_rev);
     log_not_shared(name, why);
+    ks_catalogue_joining_refused(name, 1);
     return -1;
 }
 
@@ -747,6 +748,7 @@ void ks_store_catalogue_upload(void)
         const char *name = names[i].s;
         enum ks_store_status st;
         struct ks_key *head;
+        int noted;
 
         pthread_mutex_lock(&kt_write_lock);
         if (!ks_catalogue_is_joining(name)) {   /* adopted, or deleted, meanwhile */
@@ -761,6 +763,7 @@ void ks_store_catalogue_upload(void)
         }
         st = kt_publish_family(name, 1, head, NULL, 0, "it is not shared yet", err, sizeof(err));
         ks_key_put(head);
+        noted = ks_catalogue_joining_refused(name, 0);   /* logged when etcd's record came */
         /* the state is written once, after the loop (two manifests per key
          * would make a directory of many keys take hours); a crash before
          * that: the next start's sync finds these records, the same keys,
@@ -769,9 +772,9 @@ void ks_store_catalogue_upload(void)
         if (st == KS_STORE_OK)
             ks_log("catalogue: key %s (from before catalogue = etcd) uploaded to etcd: the other "
                    "replicas use it from now on", name);
-        else if (st == KS_STORE_CONFLICT)
+        else if (st == KS_STORE_CONFLICT && !noted)
             log_not_shared(name, "etcd has another key, or a deletion, of that name");
-        else
+        else if (st != KS_STORE_CONFLICT)
             ks_log("error: catalogue: key %s (from before catalogue = etcd) is not shared yet: "
                    "%s; it is tried again when this replica is next in step with etcd", name,
                    err);
