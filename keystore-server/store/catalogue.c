@@ -73,18 +73,25 @@ void ks_catalogue_saw_revision(uint64_t rev)
         max_revision = rev;
 }
 
+/* A new, empty entry for name at *pp (its empty slot); NULL out of memory. */
+static struct state *state_new(struct state **pp, const char *name)
+{
+    struct state *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return NULL;
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    *pp = s;
+    nstates++;
+    return s;
+}
+
 int ks_catalogue_applied(const char *name, uint64_t seq, uint64_t mod_rev, uint64_t inc)
 {
     struct state **pp = slot(name), *s = *pp;
 
-    if (s == NULL) {
-        s = calloc(1, sizeof(*s));
-        if (s == NULL)
-            return -1;
-        snprintf(s->name, sizeof(s->name), "%s", name);
-        *pp = s;
-        nstates++;
-    }
+    if (s == NULL && (s = state_new(pp, name)) == NULL)
+        return -1;
     if (seq > s->seq) {
         s->seq = seq;
         changes++;
@@ -105,11 +112,8 @@ int ks_catalogue_mark_joining(const char *name)
 
     if (*pp != NULL)
         return 0;   /* known already: not a key of before */
-    *pp = calloc(1, sizeof(**pp));
-    if (*pp == NULL)
+    if (state_new(pp, name) == NULL)
         return -1;
-    snprintf((*pp)->name, sizeof((*pp)->name), "%s", name);
-    nstates++;
     changes++;
     return 0;
 }

@@ -394,11 +394,6 @@ void kt_file_names(const char *name, char *keyf, char *keytmp, char *crtf, char 
     snprintf(crttmp, 80, ".%.*s.crt.tmp", KS_MAX_KEY_NAME, name);
 }
 
-struct mf_build {
-    struct ks_manifest *m;
-    int failed;
-};
-
 /* The stem of version v's files: NAME (version 1, so stores from before
  * versions need no migration) or NAME.vN. */
 void kt_version_stem(const char *name, uint32_t v, char stem[80])
@@ -467,27 +462,34 @@ int ks_key_name_reserved(const char *name)
     return 1;
 }
 
-static int add_version_entries(const struct ks_key *k, struct mf_build *b)
+int kt_foreach_family_file(const struct ks_key *head, kt_family_file_fn *fn, void *arg)
 {
     char keyf[80], keytmp[80], crtf[80], crttmp[80];
+    size_t i;
+    int r;
 
-    kt_version_file_names(k, keyf, keytmp, crtf, crttmp);
-    if (ks_manifest_add(b->m, keyf, k->key_hash, 0) != 0 ||
-        (k->has_crt && ks_manifest_add(b->m, crtf, k->crt_hash, 0) != 0))
-        b->failed = 1;
-    return b->failed;
+    for (i = 0; i <= head->nolder; i++) {
+        const struct ks_key *v = i < head->nolder ? head->older[i] : head;
+
+        kt_version_file_names(v, keyf, keytmp, crtf, crttmp);
+        if ((r = fn(v, keyf, 1, v->key_hash, 1, arg)) != 0 ||
+            (r = fn(v, crtf, 0, v->crt_hash, v->has_crt, arg)) != 0)
+            return r;
+    }
+    return 0;
+}
+
+static int add_file_entry(const struct ks_key *v, const char *fname, int is_key,
+                          const uint8_t *hash, int present, void *arg)
+{
+    (void)v;
+    (void)is_key;
+    return present && ks_manifest_add(arg, fname, hash, 0) != 0;
 }
 
 static int add_key_entries(const struct ks_key *k, void *arg)
 {
-    struct mf_build *b = arg;
-    size_t i;
-
-    for (i = 0; i < k->nolder && !b->failed; i++)
-        add_version_entries(k->older[i], b);
-    if (!b->failed)
-        add_version_entries(k, b);
-    return b->failed;
+    return kt_foreach_family_file(k, add_file_entry, arg);
 }
 
 /* 1 if fname is a key or certificate file of stem (any version of key
@@ -530,21 +532,20 @@ void kt_uncarry(const char *name)
 int kt_commit(const struct ks_manifest *extra, char *err, size_t errlen)
 {
     struct ks_manifest m = { 0 };
-    struct mf_build b = { &m, 0 };
     char why[512];
     size_t i;
-    int rc = -1;
+    int rc = -1, failed;
 
     m.gen = kt_generation + 1;
-    ks_store_foreach(add_key_entries, &b);
-    for (i = 0; !b.failed && i < kt_carried.n; i++)
-        b.failed = ks_manifest_add(&m, kt_carried.e[i].file, kt_carried.e[i].hash,
-                                   kt_carried.e[i].flags);
-    for (i = 0; !b.failed && extra != NULL && i < extra->n; i++)
-        b.failed = ks_manifest_add(&m, extra->e[i].file, extra->e[i].hash, extra->e[i].flags);
-    if (!b.failed && kt_cat_listed)
-        b.failed = ks_manifest_add(&m, KS_CAT_STATE_FILE, kt_cat_hash, 0);
-    if (b.failed) {
+    failed = ks_store_foreach(add_key_entries, &m);
+    for (i = 0; !failed && i < kt_carried.n; i++)
+        failed = ks_manifest_add(&m, kt_carried.e[i].file, kt_carried.e[i].hash,
+                                 kt_carried.e[i].flags);
+    for (i = 0; !failed && extra != NULL && i < extra->n; i++)
+        failed = ks_manifest_add(&m, extra->e[i].file, extra->e[i].hash, extra->e[i].flags);
+    if (!failed && kt_cat_listed)
+        failed = ks_manifest_add(&m, KS_CAT_STATE_FILE, kt_cat_hash, 0);
+    if (failed) {
         snprintf(err, errlen, "out of memory for the manifest of %s", kt_dir_path);
         goto out;
     }

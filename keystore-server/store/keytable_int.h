@@ -63,6 +63,13 @@ void kt_version_file_names(const struct ks_key *k, char *keyf, char *keytmp, cha
 uint32_t kt_stem_version(const char *stem, char name[KS_MAX_KEY_NAME + 1]);
 /* An entry named by its stem takes its version and name from it, in place. */
 void kt_key_take_stem(struct ks_key *k);
+/* Every file of head's family, older versions first: fn gets each
+ * version's key file (is_key, present 1), then its certificate file
+ * (present: v->has_crt; a change may be adding it).  Stops at, and returns,
+ * fn's first non-zero. */
+typedef int kt_family_file_fn(const struct ks_key *v, const char *fname, int is_key,
+                              const uint8_t *hash, int present, void *arg);
+int kt_foreach_family_file(const struct ks_key *head, kt_family_file_fn *fn, void *arg);
 /* Drop the carried entries of stem (family: of every version of key stem). */
 void kt_uncarry_files(const char *stem, int family);
 /* Drop the carried entries of every version of key `name`. */

@@ -79,9 +79,6 @@ void kt_write_unlock(void)
     pthread_mutex_unlock(&kt_write_lock);
 }
 
-/* Start-up, before the first commit: take KEY_DIR/.catalogue if the
- * manifest mf (NULL on a first start) vouches for it.  With catalogue off
- * the manifest's entry is kept as it is.  0, or -1 (logged): do not start. */
 static int mark_one(const struct ks_key *k, void *arg)
 {
     size_t *n = arg;
@@ -112,6 +109,9 @@ static int mark_joining(void)
     return 0;
 }
 
+/* Start-up, before the first commit: take KEY_DIR/.catalogue if the
+ * manifest mf (NULL on a first start) vouches for it.  With catalogue off
+ * the manifest's entry is kept as it is.  0, or -1 (logged): do not start. */
 int kt_load_catalogue_state(uint64_t counter, const struct ks_manifest *mf)
 {
     uint8_t *file = NULL, hash[KS_FILE_HASH_LEN];
@@ -263,6 +263,25 @@ static enum ks_store_status gather_file(struct family_files *ff, const struct ks
     return KS_STORE_OK;
 }
 
+struct gather {
+    struct family_files *ff;
+    const struct kt_cat_change *ch;
+    size_t nch;
+    char *err;
+    size_t errlen;
+    enum ks_store_status st;
+};
+
+static int gather_one(const struct ks_key *v, const char *fname, int is_key,
+                      const uint8_t *hash, int present, void *arg)
+{
+    struct gather *g = arg;
+
+    g->st = gather_file(g->ff, v, fname, is_key ? KS_KEYFILE_MAX : KS_CERTFILE_MAX, hash,
+                        present, g->ch, g->nch, g->err, g->errlen);
+    return g->st != KS_STORE_OK;
+}
+
 /* Publish the record of key `name` as it will be once the caller's change
  * is made: every version of head's family (head NULL: the tombstone) with
  * its key file and chain, as on disk unless ch has the file.  The one place
@@ -274,9 +293,9 @@ enum ks_store_status kt_publish_family(const char *name, int created,
                                        const struct kt_cat_change *ch, size_t nch,
                                        const char *what, char *err, size_t errlen)
 {
-    char keyf[80], keytmp[80], crtf[80], crttmp[80];
     struct family_files *ff = calloc(1, sizeof(*ff));
-    enum ks_store_status st = KS_STORE_OK;
+    struct gather g = { ff, ch, nch, err, errlen, KS_STORE_OK };
+    enum ks_store_status st;
     size_t i;
     int pr;
 
@@ -284,15 +303,9 @@ enum ks_store_status kt_publish_family(const char *name, int created,
         snprintf(err, errlen, "out of memory");
         return KS_STORE_INTERNAL;
     }
-    for (i = 0; head != NULL && i <= head->nolder && st == KS_STORE_OK; i++) {
-        const struct ks_key *v = i < head->nolder ? head->older[i] : head;
-
-        kt_version_file_names(v, keyf, keytmp, crtf, crttmp);
-        st = gather_file(ff, v, keyf, KS_KEYFILE_MAX, v->key_hash, 1, ch, nch, err, errlen);
-        if (st == KS_STORE_OK)
-            st = gather_file(ff, v, crtf, KS_CERTFILE_MAX, v->crt_hash, v->has_crt, ch, nch,
-                             err, errlen);
-    }
+    if (head != NULL)
+        kt_foreach_family_file(head, gather_one, &g);
+    st = g.st;
     if (st == KS_STORE_OK) {
         pr = ks_catalogue_publish(name, created, ff->f, ff->n, err, errlen);
         if (pr == 0 && ks_catalogue_is_joining(name))
@@ -665,33 +678,38 @@ out:
     return rc;
 }
 
+struct match {
+    const struct ks_cat_record *r;
+    size_t nfiles;
+};
+
+/* 0 if fname is in the record with this hash (or absent from both) */
+static int match_one(const struct ks_key *v, const char *fname, int is_key, const uint8_t *hash,
+                     int present, void *arg)
+{
+    struct match *mt = arg;
+    uint8_t h[KS_FILE_HASH_LEN];
+    size_t m;
+
+    (void)v;
+    (void)is_key;
+    if (!present)
+        return 0;
+    mt->nfiles++;
+    for (m = 0; m < mt->r->n && strcmp(mt->r->f[m].name, fname) != 0; m++)
+        ;
+    if (m == mt->r->n)
+        return 1;
+    ks_file_hash(mt->r->f[m].data, mt->r->f[m].len, h);
+    return memcmp(h, hash, sizeof(h)) != 0;
+}
+
 /* 1 if record r holds exactly the files of head's family. */
 static int family_matches(const struct ks_key *head, const struct ks_cat_record *r)
 {
-    char keyf[80], keytmp[80], crtf[80], crttmp[80];
-    uint8_t hash[KS_FILE_HASH_LEN];
-    size_t i, j, m, nfiles = 0;
+    struct match mt = { r, 0 };
 
-    for (i = 0; i <= head->nolder; i++) {
-        const struct ks_key *v = i < head->nolder ? head->older[i] : head;
-
-        kt_version_file_names(v, keyf, keytmp, crtf, crttmp);
-        for (j = 0; j < 2; j++) {
-            const char *f = j == 0 ? keyf : crtf;
-
-            if (j == 1 && !v->has_crt)
-                continue;
-            nfiles++;
-            for (m = 0; m < r->n && strcmp(r->f[m].name, f) != 0; m++)
-                ;
-            if (m == r->n)
-                return 0;
-            ks_file_hash(r->f[m].data, r->f[m].len, hash);
-            if (memcmp(hash, j == 0 ? v->key_hash : v->crt_hash, sizeof(hash)) != 0)
-                return 0;
-        }
-    }
-    return nfiles == r->n;
+    return kt_foreach_family_file(head, match_one, &mt) == 0 && mt.nfiles == r->n;
 }
 
 static void log_not_shared(const char *name, const char *why)
