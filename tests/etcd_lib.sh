@@ -3,21 +3,6 @@
 # packaged service on 2379/2380), and keystored replicas sharing one master
 # key, each in its own directory $T/NAME.  Source after lib.sh.
 
-# Free loopback TCP ports, one per argument name: ETCD_C1 ETCD_P1 ...
-etcd_free_ports() {
-    local ports
-    ports=$(/usr/bin/python3 -c '
-import socket, sys
-ss = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))' "$#")
-    local name p
-    for name in "$@"; do
-        p=${ports%% *}; ports=${ports#* }
-        printf -v "$name" '%s' "$p"
-    done
-}
-
 ETCD_PIDS=()
 # TLS on the client URLs (test_catalogue_tls.sh): ETCD_SCHEME=https, the
 # members' certificate flags in ETCD_MEMBER_ARGS, etcdctl's (and --user once
@@ -27,7 +12,7 @@ ETCD_MEMBER_ARGS=()
 ETCD_CTL_ARGS=()
 # etcd_start: three members m1..m3; ETCD_ENDPOINTS lists their client URLs.
 etcd_start() {
-    etcd_free_ports ETCD_C1 ETCD_C2 ETCD_C3 ETCD_P1 ETCD_P2 ETCD_P3
+    free_ports ETCD_C1 ETCD_C2 ETCD_C3 ETCD_P1 ETCD_P2 ETCD_P3
     ETCD_CLUSTER="m1=http://127.0.0.1:$ETCD_P1,m2=http://127.0.0.1:$ETCD_P2,m3=http://127.0.0.1:$ETCD_P3"
     ETCD_ENDPOINTS="$ETCD_SCHEME://127.0.0.1:$ETCD_C1 $ETCD_SCHEME://127.0.0.1:$ETCD_C2 $ETCD_SCHEME://127.0.0.1:$ETCD_C3"
     local i

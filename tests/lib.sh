@@ -148,3 +148,19 @@ flip_byte() {
     [ -n "$b" ] || fail "flip_byte: $file has no byte at offset $off"
     printf "\\x$(printf %02x $((b ^ 0xff)))" | dd of="$file" bs=1 seek="$off" conv=notrunc 2>/dev/null
 }
+
+# Free loopback TCP ports, one per argument name: free_ports A B sets $A and
+# $B.  The kernel picks them (all bound at once, so they differ) instead of a
+# random guess that may hit a port in use.
+free_ports() {
+    local ports name
+    ports=$(/usr/bin/python3 -c '
+import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$#") || fail "free_ports: no free loopback port"
+    for name in "$@"; do
+        printf -v "$name" '%s' "${ports%% *}"
+        ports=${ports#* }
+    done
+}

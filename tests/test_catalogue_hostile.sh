@@ -17,7 +17,7 @@ agent_alive() {   # KEYSTORED-PID: its catalogue agent child still runs (not a z
 run_mode() {   # MODE NAME [CONFIG...]
     local mode=$1 name=$2 port fpid
     shift 2
-    etcd_free_ports port
+    free_ports port
     (cd "$T" && exec /usr/bin/python3 "$KS_SOURCE_ROOT/tests/fake_etcd.py" "$port" "$mode") &
     fpid=$!
     for i in $(seq 1 100); do

@@ -198,7 +198,7 @@ pass "sign, verify and decrypt with the installed provider, loaded by openssl.cn
 
 openssl req -new -x509 -key keystore:web -subj /CN=localhost -days 1 -out "$T/web.crt" \
     || fail "req -x509 via openssl.cnf"
-port=$(( 20000 + RANDOM % 20000 ))
+free_ports port
 openssl s_server -accept "127.0.0.1:$port" -key keystore:web -cert "$T/web.crt" -naccept 1 -www \
     >"$T/s_server.log" 2>&1 &
 srv=$!

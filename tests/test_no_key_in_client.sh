@@ -17,7 +17,7 @@ openssl req -new -x509 -key "$T/ec.pem" -subj /CN=localhost -days 2 -out "$T/ec.
 # start_server LOG KEYARGS...: s_server with an RSA and an EC key (-dkey)
 start_server() {
     local log=$1; shift
-    SRV_PORT=$(( 20000 + RANDOM % 20000 ))
+    free_ports SRV_PORT
     openssl s_server "$@" -accept "127.0.0.1:$SRV_PORT" -cert "$T/rsa.crt" -dcert "$T/ec.crt" \
         -www >"$log" 2>&1 &
     SRV_PID=$!

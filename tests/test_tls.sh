@@ -7,7 +7,7 @@ ks_ctl generate web --type ec --curve P-256 >/dev/null || fail "generate"
 openssl req "${PROV[@]}" -new -x509 -key keystore:web -subj /CN=localhost -days 2 -out "$T/web.crt" \
     || fail "certificate"
 
-port=$(( 20000 + RANDOM % 20000 ))
+free_ports port
 openssl s_server "${PROV[@]}" -accept "127.0.0.1:$port" -key keystore:web -cert "$T/web.crt" \
     -tls1_3 -naccept 1 -www >"$T/server.log" 2>&1 &
 srv=$!

@@ -67,8 +67,7 @@ ENV_NGINX=$(dropin_env nginx); ENV_APACHE=$(dropin_env apache2); ENV_HAP=$(dropi
     && [ "$ENV_HAP" = "$T/keystore.cnf" ] || fail "drop-ins should set OPENSSL_CONF to the cnf"
 pass "drop-ins pass systemd-analyze verify with Debian's units"
 
-read -r P_NGX_EC P_NGX_RSA P_NGX_ED P_APA_EC P_APA_RSA P_APA_ED P_HAP_EC P_HAP_RSA P_HAP_ED \
-    <<<"$(free_ports 9 | tr '\n' ' ')"
+free_ports P_NGX_EC P_NGX_RSA P_NGX_ED P_APA_EC P_APA_RSA P_APA_ED P_HAP_EC P_HAP_RSA P_HAP_ED
 
 # --- nginx: the doc's site per key type inside a minimal nginx.conf of the test's
 {

@@ -14,7 +14,7 @@ tls_serve() {
     local log=$1; shift
     local try i
     for try in 1 2 3 4 5; do
-        SRV_PORT=$(( 20000 + RANDOM % 30000 ))
+        free_ports SRV_PORT
         openssl s_server ${SRV_PROV[@]+"${SRV_PROV[@]}"} -accept "127.0.0.1:$SRV_PORT" -naccept 1 -www "$@" \
             >"$log" 2>&1 &
         SRV_PID=$!

@@ -100,14 +100,3 @@ req_loop() {
     done > "$2"
 }
 
-# N distinct free loopback TCP ports.
-free_ports() {
-    local n=$1 p used
-    used=$(ss -Htan | awk '{ sub(/.*:/, "", $4); print $4 }')
-    while [ "$n" -gt 0 ]; do
-        p=$(( 20000 + RANDOM % 30000 ))
-        grep -qx "$p" <<<"$used" && continue
-        used="$used"$'\n'"$p"
-        echo "$p"; n=$(( n - 1 ))
-    done
-}
