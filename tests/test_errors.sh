@@ -33,6 +33,21 @@ pass "raw RSA refused"
 
 [ "$e1" != "$e2" ] && [ "$e2" != "$e3" ] && [ "$e1" != "$e3" ] || fail "error messages are not distinct"
 
+# an EdDSA message over the server's frame: the error gives the limit and the
+# setting that raises it, and raising it lets the same message be signed
+ks_ctl generate ed --type ed25519 >/dev/null || fail "generate ed"
+head -c 100000 /dev/urandom > "$T/big"
+expect_fail "message of 100000 bytes is too large to sign with Ed25519 key 'ed'.* accepts at most 65280 bytes \\(its max_frame setting in keystored.conf" \
+    openssl pkeyutl "${PROV[@]}" -sign -rawin -inkey keystore:ed -in "$T/big" -out "$T/s"
+ks_stop
+ks_start "max_frame = 262144"
+openssl pkeyutl "${PROV[@]}" -sign -rawin -inkey keystore:ed -in "$T/big" -out "$T/s" \
+    || fail "a 100000-byte Ed25519 message is not signed with max_frame = 262144"
+ks_ctl pubkey ed -o "$T/ed.pub" >/dev/null || fail "pubkey ed"
+openssl pkeyutl -verify -rawin -pubin -inkey "$T/ed.pub" -in "$T/big" -sigfile "$T/s" >/dev/null \
+    || fail "the Ed25519 signature of the large message does not verify"
+pass "EdDSA message over max_frame: the error names the limit and max_frame; raised, it signs"
+
 # only -provider keystore: the message says the default provider is needed
 # (it used to blame the server: "sent an undecodable EC public key")
 expect_fail "the default provider is not loaded; the keystore provider needs it" \
