@@ -654,7 +654,7 @@ static int sig_digest_sign(void *vctx, unsigned char *sig, size_t *siglen, size_
         KS_RAISE(ctx->pc, KS_R_TOO_LARGE,
                  "message of %zu bytes is too large to sign with %s key '%s': EdDSA sends the whole "
                  "message and the keystore server at %s accepts at most %zu bytes (its max_frame "
-                 "setting in keystored.conf, up to 16 MiB)",
+                 "setting in keystored.conf: up to 16 MiB on a Unix socket, 65519 over TCP)",
                  tbslen, alg_name(ctx->alg), ctx->key->name, ctx->pc->server,
                  max_frame - KS_SIGN_OVERHEAD);
         return 0;
