@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include "keystore.pb-c.h"
 
-#define KS_PROTOCOL_VERSION 1
+#define KS_PROTOCOL_VERSION 1u
 #define KS_FRAME_HEADER 4
 #define KS_DEFAULT_MAX_FRAME (64 * 1024)
 #define KS_MIN_MAX_FRAME 1024

@@ -255,7 +255,7 @@ static int by_name(const void *a, const void *b)
 
 static const struct entry *find(const struct entry *e, size_t n, const char *name)
 {
-    struct entry key;
+    struct entry key = { 0 };
 
     snprintf(key.name, sizeof(key.name), "%s", name);
     return bsearch(&key, e, n, sizeof(*e), by_name);
