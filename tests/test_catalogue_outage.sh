@@ -27,8 +27,30 @@ sign_loop() {
     echo "$n $bad" > loop.out
 }
 
+# catalogue_status REPLICA PATTERN: within 15 s its status's catalogue line matches
+catalogue_status() {
+    local i
+    for i in $(seq 1 150); do
+        replica_ctl "$1" status > "status.$1" 2>&1 || true
+        grep -Eq "^catalogue: +$2" "status.$1" && return 0
+        sleep 0.1
+    done
+    cat "status.$1" >&2
+    return 1
+}
+
 replica_ctl a generate e1 --type ec >/dev/null || fail "generate e1"
 replica_wait_key b e1 present 2 >/dev/null || fail "e1 not on b"
+catalogue_status b "etcd, in step since [0-9T:-]+Z, revision [1-9][0-9]*, [1-9][0-9]* records applied" \
+    || fail "b's status does not say it is in step with etcd, with e1's record applied"
+replica_ctl a --json status > status.json || fail "status --json"
+/usr/bin/python3 -c '
+import json, sys
+c = json.load(open("status.json"))["catalogue"]
+assert c["mode"] == "etcd" and c["in_step"] is True and c["revision"] > 0 and c["problem"] == "", c
+' || fail "a's status --json has no in-step catalogue: $(cat status.json)"
+rev_before=$(sed -n 's/.*revision \([0-9]*\),.*/\1/p' status.b)
+pass "status: both replicas in step with etcd (b at revision $rev_before)"
 
 # 1. kill -9 the etcd leader under signing load
 leader=$(etcd_leader) || fail "no etcd leader"
@@ -78,6 +100,10 @@ out=$(replica_ctl b delete e1 2>&1) && fail "delete succeeded with etcd down"
 echo "$out" | grep -q 'ERROR_CATALOGUE_UNAVAILABLE' || fail "delete: wrong error: $out"
 sign_on b e1 || fail "the refused delete removed e1 from b"
 pass "etcd down: $n signatures through a and b worked; admin writes refused: $(echo "$out" | head -c 200)"
+catalogue_status a "etcd, NOT IN STEP since [0-9T:-]+Z: (etcd unreachable|the etcd watch stopped) \\(.*127\\.0\\.0\\.1" \
+    || fail "a's status does not say that etcd is out of reach, naming it"
+replica_ctl a metrics | grep -qx "keystore_catalogue_in_step 0" || fail "metrics: keystore_catalogue_in_step is not 0 with etcd down"
+pass "status and metrics say a is not in step, and why: $(sed -n 's/^catalogue: *//p' status.a | head -c 200)"
 
 replica_stop b
 replica_start b
@@ -93,4 +119,11 @@ until replica_ctl a generate e5 --type ec >gen.out 2>&1; do
     sleep 0.2
 done
 replica_wait_key b e5 present 3 >/dev/null || fail "e5 (after etcd's return) not on b"
-pass "etcd back: admin writes work again and reach b"
+catalogue_status b "etcd, in step since" || fail "b's status does not say it is in step again"
+rev_after=$(sed -n 's/.*revision \([0-9]*\),.*/\1/p' status.b)
+[ "$rev_after" -gt "$rev_before" ] || fail "b's catalogue revision did not advance ($rev_before, then $rev_after)"
+replica_ctl b metrics > metrics.b || fail "metrics of b"
+/usr/bin/python3 "$KS_SOURCE_ROOT/tests/prom_check.py" metrics.b || { cat metrics.b; fail "b's metrics are not valid Prometheus text"; }
+grep -qx "keystore_catalogue_in_step 1" metrics.b || fail "metrics: b not in step after etcd's return"
+grep -qx "keystore_catalogue_revision $rev_after" metrics.b || fail "metrics: b's revision is not $rev_after"
+pass "etcd back: admin writes work again and reach b; b in step again at revision $rev_after"

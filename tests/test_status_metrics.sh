@@ -48,6 +48,7 @@ assert c["admin"]["open"] == 1, c          # this status request's own connectio
 assert st["errors"] >= n_missing + 3, st["errors"]
 assert st["last_reload"] is None and st["reloads"] == 0
 assert st["uptime_seconds"] >= 0 and st["start_time"] > 1700000000
+assert st["catalogue"] == {"mode": "embedded"}, st["catalogue"]
 PY
 pass "status --json: $N_OK signatures, $N_MISSING unknown keys (bounded labels), 3 hostile names, p50/p99, open connections by kind"
 
@@ -57,6 +58,7 @@ grep -q "^connections: 2 open (client 1, admin 1, tcp 0)" "$T/st.txt" || { cat "
 grep -Eq "^sign +web +ok +$N_OK$" "$T/st.txt" || { cat "$T/st.txt"; fail "status text: operations"; }
 grep -Eq "^sign +$((N_OK + N_MISSING + 3)) +[0-9]+ +[0-9]+ +[0-9]+$" "$T/st.txt" || { cat "$T/st.txt"; fail "status text: latency"; }
 grep -q "^last reload: never (0 accepted, 0 refused)$" "$T/st.txt" || fail "status text: last reload"
+grep -q "^catalogue:   embedded (this server's key directory only)$" "$T/st.txt" || fail "status text: catalogue"
 pass "status text"
 
 ks_ctl reload >/dev/null || fail "reload"
@@ -70,6 +72,7 @@ for line in 'keystore_up 1' 'keystore_keys 1' 'keystore_connections{kind="client
     grep -qxF "$line" "$T/metrics" || fail "metrics lack: $line"
 done
 grep -q "keystore_up 0" "$T/metrics" && fail "a hostile key name injected a sample"
+grep -q "^keystore_catalogue" "$T/metrics" && fail "catalogue metrics with catalogue = embedded"
 pass "metrics: valid Prometheus text (strict checker), counts and histogram match"
 
 # admin only

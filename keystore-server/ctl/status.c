@@ -28,6 +28,24 @@ static void duration(uint64_t s, char *buf, size_t len)
         snprintf(buf, len, "%" PRIu64 "s", s);
 }
 
+/* catalogue = etcd: in step with etcd (changes of the fleet arrive) or not, and why */
+static void print_catalogue_text(const Keystore__CatalogueStatus *c)
+{
+    char when[32];
+
+    if (c == NULL) {
+        printf("catalogue:   embedded (this server's key directory only)\n");
+        return;
+    }
+    iso(c->since, when, sizeof(when));
+    if (c->in_step)
+        printf("catalogue:   etcd, in step since %s, revision %" PRIu64 ", %" PRIu64
+               " records applied\n", when, c->revision, c->records_applied);
+    else
+        printf("catalogue:   etcd, NOT IN STEP since %s: %s (revision %" PRIu64 ", %" PRIu64
+               " records applied)\n", when, c->problem, c->revision, c->records_applied);
+}
+
 static void print_text(const Keystore__StatusResponse *st)
 {
     char since[32], up[64], when[32];
@@ -57,6 +75,7 @@ static void print_text(const Keystore__StatusResponse *st)
         printf("last reload: %s %s: %s (%" PRIu64 " accepted, %" PRIu64 " refused)\n", when,
                st->last_reload_ok ? "ok" : "REFUSED", st->last_reload_message, st->reloads,
                st->reloads_refused);
+    print_catalogue_text(st->catalogue);
     printf("\n%-12s %-20s %-28s %10s\n", "OPERATION", "KEY", "RESULT", "COUNT");
     for (i = 0; i < st->n_operations; i++) {
         const Keystore__OperationCount *o = st->operations[i];
@@ -125,6 +144,20 @@ static void print_json(const Keystore__StatusResponse *st)
         printf("{\"time\": %" PRIu64 ", \"time_iso\": \"%s\", \"ok\": %s, \"message\": ",
                st->last_reload_time, when, st->last_reload_ok ? "true" : "false");
         ctl_json_string(st->last_reload_message);
+        printf("}");
+    }
+    printf(", \"catalogue\": ");
+    if (st->catalogue == NULL) {
+        printf("{\"mode\": \"embedded\"}");
+    } else {
+        const Keystore__CatalogueStatus *c = st->catalogue;
+
+        iso(c->since, when, sizeof(when));
+        printf("{\"mode\": \"etcd\", \"in_step\": %s, \"since\": %" PRIu64 ", \"since_iso\": "
+               "\"%s\", \"revision\": %" PRIu64 ", \"records_applied\": %" PRIu64
+               ", \"problem\": ", c->in_step ? "true" : "false", c->since, when, c->revision,
+               c->records_applied);
+        ctl_json_string(c->problem);
         printf("}");
     }
     printf("}\n");
@@ -237,4 +270,18 @@ void ctl_print_metrics(const Keystore__StatusResponse *st)
     printf("keystore_last_reload_timestamp_seconds %" PRIu64 "\n", st->last_reload_time);
     family("keystore_last_reload_success", "gauge", "1 if the last reload was accepted");
     printf("keystore_last_reload_success %d\n", st->last_reload_time == 0 || st->last_reload_ok);
+    if (st->catalogue == NULL)
+        return;   /* catalogue = embedded */
+    family("keystore_catalogue_in_step", "gauge",
+           "1 if etcd was read and is watched (changes of the fleet arrive)");
+    printf("keystore_catalogue_in_step %d\n", st->catalogue->in_step ? 1 : 0);
+    family("keystore_catalogue_in_step_since_timestamp_seconds", "gauge",
+           "Time the catalogue last came into or fell out of step");
+    printf("keystore_catalogue_in_step_since_timestamp_seconds %" PRIu64 "\n", st->catalogue->since);
+    family("keystore_catalogue_revision", "gauge", "Highest etcd revision read");
+    printf("keystore_catalogue_revision %" PRIu64 "\n", st->catalogue->revision);
+    family("keystore_catalogue_records_applied_total", "counter",
+           "Records from etcd handed to the store since start");
+    printf("keystore_catalogue_records_applied_total %" PRIu64 "\n",
+           st->catalogue->records_applied);
 }

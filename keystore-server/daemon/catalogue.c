@@ -9,6 +9,7 @@
 
 #include "catalogue_wire.h"
 #include "common/log.h"
+#include "ops/catalogue_status.h"
 #include "store/catalogue.h"
 #include "store/keytable.h"
 
@@ -53,8 +54,10 @@ int ks_catalogue_start(const struct ks_config *cfg)
 {
     if (ks_catalogue_agent_start(cfg, &req_fd, &ev_fd) != 0)
         return -1;
-    if (req_fd >= 0)
+    if (req_fd >= 0) {
         ks_catalogue_enable(put_record, cfg->catalogue_prefix);
+        ks_catstat_enable();
+    }
     return 0;
 }
 
@@ -72,11 +75,16 @@ static void *events_thread(void *arg)
             ks_log("error: catalogue: the agent process %s; changes made on other replicas no "
                    "longer arrive here (restart keystored)",
                    rc == -3 ? "is gone" : "sent a malformed message");
+            ks_catstat_problem(rc == -3 ? "the catalogue agent process is gone: changes of other "
+                                          "replicas no longer arrive (restart keystored)"
+                                        : "the catalogue agent sent a malformed message: changes "
+                                          "of other replicas no longer arrive (restart keystored)");
             return NULL;
         }
         switch (m.type) {
         case 'P':
             ks_store_apply_remote(m.name, m.rev, m.data, m.len);
+            ks_catstat_record(m.rev);
             break;
         case 'D':
             /* only a sealed tombstone can delete a key: anyone can delete in etcd */
@@ -89,9 +97,22 @@ static void *events_thread(void *arg)
                 ks_log("catalogue: in step with etcd at revision %llu, watching for changes",
                        (unsigned long long)m.rev);
             synced = 1;
+            ks_catstat_in_step(m.rev);
             /* keys from before catalogue = etcd, now that etcd's are known */
             ks_store_catalogue_upload();
             break;
+        case 'E': {
+            char why[1024];
+
+            /* the agent's own words, bounded and printable only */
+            snprintf(why, sizeof(why), "%.*s", (int)(m.len < sizeof(why) - 1 ? m.len : sizeof(why) - 1),
+                     (const char *)m.data);
+            for (char *c = why; *c != '\0'; c++)
+                if (*c < 0x20 || *c == 0x7f)
+                    *c = '?';
+            ks_catstat_problem(why);
+            break;
+        }
         default:
             ks_log("error: catalogue: unexpected message from the agent; ignored");
             break;

@@ -44,20 +44,21 @@ static int send_all(int fd, const uint8_t *p, size_t len)
 int ks_catw_send(int fd, const struct ks_catw_msg *m)
 {
     size_t nl = strnlen(m->name, sizeof(m->name) - 1), len = 4 + 1, off = 4;
+    int short_msg = m->type == 'R' || m->type == 'E';   /* status, revision, u16 text */
     uint8_t *f;
     int rc;
 
-    if (m->len > KS_CATW_FRAME_MAX - 300 || (m->type == 'R' && m->len > 65535)) {
+    if (m->len > KS_CATW_FRAME_MAX - 300 || (short_msg && m->len > 65535)) {
         errno = EMSGSIZE;
         return -1;
     }
-    len += m->type == 'S' ? 8 : m->type == 'R' ? 1 + 8 + 2 + m->len : 1 + nl + 8 + 4 + m->len;
+    len += m->type == 'S' ? 8 : short_msg ? 1 + 8 + 2 + m->len : 1 + nl + 8 + 4 + m->len;
     f = malloc(len);
     if (f == NULL)
         return -1;
     be(f, len - 4, 4);
     f[off++] = m->type;
-    if (m->type == 'R') {
+    if (short_msg) {
         f[off++] = m->status;
         be(f + off, m->rev, 8);
         off += 8;
@@ -167,7 +168,7 @@ int ks_catw_parse(const uint8_t *f, size_t len, struct ks_catw_msg *m)
         return -1;
     m->type = f[0];
     switch (m->type) {
-    case 'R':
+    case 'R': case 'E':
         if (len < 1 + 1 + 8 + 2)
             return -1;
         m->status = f[1];

@@ -13,7 +13,9 @@
  *   events (agent -> key process):
  *     'P' u8 namelen name u64 mod_revision u32 len record   a record (range or watch)
  *     'D' u8 namelen name u64 mod_revision                  deleted in etcd (not a tombstone)
- *     'S' u64 revision                                      the range read up to revision is sent */
+ *     'S' u64 revision                                      the range read up to revision is sent
+ *     'E' u8 0 u64 0 u16 msglen message                     etcd unreachable or the watch stopped
+ *                                                           (for status; the agent retries) */
 #ifndef KS_CATALOGUE_WIRE_H
 #define KS_CATALOGUE_WIRE_H
 

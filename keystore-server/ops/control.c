@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 
+#include "catalogue_status.h"
 #include "handlers.h"
 #include "stats.h"
 
@@ -22,12 +23,16 @@ void ks_control_set_workers(unsigned n)
 void ks_op_status(struct ks_op *op, const Keystore__StatusRequest *r)
 {
     Keystore__StatusResponse *st = ks_arena_alloc(op->arena, sizeof(*st));
+    int failed;
 
     (void)r;
     if (st == NULL)
         return;   /* arena->failed: ks_handle_frame turns this into an error */
     keystore__status_response__init(st);
     if (ks_stats_fill(op->arena, st, ks_store_count(), nworkers) != 0)
+        return;
+    st->catalogue = ks_catstat_fill(op->arena, &failed);
+    if (failed)
         return;
     op->resp->body_case = KEYSTORE__RESPONSE__BODY_STATUS;
     op->resp->status = st;
