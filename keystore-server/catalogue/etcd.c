@@ -17,7 +17,9 @@
 struct ks_etcd {
     const struct ks_etcd_opts *o;
     CURL *curl;
-    int cur;                      /* the endpoint that answered last */
+    int cur;                      /* the endpoint that answered last (atomic: probed) */
+    int abort;                    /* ks_etcd_abort_watch: end the watch (atomic) */
+    char abort_why[600];          /* written before abort is set */
     char token[512];              /* etcd auth token, "" without user */
     struct curl_slist *resolve;   /* host names pinned before confinement */
 };
@@ -231,7 +233,7 @@ static json_object *post(struct ks_etcd *e, const char *path, const char *body, 
             continue;
         j = post_one(e, i, path, body, err, errlen);
         if (j != NULL) {
-            e->cur = i;
+            __atomic_store_n(&e->cur, i, __ATOMIC_RELAXED);
             err[0] = '\0';
             return j;
         }
@@ -314,6 +316,59 @@ static size_t watch_data(char *data, size_t size, size_t n, void *arg)
     return ks_etcd_watch_feed(arg, data, size * n) == 0 ? size * n : 0;
 }
 
+/* called about once a second while the watch waits: nonzero ends it */
+static int watch_progress(void *arg, curl_off_t dlt, curl_off_t dln, curl_off_t ult,
+                          curl_off_t uln)
+{
+    (void)dlt;
+    (void)dln;
+    (void)ult;
+    (void)uln;
+    return __atomic_load_n(&((struct ks_etcd *)arg)->abort, __ATOMIC_ACQUIRE);
+}
+
+int ks_etcd_endpoint(const struct ks_etcd *e)
+{
+    return __atomic_load_n(&e->cur, __ATOMIC_RELAXED);
+}
+
+void ks_etcd_abort_watch(struct ks_etcd *e, const char *why)
+{
+    snprintf(e->abort_why, sizeof(e->abort_why), "%s", why);
+    __atomic_store_n(&e->abort, 1, __ATOMIC_RELEASE);
+}
+
+int ks_etcd_probe(struct ks_etcd *e, int i, char *err, size_t errlen)
+{
+    json_object *req = json_object_new_object(), *j;
+    char *key, *end;
+
+    err[0] = '\0';
+    /* a token is a member's own (simple tokens): ask again on another */
+    if (i != e->cur || e->token[0] == '\0') {
+        e->cur = i;
+        if (authenticate(e, i, err, errlen) != 0) {
+            e->token[0] = '\0';
+            json_object_put(req);
+            return -1;
+        }
+    }
+    prefix_range(e->o, &key, &end);
+    json_object_object_add(req, "key", json_object_new_string(key));
+    json_object_object_add(req, "range_end", json_object_new_string(end));
+    json_object_object_add(req, "count_only", json_object_new_boolean(1));
+    free(key);
+    free(end);
+    j = post_one(e, i, "/v3/kv/range", json_object_to_json_string(req), err, errlen);
+    json_object_put(req);
+    if (j == NULL) {
+        e->token[0] = '\0';
+        return -1;
+    }
+    json_object_put(j);
+    return 0;
+}
+
 int ks_etcd_watch(struct ks_etcd *e, uint64_t start, ks_etcd_kv_fn fn, void *arg,
                   uint64_t *last, char *err, size_t errlen)
 {
@@ -327,7 +382,7 @@ int ks_etcd_watch(struct ks_etcd *e, uint64_t start, ks_etcd_kv_fn fn, void *arg
 
     err[0] = '\0';
     if (authenticate(e, i, err, errlen) != 0) {
-        e->cur = (i + 1) % e->o->nendpoints;
+        __atomic_store_n(&e->cur, (i + 1) % e->o->nendpoints, __ATOMIC_RELAXED);
         json_object_put(req);
         json_object_put(cr);
         return -1;
@@ -342,6 +397,14 @@ int ks_etcd_watch(struct ks_etcd *e, uint64_t start, ks_etcd_kv_fn fn, void *arg
     free(end);
     snprintf(url, sizeof(url), "%s/v3/watch", e->o->endpoints[i]);
     setup(e, url, json_object_to_json_string(req), &hdr, 0L);
+    /* a member that loses its cluster's leader (a minority) ends the watch
+     * ("no leader") instead of keeping it open with nothing in it */
+    hdr = curl_slist_append(hdr, "Grpc-Metadata-hasleader: true");
+    curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, hdr);
+    __atomic_store_n(&e->abort, 0, __ATOMIC_RELAXED);
+    curl_easy_setopt(e->curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e->curl, CURLOPT_XFERINFOFUNCTION, watch_progress);
+    curl_easy_setopt(e->curl, CURLOPT_XFERINFODATA, e);
     /* a member that vanishes without closing (a partition) is noticed by keepalives */
     curl_easy_setopt(e->curl, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e->curl, CURLOPT_TCP_KEEPIDLE, 2L);
@@ -355,9 +418,12 @@ int ks_etcd_watch(struct ks_etcd *e, uint64_t start, ks_etcd_kv_fn fn, void *arg
     *last = w.last;
     if (w.stop)
         return w.stop;
-    snprintf(err, errlen, "%s: %s", e->o->endpoints[i],
-             w.failed ? w.why : rc != CURLE_OK ? curl_easy_strerror(rc) : "the watch stream ended");
+    if (rc == CURLE_ABORTED_BY_CALLBACK && __atomic_load_n(&e->abort, __ATOMIC_ACQUIRE))
+        snprintf(err, errlen, "%s", e->abort_why);
+    else
+        snprintf(err, errlen, "%s: %s", e->o->endpoints[i],
+                 w.failed ? w.why : rc != CURLE_OK ? curl_easy_strerror(rc) : "the watch stream ended");
     /* next time another member */
-    e->cur = (i + 1) % e->o->nendpoints;
+    __atomic_store_n(&e->cur, (i + 1) % e->o->nendpoints, __ATOMIC_RELAXED);
     return -1;
 }

@@ -65,4 +65,16 @@ int ks_etcd_txn_put(struct ks_etcd *e, const char *name, uint64_t expect, const 
 int ks_etcd_watch(struct ks_etcd *e, uint64_t start, ks_etcd_kv_fn fn, void *arg,
                   uint64_t *last, char *err, size_t errlen);
 
+/* Watch liveness (a member frozen, or cut off from its cluster, keeps a
+ * watch open with nothing in it): another thread, with its own handle,
+ * probes the member the watch is on and ends the watch if it fails.
+ * endpoint: the member e last used (the watch's).  probe: a count-only
+ * linearizable range of the prefix on endpoint i, which needs the cluster's
+ * quorum; 0, or -1 with the reason in err.  abort_watch: the running watch
+ * of e returns -1 with why as its error (within about a second); safe from
+ * any thread. */
+int ks_etcd_endpoint(const struct ks_etcd *e);
+int ks_etcd_probe(struct ks_etcd *e, int i, char *err, size_t errlen);
+void ks_etcd_abort_watch(struct ks_etcd *e, const char *why);
+
 #endif

@@ -139,17 +139,50 @@ static void send_problem(const char *what, const char *err, const char *then)
         _exit(0);   /* the key process is gone */
 }
 
-static void *watch_thread(void *arg)
-{
-    struct ks_etcd *e = ks_etcd_new(&opts);
-    char err[2048], last_err[2048] = "";
-    long backoff = 100;
+/* The watch's member is probed every PROBE_MS; PROBE_FAILURES failures in
+ * a row end the watch, and the watch thread moves to the next member. */
+#define PROBE_MS 2000
+#define PROBE_FAILURES 2
 
-    (void)arg;
-    if (e == NULL) {
+static int watching;   /* the watch thread is in ks_etcd_watch (atomic) */
+
+static void *probe_thread(void *arg)
+{
+    struct ks_etcd *w = arg, *p = ks_etcd_new(&opts);
+    char err[2048], why[600];
+    int fails = 0, i;
+
+    if (p == NULL) {
         ks_log("error: catalogue agent: out of memory");
         _exit(1);
     }
+    for (;;) {
+        sleep_ms(PROBE_MS);
+        if (!__atomic_load_n(&watching, __ATOMIC_ACQUIRE)) {
+            fails = 0;
+            continue;
+        }
+        i = ks_etcd_endpoint(w);
+        if (ks_etcd_probe(p, i, err, sizeof(err)) == 0) {
+            fails = 0;
+            continue;
+        }
+        if (++fails < PROBE_FAILURES)
+            continue;
+        fails = 0;
+        snprintf(why, sizeof(why), "%s did not answer a quorum read %d times in a row (%.300s): "
+                 "it is hung or cut off from its cluster", opts.endpoints[i], PROBE_FAILURES, err);
+        ks_etcd_abort_watch(w, why);
+    }
+    return NULL;
+}
+
+static void *watch_thread(void *arg)
+{
+    struct ks_etcd *e = arg;
+    char err[2048], last_err[2048] = "";
+    long backoff = 100;
+
     for (;;) {
         struct ks_catw_msg s = { .type = 'S' };
         uint64_t rev, last;
@@ -174,7 +207,9 @@ static void *watch_thread(void *arg)
         s.rev = rev;
         if (ks_catw_send(events_fd, &s) != 0)
             _exit(0);
+        __atomic_store_n(&watching, 1, __ATOMIC_RELEASE);
         rc = ks_etcd_watch(e, rev + 1, forward, NULL, &last, err, sizeof(err));
+        __atomic_store_n(&watching, 0, __ATOMIC_RELEASE);
         if (rc < 0) {
             ks_log("warning: catalogue: the etcd watch stopped (%s); reconnecting", err);
             send_problem("the etcd watch stopped", err, "reconnecting");
@@ -224,8 +259,8 @@ static void serve_txn(struct ks_etcd *e, int fd, const struct ks_catw_msg *m)
 static int agent_main(const struct ks_config *cfg, int req_fd, int ev_fd, pid_t server)
 {
     struct ks_identity id;
-    struct ks_etcd *e;
-    pthread_t t;
+    struct ks_etcd *e, *w;
+    pthread_t t, pt;
     char err[512];
     int root = geteuid() == 0;
 
@@ -250,7 +285,9 @@ static int agent_main(const struct ks_config *cfg, int req_fd, int ev_fd, pid_t 
         }
     }
     e = ks_etcd_new(&opts);
-    if (e == NULL || pthread_create(&t, NULL, watch_thread, NULL) != 0) {
+    w = ks_etcd_new(&opts);
+    if (e == NULL || w == NULL || pthread_create(&t, NULL, watch_thread, w) != 0 ||
+        pthread_create(&pt, NULL, probe_thread, w) != 0) {
         ks_log("error: catalogue agent: cannot start");
         return 1;
     }
