@@ -72,6 +72,15 @@ etcd_stop_all() {
     done
 }
 
+# fleet_of_two: what most catalogue tests start from: the etcd cluster,
+# replicas a and b, and ./data for sign_on.
+fleet_of_two() {
+    etcd_start
+    replica_start a
+    replica_start b
+    printf 'data\n' > data
+}
+
 declare -A REPLICA_PID=()
 # replica_start NAME [CONFIG LINE...]: keystored in $T/NAME with the shared
 # master key $T/master.key and catalogue = etcd on the cluster.

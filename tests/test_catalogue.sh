@@ -11,10 +11,7 @@
 . "$(dirname "$0")/etcd_lib.sh"
 cd "$T"
 
-etcd_start
-replica_start a
-replica_start b
-printf 'data to sign\n' > data
+fleet_of_two
 
 # 1. generate on A, sign through B
 # visibility is timed with keystorectl (a small C program; openssl's start-up

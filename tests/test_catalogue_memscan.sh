@@ -10,10 +10,7 @@
 MEMSCAN="$KS_BUILD_ROOT/tests/memscan"
 cd "$T"
 
-etcd_start
-replica_start a
-replica_start b
-printf 'data\n' > data
+fleet_of_two
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.pem 2>/dev/null
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec.pem
 replica_ctl a import m-rsa rsa.pem >/dev/null || fail "import rsa"

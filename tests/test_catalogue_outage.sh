@@ -11,10 +11,7 @@
 . "$(dirname "$0")/etcd_lib.sh"
 cd "$T"
 
-etcd_start
-replica_start a
-replica_start b
-printf 'data\n' > data
+fleet_of_two
 
 # Sign through both replicas until the file STOP exists; count failures.
 sign_loop() {

@@ -14,10 +14,7 @@
 . "$(dirname "$0")/etcd_lib.sh"
 cd "$T"
 
-etcd_start
-replica_start a
-replica_start b
-printf 'data\n' > data
+fleet_of_two
 
 replica_ctl a generate revoked --type ec >/dev/null || fail "generate revoked"
 replica_wait_key b revoked present 5 >/dev/null || fail "revoked not on b"

@@ -13,10 +13,7 @@
 . "$(dirname "$0")/etcd_lib.sh"
 cd "$T"
 
-etcd_start
-replica_start a
-replica_start b
-printf 'data\n' > data
+fleet_of_two
 
 put_record() {   # NAME FILE
     etcd_ctl put "/kst/keys/$1" < "$2" >/dev/null || fail "etcdctl put $1"

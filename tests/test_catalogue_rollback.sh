@@ -19,10 +19,7 @@
 . "$(dirname "$0")/etcd_lib.sh"
 cd "$T"
 
-etcd_start
-replica_start a
-replica_start b
-printf 'data\n' > data
+fleet_of_two
 
 # try_start NAME LOG: start replica NAME's keystored with its config; 0 if it
 # serves (its pid in TRY_PID), 1 if it exits (its status in TRY_RC)

@@ -27,10 +27,7 @@
 . "$(dirname "$0")/etcd_lib.sh"
 cd "$T"
 
-etcd_start
-replica_start a
-replica_start b
-printf 'data to sign\n' > data
+fleet_of_two
 CNF_A=$(ks_write_cnf a "unix:$T/a/ks.sock")
 CNF_B=$(ks_write_cnf b "unix:$T/b/ks.sock")
 
