@@ -114,6 +114,20 @@ replica_ctl() {   # NAME keystorectl-args...
     KEYSTORE_ADMIN="unix:$T/$name/admin.sock" "$KEYSTORECTL" "$@"
 }
 
+# catalogue_status REPLICA PATTERN [SECONDS]: within SECONDS (15) the
+# catalogue line of its keystorectl status (kept in ./status.REPLICA)
+# matches the ERE PATTERN
+catalogue_status() {
+    local i
+    for i in $(seq 1 $(( ${3:-15} * 10 ))); do
+        replica_ctl "$1" status > "status.$1" 2>&1 || true
+        grep -Eq "^catalogue: +$2" "status.$1" && return 0
+        sleep 0.1
+    done
+    cat "status.$1" >&2
+    return 1
+}
+
 # Wait until keystorectl on NAME says key KEY is there (or, with "gone",
 # that it is not), at most SECONDS; prints the time it took in ms.
 replica_wait_key() {   # NAME KEY present|gone SECONDS

@@ -24,18 +24,6 @@ sign_loop() {
     echo "$n $bad" > loop.out
 }
 
-# catalogue_status REPLICA PATTERN: within 15 s its status's catalogue line matches
-catalogue_status() {
-    local i
-    for i in $(seq 1 150); do
-        replica_ctl "$1" status > "status.$1" 2>&1 || true
-        grep -Eq "^catalogue: +$2" "status.$1" && return 0
-        sleep 0.1
-    done
-    cat "status.$1" >&2
-    return 1
-}
-
 replica_ctl a generate e1 --type ec >/dev/null || fail "generate e1"
 replica_wait_key b e1 present 2 >/dev/null || fail "e1 not on b"
 catalogue_status b "etcd, in step since [0-9T:-]+Z, revision [1-9][0-9]*, [1-9][0-9]* records applied" \

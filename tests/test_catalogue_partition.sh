@@ -37,12 +37,7 @@ sign_on b revoked && fail "b signs with revoked after its delete"
 replica_wait_key b after present 10 >/dev/null || fail "the key made while m1 was frozen did not reach b"
 grep -q "did not answer a quorum read 2 times in a row" b/keystored.log \
     || { cat b/keystored.log >&2; fail "b's log does not say why it left m1"; }
-for i in $(seq 1 50); do
-    replica_ctl b status > status.b 2>&1 || true
-    grep -Eq '^catalogue: +etcd, in step since' status.b && break
-    sleep 0.2
-done
-grep -Eq '^catalogue: +etcd, in step since' status.b || { cat status.b >&2; fail "b's status does not say it is in step again"; }
+catalogue_status b "etcd, in step since" 10 || fail "b's status does not say it is in step again"
 pass "m1 frozen: b dropped the deleted key ${ms} ms after its delete (watch probe), and is in step on another member"
 
 kill -CONT "${ETCD_PIDS[1]}"

@@ -97,16 +97,24 @@ static char *b64(const uint8_t *p, size_t len)
     return s;
 }
 
-static void prefix_range(const struct ks_etcd_opts *o, char **key, char **end)
+/* "key" and "range_end" of the fleet's prefix into a range or watch request
+ * (left out if out of memory: etcd then refuses the request) */
+static void add_prefix_range(const struct ks_etcd_opts *o, json_object *obj)
 {
-    char k[300];
+    char k[300], *key, *end;
     size_t n;
 
     snprintf(k, sizeof(k), "%skeys/", o->prefix);
     n = strlen(k);
-    *key = b64((const uint8_t *)k, n);
+    key = b64((const uint8_t *)k, n);
     k[n - 1]++;   /* "keys/" -> "keys0": the end of the prefix range */
-    *end = b64((const uint8_t *)k, n);
+    end = b64((const uint8_t *)k, n);
+    if (key != NULL && end != NULL) {
+        json_object_object_add(obj, "key", json_object_new_string(key));
+        json_object_object_add(obj, "range_end", json_object_new_string(end));
+    }
+    free(key);
+    free(end);
 }
 
 static void setup(struct ks_etcd *e, const char *url, const char *body, struct curl_slist **hdr,
@@ -245,14 +253,9 @@ int ks_etcd_range_all(struct ks_etcd *e, ks_etcd_kv_fn fn, void *arg, uint64_t *
                       char *err, size_t errlen)
 {
     json_object *req = json_object_new_object(), *j;
-    char *key, *end;
     int rc;
 
-    prefix_range(e->o, &key, &end);
-    json_object_object_add(req, "key", json_object_new_string(key));
-    json_object_object_add(req, "range_end", json_object_new_string(end));
-    free(key);
-    free(end);
+    add_prefix_range(e->o, req);
     j = post(e, "/v3/kv/range", json_object_to_json_string(req), err, errlen);
     json_object_put(req);
     if (j == NULL)
@@ -341,7 +344,6 @@ void ks_etcd_abort_watch(struct ks_etcd *e, const char *why)
 int ks_etcd_probe(struct ks_etcd *e, int i, char *err, size_t errlen)
 {
     json_object *req = json_object_new_object(), *j;
-    char *key, *end;
 
     err[0] = '\0';
     /* a token is a member's own (simple tokens): ask again on another */
@@ -353,12 +355,8 @@ int ks_etcd_probe(struct ks_etcd *e, int i, char *err, size_t errlen)
             return -1;
         }
     }
-    prefix_range(e->o, &key, &end);
-    json_object_object_add(req, "key", json_object_new_string(key));
-    json_object_object_add(req, "range_end", json_object_new_string(end));
+    add_prefix_range(e->o, req);
     json_object_object_add(req, "count_only", json_object_new_boolean(1));
-    free(key);
-    free(end);
     j = post_one(e, i, "/v3/kv/range", json_object_to_json_string(req), err, errlen);
     json_object_put(req);
     if (j == NULL) {
@@ -376,7 +374,7 @@ int ks_etcd_watch(struct ks_etcd *e, uint64_t start, ks_etcd_kv_fn fn, void *arg
     struct ks_etcd_watch_parser w = { .prefix = e->o->prefix, .fn = fn, .arg = arg,
                                       .last = start > 0 ? start - 1 : 0 };
     struct curl_slist *hdr = NULL;
-    char url[400], num[24], *key, *end;
+    char url[400], num[24];
     int i = e->cur;
     CURLcode rc;
 
@@ -387,14 +385,10 @@ int ks_etcd_watch(struct ks_etcd *e, uint64_t start, ks_etcd_kv_fn fn, void *arg
         json_object_put(cr);
         return -1;
     }
-    prefix_range(e->o, &key, &end);
     snprintf(num, sizeof(num), "%llu", (unsigned long long)start);
-    json_object_object_add(cr, "key", json_object_new_string(key));
-    json_object_object_add(cr, "range_end", json_object_new_string(end));
+    add_prefix_range(e->o, cr);
     json_object_object_add(cr, "start_revision", json_object_new_string(num));
     json_object_object_add(req, "create_request", cr);
-    free(key);
-    free(end);
     snprintf(url, sizeof(url), "%s/v3/watch", e->o->endpoints[i]);
     setup(e, url, json_object_to_json_string(req), &hdr, 0L);
     /* a member that loses its cluster's leader (a minority) ends the watch

@@ -72,13 +72,13 @@ static void *events_thread(void *arg)
         int rc = ks_catw_recv(ev_fd, &frame, &m, -1);
 
         if (rc != 0) {
-            ks_log("error: catalogue: the agent process %s; changes made on other replicas no "
-                   "longer arrive here (restart keystored)",
-                   rc == -3 ? "is gone" : "sent a malformed message");
-            ks_catstat_problem(rc == -3 ? "the catalogue agent process is gone: changes of other "
-                                          "replicas no longer arrive (restart keystored)"
-                                        : "the catalogue agent sent a malformed message: changes "
-                                          "of other replicas no longer arrive (restart keystored)");
+            char why[200];
+
+            snprintf(why, sizeof(why), "the agent process %s; changes made on other replicas no "
+                     "longer arrive here (restart keystored)",
+                     rc == -3 ? "is gone" : "sent a malformed message");
+            ks_log("error: catalogue: %s", why);
+            ks_catstat_problem(why);
             return NULL;
         }
         switch (m.type) {
@@ -102,14 +102,12 @@ static void *events_thread(void *arg)
             ks_store_catalogue_upload();
             break;
         case 'E': {
-            char why[1024];
+            char raw[1024], why[1024];
 
             /* the agent's own words, bounded and printable only */
-            snprintf(why, sizeof(why), "%.*s", (int)(m.len < sizeof(why) - 1 ? m.len : sizeof(why) - 1),
+            snprintf(raw, sizeof(raw), "%.*s", (int)(m.len < sizeof(raw) ? m.len : sizeof(raw) - 1),
                      (const char *)m.data);
-            for (char *c = why; *c != '\0'; c++)
-                if (*c < 0x20 || *c == 0x7f)
-                    *c = '?';
+            ks_log_sanitize(raw, why, sizeof(why));
             ks_catstat_problem(why);
             break;
         }

@@ -127,12 +127,14 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* Tell the key process why it is not in step with etcd (its status shows it). */
-static void send_problem(const char *what, const char *err, const char *then)
+/* Log why this replica is not in step with etcd, and tell the key process
+ * (its status shows it): "WHAT (ERR); THEN". */
+static void report_problem(const char *what, const char *err, const char *then)
 {
     char text[1024];
     struct ks_catw_msg m = { .type = 'E', .data = (const uint8_t *)text };
 
+    ks_log("warning: catalogue: %s (%s); %s", what, err, then);
     snprintf(text, sizeof(text), "%s (%s); %s", what, err, then);
     m.len = strlen(text);
     if (ks_catw_send(events_fd, &m) != 0)
@@ -189,12 +191,9 @@ static void *watch_thread(void *arg)
         int rc;
 
         if (ks_etcd_range_all(e, forward, NULL, &rev, err, sizeof(err)) != 0) {
-            if (strcmp(err, last_err) != 0) {
-                ks_log("warning: catalogue: etcd unreachable (%s); serving the local key "
-                       "directory until it is back", err);
-                send_problem("etcd unreachable", err,
-                             "serving the local key directory until it is back");
-            }
+            if (strcmp(err, last_err) != 0)
+                report_problem("etcd unreachable", err,
+                               "serving the local key directory until it is back");
             snprintf(last_err, sizeof(last_err), "%s", err);
             sleep_ms(backoff);
             backoff = backoff < 2000 ? backoff * 2 : 2000;
@@ -211,8 +210,7 @@ static void *watch_thread(void *arg)
         rc = ks_etcd_watch(e, rev + 1, forward, NULL, &last, err, sizeof(err));
         __atomic_store_n(&watching, 0, __ATOMIC_RELEASE);
         if (rc < 0) {
-            ks_log("warning: catalogue: the etcd watch stopped (%s); reconnecting", err);
-            send_problem("the etcd watch stopped", err, "reconnecting");
+            report_problem("the etcd watch stopped", err, "reconnecting");
             snprintf(last_err, sizeof(last_err), "%s", err);
         }
     }

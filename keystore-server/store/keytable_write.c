@@ -57,10 +57,27 @@ static enum ks_store_status new_entry(const char *name, EVP_PKEY *pkey, uint32_t
     return KS_STORE_OK;
 }
 
+/* Seal a new entry's PKCS#8 under stem (NAME, or NAME.vN for a version:
+ * a version file renamed to another version then fails).  0 or -1 (err). */
+static int seal_entry(const char *stem, const struct ks_key *k, const uint8_t *der,
+                      size_t derlen, uint8_t **file, size_t *filelen, char *err, size_t errlen)
+{
+    struct ks_keyfile_meta meta;
+
+    meta.version = KS_KEYFILE_VERSION;
+    meta.key_type = (uint32_t)k->type;
+    meta.created = k->created;
+    meta.usage = k->usage;
+    if (ks_seal_key(stem, &meta, der, derlen, file, filelen) != 0) {
+        snprintf(err, errlen, "cannot seal key %s with the master key", stem);
+        return -1;
+    }
+    return 0;
+}
+
 enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usage,
                                   struct ks_key **out, char *err, size_t errlen)
 {
-    struct ks_keyfile_meta meta;
     char keyf[80], keytmp[80], crtf[80], crttmp[80], why[512];
     uint8_t *der = NULL, *file = NULL;
     size_t derlen, filelen;
@@ -75,14 +92,8 @@ enum ks_store_status ks_store_add(const char *name, EVP_PKEY *pkey, uint32_t usa
     if (rc != KS_STORE_OK)
         return rc;
     rc = KS_STORE_INTERNAL;
-    meta.version = KS_KEYFILE_VERSION;
-    meta.key_type = (uint32_t)k->type;
-    meta.created = k->created;
-    meta.usage = usage;
-    if (ks_seal_key(name, &meta, der, derlen, &file, &filelen) != 0) {
-        snprintf(err, errlen, "cannot seal key %s with the master key", name);
+    if (seal_entry(name, k, der, derlen, &file, &filelen, err, errlen) != 0)
         goto out;
-    }
     ks_file_hash(file, filelen, k->key_hash);
     kt_file_names(name, keyf, keytmp, crtf, crttmp);
     if (ks_manifest_add(&extra, keyf, k->key_hash, KS_MF_OPTIONAL) != 0) {
@@ -455,7 +466,6 @@ struct ks_key *ks_store_current_of(const struct ks_key *k)
 enum ks_store_status ks_store_rotate(const char *name, EVP_PKEY *pkey, uint32_t usage,
                                      struct ks_key **out, char *err, size_t errlen)
 {
-    struct ks_keyfile_meta meta;
     char keyf[80], keytmp[80], crtf[80], crttmp[80], stem[80], why[512];
     uint8_t *der = NULL, *file = NULL;
     size_t derlen, filelen;
@@ -493,15 +503,8 @@ enum ks_store_status ks_store_rotate(const char *name, EVP_PKEY *pkey, uint32_t 
         rc = KS_STORE_REFUSED;
         goto unlock;
     }
-    meta.version = KS_KEYFILE_VERSION;
-    meta.key_type = (uint32_t)k->type;
-    meta.created = k->created;
-    meta.usage = usage;
-    /* sealed under the stem: a version file renamed to another version fails */
-    if (ks_seal_key(stem, &meta, der, derlen, &file, &filelen) != 0) {
-        snprintf(err, errlen, "cannot seal key %s with the master key", stem);
+    if (seal_entry(stem, k, der, derlen, &file, &filelen, err, errlen) != 0)
         goto unlock;
-    }
     ks_file_hash(file, filelen, k->key_hash);
     kt_file_names(stem, keyf, keytmp, crtf, crttmp);
     bare = kt_key_copy(cur, cur->certs, cur->ncerts);
